@@ -1,0 +1,45 @@
+"""The one place that defines frames, layouts and orders. Conversions live in the target adapters.
+
+Frames
+    world: FLU-style, z up, gravity (0, 0, -9.81) m/s^2.
+    body:  x forward, y left, z up (FLU).
+    quaternion: (w, x, y, z), unit, rotates body -> world.
+
+Motor / action order (RAPTOR): [front-right, back-right, back-left, front-left].
+Actions are normalized to [-1, 1]; command u = min + (clip(a, -1, 1) + 1) / 2 * (max - min).
+"""
+
+from __future__ import annotations
+
+CONVENTIONS_VERSION = "raptor-conventions/1"
+
+DT_NATIVE_S = 0.01  # native control / integration period, 100 Hz
+EPISODE_STEPS = 500  # 5 s
+
+# State vector, 17 values: [p(3) m world, q(4) wxyz body->world, v(3) m/s world, w(3) rad/s body,
+# m(4) motor state in action-limit units].
+STATE_DIM = 17
+P = slice(0, 3)
+Q = slice(3, 7)
+V = slice(7, 10)
+W = slice(10, 13)
+M = slice(13, 17)
+
+# Student observation, 22 values: [p(3), R(q) row-major(9), v(3), w(3), previous action(4)].
+STUDENT_OBS_DIM = 22
+# Teacher observation, 26 values: [p - p_des(3), R(9), v - v_des(3), w(3), previous action(4),
+# motor state normalized to [-1, 1](4)].
+TEACHER_OBS_DIM = 26
+ACTION_DIM = 4
+OBS_P = slice(0, 3)
+OBS_R = slice(3, 12)
+OBS_V = slice(12, 15)
+OBS_W = slice(15, 18)
+OBS_PREV_ACTION = slice(18, 22)
+OBS_MOTORS = slice(22, 26)
+
+STUDENT_OBS_LAYOUT = "Position.OrientationRotationMatrix.LinearVelocity.AngularVelocityDelayed(0).ActionHistory(1)"
+
+MOTOR_ORDER = ("front_right", "back_right", "back_left", "front_left")
+# PX4 Quad-X header order -> RAPTOR order: raptor[i] = px4[PX4_TO_RAPTOR[i]].
+PX4_TO_RAPTOR = (0, 3, 1, 2)

@@ -1,0 +1,421 @@
+"""Airframes as data: one airframe's parameters (l2f JSON layout), a batched torch view, and the airframe file.
+
+An airframe is the l2f parameter dictionary (`dynamics`, `integration`, `mdp`, `disturbances`, `trajectory`), so
+files written by the reference tools load unchanged. `AirframeBatch` is the same data as tensors with a leading
+batch axis, which the pure physics functions in `raptor.sim.dynamics` and `raptor.sim.mdp` consume.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from raptor.errors import AirframeError
+
+AIRFRAME_FILE_FORMAT = "raptor-airframes"
+AIRFRAME_FILE_VERSION = 1
+
+# Named airframes; "x500" is RAPTOR's name for x500_real, "fs" for fs_base.
+NAMED_ALIASES = {"x500": "x500_real", "fs_base": "fs"}
+
+
+def default_mdp() -> dict[str, Any]:
+    """RAPTOR's MDP block for named airframes: init_90_deg, the teacher reward, 1 m / 2 m/s / 35 rad/s termination."""
+    return {
+        "init": {"guidance": 0.1, "max_position": 0.5, "max_angle": math.pi / 2, "max_linear_velocity": 1.0,
+                 "max_angular_velocity": 1.0, "relative_rpm": True, "min_rpm": -1.0, "max_rpm": 0.0},
+        "reward": {"non_negative": False, "scale": 1.0, "constant": 1.5, "termination_penalty": -100.0,
+                   "position": 1.0, "position_clip": 0.0, "orientation": 0.1, "linear_velocity": 0.0,
+                   "angular_velocity": 0.0, "linear_acceleration": 0.0, "angular_acceleration": 0.0,
+                   "action": 0.0, "d_action": 1.0, "position_error_integral": 0.0},
+        "observation_noise": {"position": 0.0, "orientation": 0.0, "linear_velocity": 0.0,
+                              "angular_velocity": 0.0, "imu_acceleration": 0.0},
+        "action_noise": {"normalized_rpm": 0.0},
+        "termination": {"enabled": True, "position_threshold": 1.0, "linear_velocity_threshold": 2.0,
+                        "angular_velocity_threshold": 35.0, "position_integral_threshold": 10000.0,
+                        "orientation_integral_threshold": 50000.0},
+    }
+
+
+def default_trajectory(langevin_fraction: float = 0.0) -> dict[str, Any]:
+    return {"MIXTURE_N": 2, "mixture": [1.0 - langevin_fraction, langevin_fraction],
+            "langevin": {"gamma": 1.0, "omega": 2.0, "sigma": 0.5, "alpha": 0.01}}
+
+
+# (field path, shape) of every array the simulator reads; scalars have shape ().
+_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("dynamics.rotor_positions", (4, 3)),
+    ("dynamics.rotor_thrust_directions", (4, 3)),
+    ("dynamics.rotor_torque_directions", (4, 3)),
+    ("dynamics.rotor_thrust_coefficients", (4, 3)),
+    ("dynamics.rotor_torque_constants", (4,)),
+    ("dynamics.rotor_time_constants_rising", (4,)),
+    ("dynamics.rotor_time_constants_falling", (4,)),
+    ("dynamics.mass", ()),
+    ("dynamics.gravity", (3,)),
+    ("dynamics.J", (3, 3)),
+    ("dynamics.J_inv", (3, 3)),
+    ("dynamics.hovering_throttle_relative", ()),
+    ("dynamics.action_limit.min", ()),
+    ("dynamics.action_limit.max", ()),
+    ("integration.dt", ()),
+    ("mdp.init.guidance", ()),
+    ("mdp.init.max_position", ()),
+    ("mdp.init.max_angle", ()),
+    ("mdp.init.max_linear_velocity", ()),
+    ("mdp.init.max_angular_velocity", ()),
+    ("mdp.init.min_rpm", ()),
+    ("mdp.init.max_rpm", ()),
+    ("mdp.termination.position_threshold", ()),
+    ("mdp.termination.linear_velocity_threshold", ()),
+    ("mdp.termination.angular_velocity_threshold", ()),
+    ("disturbances.random_force.mean", ()),
+    ("disturbances.random_force.std", ()),
+    ("disturbances.random_torque.mean", ()),
+    ("disturbances.random_torque.std", ()),
+)
+
+
+def _get(d: dict, path: str) -> Any:
+    cur: Any = d
+    for key in path.split("."):
+        if not isinstance(cur, dict) or key not in cur:
+            raise AirframeError(f"airframe parameters lack the field '{path}'")
+        cur = cur[key]
+    return cur
+
+
+def _merge_defaults(params: dict) -> dict:
+    """Fill optional blocks (mdp, disturbances, trajectory) with RAPTOR defaults; dynamics is required."""
+    out = copy.deepcopy(params)
+    if "dynamics" not in out:
+        raise AirframeError("airframe parameters lack the 'dynamics' block")
+    out.setdefault("integration", {"dt": 0.01})
+    mdp = default_mdp()
+    for block, values in out.get("mdp", {}).items():
+        if isinstance(values, dict) and block in mdp:
+            mdp[block].update(values)
+        else:
+            mdp[block] = values
+    out["mdp"] = mdp
+    dist = {"random_force": {"mean": 0.0, "std": 0.0}, "random_torque": {"mean": 0.0, "std": 0.0}}
+    for k, v in out.get("disturbances", {}).items():
+        dist.setdefault(k, {}).update(v)
+    out["disturbances"] = dist
+    traj = default_trajectory()
+    traj.update(out.get("trajectory", {}))
+    out["trajectory"] = traj
+    return out
+
+
+@dataclass(frozen=True)
+class Airframe:
+    """One airframe: a name, the full l2f-layout parameter dictionary, and free-form metadata."""
+
+    name: str
+    parameters: dict
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", _merge_defaults(self.parameters))
+        validate_parameters(self.parameters, where=f"airframe '{self.name}'")
+
+    def array(self, path: str) -> np.ndarray:
+        return np.asarray(_get(self.parameters, path), dtype=np.float64)
+
+    @property
+    def mass_kg(self) -> float:
+        return float(self.array("dynamics.mass"))
+
+    @property
+    def thrust_to_weight(self) -> float:
+        c = self.array("dynamics.rotor_thrust_coefficients")
+        u = float(self.array("dynamics.action_limit.max"))
+        thrust = (c[:, 0] + c[:, 1] * u + c[:, 2] * u * u).sum()
+        return float(thrust / (self.mass_kg * np.linalg.norm(self.array("dynamics.gravity"))))
+
+    @property
+    def hover_action(self) -> float:
+        """Normalized action in [-1, 1] whose steady thrust balances gravity (all rotors equal)."""
+        c = self.array("dynamics.rotor_thrust_coefficients").mean(0)
+        lo, hi = float(self.array("dynamics.action_limit.min")), float(self.array("dynamics.action_limit.max"))
+        w = self.mass_kg * float(np.linalg.norm(self.array("dynamics.gravity"))) / 4
+        if abs(c[2]) < 1e-15:
+            u = (w - c[0]) / c[1]
+        else:
+            u = (-c[1] + math.sqrt(max(c[1] ** 2 - 4 * c[2] * (c[0] - w), 0.0))) / (2 * c[2])
+        return 2 * (u - lo) / (hi - lo) - 1
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "parameters": self.parameters, "meta": self.meta}
+
+    def with_mdp(self, **blocks: dict) -> "Airframe":
+        """A copy whose mdp blocks (init, termination, reward, ...) are updated with the given values."""
+        p = copy.deepcopy(self.parameters)
+        for block, values in blocks.items():
+            p["mdp"][block].update(values)
+        return Airframe(self.name, p, dict(self.meta))
+
+
+def validate_parameters(p: dict, where: str = "airframe") -> None:
+    """Check every field the simulator reads: present, right shape, finite, physically sane."""
+    for path, shape in _FIELDS:
+        try:
+            value = np.asarray(_get(p, path), dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise AirframeError(f"{where}: field '{path}' is not numeric ({e})") from None
+        if value.shape != shape:
+            raise AirframeError(f"{where}: field '{path}' has shape {value.shape}, expected {shape}")
+        if not np.all(np.isfinite(value)):
+            raise AirframeError(f"{where}: field '{path}' is not finite: {value.tolist()}")
+
+    def positive(path: str, diag: bool = False) -> None:
+        v = np.asarray(_get(p, path), dtype=np.float64)
+        v = np.diag(v) if diag else v
+        if not np.all(v > 0):
+            raise AirframeError(f"{where}: field '{path}' must be positive, got {v.tolist()}")
+
+    for path in ("dynamics.mass", "dynamics.rotor_time_constants_rising", "dynamics.rotor_time_constants_falling",
+                 "integration.dt", "mdp.termination.position_threshold",
+                 "mdp.termination.linear_velocity_threshold", "mdp.termination.angular_velocity_threshold"):
+        positive(path)
+    positive("dynamics.J", diag=True)
+    positive("dynamics.J_inv", diag=True)
+    lo, hi = float(_get(p, "dynamics.action_limit.min")), float(_get(p, "dynamics.action_limit.max"))
+    if not hi > lo:
+        raise AirframeError(f"{where}: dynamics.action_limit.max ({hi}) must exceed action_limit.min ({lo})")
+    mass = float(_get(p, "dynamics.mass"))
+    if not 1e-3 <= mass <= 100.0:
+        raise AirframeError(f"{where}: dynamics.mass = {mass} kg is outside the sane range [0.001, 100] kg")
+    dt = float(_get(p, "integration.dt"))
+    if not 1e-4 <= dt <= 0.1:
+        raise AirframeError(f"{where}: integration.dt = {dt} s is outside [1e-4, 0.1] s")
+    for name in ("rising", "falling"):
+        tau = np.asarray(_get(p, f"dynamics.rotor_time_constants_{name}"))
+        if np.any(tau > 10.0):
+            raise AirframeError(f"{where}: dynamics.rotor_time_constants_{name} {tau.tolist()} s exceed 10 s")
+    for path in ("disturbances.random_force.std", "disturbances.random_torque.std"):
+        if float(_get(p, path)) < 0:
+            raise AirframeError(f"{where}: field '{path}' must be >= 0")
+    mix = np.asarray(_get(p, "trajectory.mixture"), dtype=np.float64)
+    if mix.shape != (2,) or np.any(mix < 0) or not np.isfinite(mix).all() or mix.sum() <= 0:
+        raise AirframeError(f"{where}: trajectory.mixture must be two non-negative weights, got {mix.tolist()}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Named airframes (shipped as package data; the package never reads ../shared at run time)
+
+
+def _named_table() -> dict:
+    with resources.files("raptor").joinpath("data/named_airframes.json").open("r") as f:
+        return json.load(f)["airframes"]
+
+
+def named_airframe_names() -> list[str]:
+    """The named airframes RAPTOR evaluates on, plus the other headers; 'x500' means x500_real."""
+    return ["crazyflie", "x500", "x500_sim", "mrs", "fs", "race", "flightmare", "soft", "soft_rigid"]
+
+
+def named_airframe(name: str) -> Airframe:
+    table = _named_table()
+    key = NAMED_ALIASES.get(name, name)
+    if key not in table:
+        raise AirframeError(f"unknown airframe '{name}'; named airframes are: {', '.join(named_airframe_names())}")
+    entry = table[key]
+    params = {"dynamics": copy.deepcopy(entry["dynamics"]), "integration": {"dt": 0.01}}
+    return Airframe(name, params, {"kind": "named", "source": entry["source"]})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Airframe files
+
+
+def save_airframes(path: str | os.PathLike, airframes: Sequence[Airframe], meta: dict | None = None) -> None:
+    """Write a versioned airframe file atomically (temporary file, then rename)."""
+    doc = {"format": AIRFRAME_FILE_FORMAT, "version": AIRFRAME_FILE_VERSION, "meta": meta or {},
+           "airframes": [a.to_json() for a in airframes]}
+    atomic_write_text(path, json.dumps(doc, indent=1))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_airframes(path: str | os.PathLike) -> list[Airframe]:
+    """Load and validate an airframe file written by `raptor sample` (or a list of {name, parameters})."""
+    path = Path(path)
+    if not path.is_file():
+        raise AirframeError(f"airframe file '{path}' does not exist")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AirframeError(f"airframe file '{path}' is not valid JSON: {e}") from None
+    if isinstance(doc, dict):
+        if doc.get("format") != AIRFRAME_FILE_FORMAT:
+            raise AirframeError(f"'{path}' is not a raptor airframe file (format is {doc.get('format')!r}, "
+                                f"expected '{AIRFRAME_FILE_FORMAT}'); make one with `raptor sample`")
+        if doc.get("version") != AIRFRAME_FILE_VERSION:
+            raise AirframeError(f"'{path}': airframe file version {doc.get('version')!r} is not supported "
+                                f"(this raptor reads version {AIRFRAME_FILE_VERSION})")
+        entries = doc.get("airframes")
+    else:
+        entries = doc
+    if not isinstance(entries, list) or not entries:
+        raise AirframeError(f"'{path}': 'airframes' must be a non-empty list")
+    out = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "parameters" not in e:
+            raise AirframeError(f"'{path}': airframe #{i} has no 'parameters'")
+        name = str(e.get("name", f"airframe_{i}"))
+        try:
+            out.append(Airframe(name, e["parameters"], dict(e.get("meta", {}))))
+        except AirframeError as err:
+            raise AirframeError(f"'{path}', airframe #{i} ('{name}'): {err}") from None
+    return out
+
+
+def resolve_airframes(spec: str) -> list[Airframe]:
+    """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, or 'sampled:N:SEED'."""
+    spec = spec.strip()
+    if spec == "named":
+        return [named_airframe(n) for n in ("crazyflie", "x500", "mrs", "fs", "race", "flightmare")]
+    if spec.startswith("sampled:"):
+        parts = spec.split(":")
+        try:
+            n, seed = int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+        except (ValueError, IndexError):
+            raise AirframeError(f"bad airframe spec '{spec}': use sampled:N:SEED, e.g. sampled:100:1") from None
+        if n <= 0:
+            raise AirframeError(f"bad airframe spec '{spec}': N must be positive")
+        from raptor.sim.sampling import sample_airframes
+
+        return sample_airframes(n, seed)
+    if os.path.sep in spec or spec.endswith(".json") or Path(spec).is_file():
+        return load_airframes(spec)
+    return [named_airframe(n.strip()) for n in spec.split(",") if n.strip()]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batched tensors
+
+
+@dataclass(frozen=True)
+class AirframeBatch:
+    """Airframe parameters as tensors with a leading batch axis B (one row per env)."""
+
+    rotor_positions: torch.Tensor  # (B, 4, 3) m, body
+    rotor_thrust_directions: torch.Tensor  # (B, 4, 3) unit, body
+    rotor_torque_directions: torch.Tensor  # (B, 4, 3) unit, body (spin sign on z)
+    rotor_thrust_coefficients: torch.Tensor  # (B, 4, 3) N per motor-state unit^k, k = 0, 1, 2
+    rotor_torque_constants: torch.Tensor  # (B, 4) m (yaw torque per newton of thrust)
+    tau_rise: torch.Tensor  # (B, 4) s
+    tau_fall: torch.Tensor  # (B, 4) s
+    mass: torch.Tensor  # (B,) kg
+    gravity: torch.Tensor  # (B, 3) m/s^2, world
+    J: torch.Tensor  # (B, 3, 3) kg m^2, body (gyroscopic term only)
+    J_inv: torch.Tensor  # (B, 3, 3) 1/(kg m^2), body
+    hovering_throttle_relative: torch.Tensor  # (B,) in [0, 1]
+    action_min: torch.Tensor  # (B,) motor-command units
+    action_max: torch.Tensor  # (B,) motor-command units
+    dt: torch.Tensor  # (B,) s
+    init_guidance: torch.Tensor  # (B,) probability of the guided (hover at origin) start
+    init_max_position: torch.Tensor  # (B,) m
+    init_max_angle: torch.Tensor  # (B,) rad (ignored by the reference sampler, see spec 4.2)
+    init_max_linear_velocity: torch.Tensor  # (B,) m/s
+    init_max_angular_velocity: torch.Tensor  # (B,) rad/s
+    init_min_rpm: torch.Tensor  # (B,) relative motor range start
+    init_max_rpm: torch.Tensor  # (B,) relative motor range end
+    term_position: torch.Tensor  # (B,) m, per axis
+    term_linear_velocity: torch.Tensor  # (B,) m/s, per axis
+    term_angular_velocity: torch.Tensor  # (B,) rad/s, per axis
+    term_enabled: torch.Tensor  # (B,) bool
+    force_mean: torch.Tensor  # (B,) N, world, per axis
+    force_std: torch.Tensor  # (B,) N
+    torque_mean: torch.Tensor  # (B,) N m, body
+    torque_std: torch.Tensor  # (B,) N m
+    langevin_fraction: torch.Tensor  # (B,) probability that an episode tracks a Langevin target
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.mass.shape[0])
+
+    @staticmethod
+    def from_airframes(airframes: Sequence[Airframe], device: str | torch.device = "cpu",
+                       dtype: torch.dtype = torch.float32) -> "AirframeBatch":
+        if not airframes:
+            raise AirframeError("no airframes given")
+
+        def stack(path: str) -> torch.Tensor:
+            return torch.as_tensor(np.stack([a.array(path) for a in airframes]), dtype=dtype, device=device)
+
+        def mix(a: Airframe) -> float:
+            m = a.array("trajectory.mixture")
+            return float(m[1] / m.sum())
+
+        return AirframeBatch(
+            rotor_positions=stack("dynamics.rotor_positions"),
+            rotor_thrust_directions=stack("dynamics.rotor_thrust_directions"),
+            rotor_torque_directions=stack("dynamics.rotor_torque_directions"),
+            rotor_thrust_coefficients=stack("dynamics.rotor_thrust_coefficients"),
+            rotor_torque_constants=stack("dynamics.rotor_torque_constants"),
+            tau_rise=stack("dynamics.rotor_time_constants_rising"),
+            tau_fall=stack("dynamics.rotor_time_constants_falling"),
+            mass=stack("dynamics.mass"),
+            gravity=stack("dynamics.gravity"),
+            J=stack("dynamics.J"),
+            J_inv=stack("dynamics.J_inv"),
+            hovering_throttle_relative=stack("dynamics.hovering_throttle_relative"),
+            action_min=stack("dynamics.action_limit.min"),
+            action_max=stack("dynamics.action_limit.max"),
+            dt=stack("integration.dt"),
+            init_guidance=stack("mdp.init.guidance"),
+            init_max_position=stack("mdp.init.max_position"),
+            init_max_angle=stack("mdp.init.max_angle"),
+            init_max_linear_velocity=stack("mdp.init.max_linear_velocity"),
+            init_max_angular_velocity=stack("mdp.init.max_angular_velocity"),
+            init_min_rpm=stack("mdp.init.min_rpm"),
+            init_max_rpm=stack("mdp.init.max_rpm"),
+            term_position=stack("mdp.termination.position_threshold"),
+            term_linear_velocity=stack("mdp.termination.linear_velocity_threshold"),
+            term_angular_velocity=stack("mdp.termination.angular_velocity_threshold"),
+            term_enabled=torch.as_tensor([bool(_get(a.parameters, "mdp.termination.enabled")) for a in airframes],
+                                         device=device),
+            force_mean=stack("disturbances.random_force.mean"),
+            force_std=stack("disturbances.random_force.std"),
+            torque_mean=stack("disturbances.random_torque.mean"),
+            torque_std=stack("disturbances.random_torque.std"),
+            langevin_fraction=torch.as_tensor([mix(a) for a in airframes], dtype=dtype, device=device),
+        )
+
+    def index(self, idx: torch.Tensor) -> "AirframeBatch":
+        """Rows `idx` of every field (e.g. repeat each airframe M times with idx = arange(N).repeat_interleave(M))."""
+        return AirframeBatch(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "AirframeBatch":
+        def conv(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+        return AirframeBatch(**{f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)})

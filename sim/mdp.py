@@ -1,0 +1,240 @@
+"""The RAPTOR MDP as pure batched functions: initial states, observations, reward, termination, targets.
+
+Spec sections 4.2-4.6. Every function takes an AirframeBatch (B rows) and tensors with a leading axis B.
+Randomness comes from an explicit torch.Generator; nothing here keeps state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from raptor.sim.airframe import AirframeBatch
+from raptor.sim.dynamics import rotation_matrix
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Weights of the reference "squared" reward (spec 4.5); defaults are the RAPTOR teacher weights.
+
+    orientation_term: "yaw" is the reference's 2 acos(1 - |q_z|) (a yaw-only penalty, sic);
+    "full" is the attitude angle 2 acos|q_w|.
+    """
+
+    scale: float = 1.0
+    constant: float = 1.5
+    termination_penalty: float = -100.0
+    position: float = 1.0
+    position_clip: float = 0.0  # m; 0 = no clip
+    orientation: float = 0.1
+    linear_velocity: float = 0.0
+    angular_velocity: float = 0.0
+    linear_acceleration: float = 0.0
+    angular_acceleration: float = 0.0
+    action: float = 0.0
+    d_action: float = 1.0
+    non_negative: bool = False
+    orientation_term: Literal["yaw", "full"] = "yaw"
+
+    def __post_init__(self) -> None:
+        if self.orientation_term not in ("yaw", "full"):
+            raise ValueError(f"RewardConfig.orientation_term must be 'yaw' or 'full', got {self.orientation_term!r}")
+        if self.position_clip < 0:
+            raise ValueError("RewardConfig.position_clip must be >= 0 (0 disables the clip)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Initial states
+
+
+def _uniform(shape: tuple[int, ...], lo: torch.Tensor, hi: torch.Tensor, gen: torch.Generator | None,
+             like: torch.Tensor) -> torch.Tensor:
+    u = torch.rand(shape, generator=gen, device=like.device, dtype=like.dtype)
+    return lo + (hi - lo) * u
+
+
+def sample_orientation(n: int, max_angle_rad: torch.Tensor | float, gen: torch.Generator | None,
+                       like: torch.Tensor) -> torch.Tensor:
+    """Quaternions (n, 4): axis uniform on the sphere, angle ~ U(0, max_angle_rad)."""
+    u = torch.rand((n, 3), generator=gen, device=like.device, dtype=like.dtype)
+    phi = 2 * math.pi * u[:, 0]
+    cos_t = 1 - 2 * u[:, 1]
+    sin_t = torch.sqrt((1 - cos_t * cos_t).clamp_min(0))
+    axis = torch.stack([sin_t * torch.cos(phi), sin_t * torch.sin(phi), cos_t], -1)
+    angle = u[:, 2] * max_angle_rad
+    return torch.cat([torch.cos(angle / 2)[:, None], torch.sin(angle / 2)[:, None] * axis], -1)
+
+
+def sample_uniform_rotation(n: int, gen: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """Quaternions (n, 4) uniform on SO(3) (any tilt, any yaw), with w >= 0."""
+    q = torch.randn((n, 4), generator=gen, device=like.device, dtype=like.dtype)
+    q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
+    return torch.where(q[:, :1] < 0, -q, q)
+
+
+@dataclass(frozen=True)
+class InitialStateConfig:
+    """How episode starts are drawn.
+
+    attitude: "reference" is RAPTOR's (tilt U(0, 1 rad) about a random axis, whatever max_angle says);
+    "full" is a uniform random rotation (any tilt, any yaw); "max_angle" honours the airframe's max_angle.
+    The scales multiply the airframe's ranges (e.g. faster starts for a recovery scenario).
+    """
+
+    attitude: Literal["reference", "full", "max_angle"] = "reference"
+    position_scale: float = 1.0
+    linear_velocity_scale: float = 1.0
+    angular_velocity_scale: float = 1.0
+    guidance: float | None = None  # override of the airframe's probability of a guided (hover at origin) start
+
+    def __post_init__(self) -> None:
+        if self.attitude not in ("reference", "full", "max_angle"):
+            raise ValueError(f"InitialStateConfig.attitude must be reference|full|max_angle, got {self.attitude!r}")
+
+
+def sample_initial_state(params: AirframeBatch, gen: torch.Generator | None,
+                         config: InitialStateConfig = InitialStateConfig(),
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """State (B, 17), disturbance force (B, 3) N world, torque (B, 3) N m body, as spec 4.2."""
+    like = params.mass
+    n = params.batch_size
+    col = (lambda t: t[:, None])
+    guidance = params.init_guidance if config.guidance is None else torch.full_like(like, config.guidance)
+    guided = torch.rand((n,), generator=gen, device=like.device, dtype=like.dtype) < guidance
+    pmax = col(params.init_max_position) * config.position_scale
+    p = _uniform((n, 3), -pmax, pmax, gen, like)
+    if config.attitude == "full":
+        q = sample_uniform_rotation(n, gen, like)
+    else:
+        max_angle = params.init_max_angle if config.attitude == "max_angle" else torch.ones_like(like)
+        q = sample_orientation(n, max_angle, gen, like)
+    vmax = col(params.init_max_linear_velocity) * config.linear_velocity_scale
+    wmax = col(params.init_max_angular_velocity) * config.angular_velocity_scale
+    v = _uniform((n, 3), -vmax, vmax, gen, like)
+    w = _uniform((n, 3), -wmax, wmax, gen, like)
+    identity = torch.zeros_like(q)
+    identity[:, 0] = 1
+    g = col(guided)
+    p, v, w = torch.where(g, 0.0, p), torch.where(g, 0.0, v), torch.where(g, 0.0, w)
+    q = torch.where(g, identity, q)
+    force = col(params.force_mean) + col(params.force_std) * torch.randn((n, 3), generator=gen, device=like.device,
+                                                                         dtype=like.dtype)
+    tstd = torch.stack([params.torque_std, params.torque_std, params.torque_std / 100], -1)
+    torque = col(params.torque_mean) + tstd * torch.randn((n, 3), generator=gen, device=like.device, dtype=like.dtype)
+    span = col(params.action_max - params.action_min)
+    lo = col(params.action_min) + (col(params.init_min_rpm) + 1) / 2 * span
+    hi = col(params.action_min) + (col(params.init_max_rpm) + 1) / 2 * span
+    m = _uniform((n, 4), lo, hi, gen, like)
+    return torch.cat([p, q, v, w, m], -1), force, torque
+
+
+def hover_state(params: AirframeBatch) -> torch.Tensor:
+    """The deterministic `initial_state()`: at the origin, level, at rest, motors at hovering_throttle_relative."""
+    n, like = params.batch_size, params.mass
+    x = torch.zeros((n, 17), dtype=like.dtype, device=like.device)
+    x[:, 3] = 1
+    x[:, 13:17] = (params.action_min + params.hovering_throttle_relative * (params.action_max - params.action_min))[:, None]
+    return x
+
+
+def normalized_motors(params: AirframeBatch, motors: torch.Tensor) -> torch.Tensor:
+    """Motor state (B, 4) in action-limit units -> [-1, 1]."""
+    lo, hi = params.action_min[:, None], params.action_max[:, None]
+    return 2 * (motors - lo) / (hi - lo) - 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Observations
+
+
+def observe_student(state: torch.Tensor, prev_action: torch.Tensor,
+                    target: torch.Tensor | None = None) -> torch.Tensor:
+    """Student observation (B, 22): [p - p_des, R(q) row-major, v - v_des, w body, previous action].
+
+    target (B, 6) = (p_des, v_des) in world; None means the origin at rest (the reference's absolute p, v).
+    """
+    p, v = state[:, 0:3], state[:, 7:10]
+    if target is not None:
+        p, v = p - target[:, 0:3], v - target[:, 3:6]
+    return torch.cat([p, rotation_matrix(state[:, 3:7]), v, state[:, 10:13], prev_action], -1)
+
+
+def observe_teacher(params: AirframeBatch, state: torch.Tensor, prev_action: torch.Tensor,
+                    target: torch.Tensor) -> torch.Tensor:
+    """Teacher observation (B, 26): the student's, relative to the target, plus the motor state in [-1, 1]."""
+    return torch.cat([observe_student(state, prev_action, target), normalized_motors(params, state[:, 13:17])], -1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reward and termination
+
+
+def terminated(params: AirframeBatch, state: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: any |p_i|, |v_i|, |w_i| above its per-axis threshold (applied to the post-step state)."""
+    bad = (state[:, 0:3].abs() > params.term_position[:, None]).any(-1)
+    bad |= (state[:, 7:10].abs() > params.term_linear_velocity[:, None]).any(-1)
+    bad |= (state[:, 10:13].abs() > params.term_angular_velocity[:, None]).any(-1)
+    return bad & params.term_enabled
+
+
+def reward(params: AirframeBatch, cfg: RewardConfig, state: torch.Tensor, action: torch.Tensor,
+           next_state: torch.Tensor, last_action: torch.Tensor, target: torch.Tensor | None,
+           is_terminated: torch.Tensor) -> torch.Tensor:
+    """(B,) reward of the step state -> next_state under action (spec 4.5); costs use the pre-step state."""
+    p, v, w = state[:, 0:3], state[:, 7:10], state[:, 10:13]
+    if target is not None:
+        p, v = p - target[:, 0:3], v - target[:, 3:6]
+    c_pos = torch.linalg.vector_norm(p, dim=-1)
+    if cfg.position_clip > 0:
+        c_pos = c_pos.clamp_max(cfg.position_clip)
+    if cfg.orientation_term == "yaw":
+        c_ori = 2 * torch.acos((1 - state[:, 6].abs()).clamp(-1, 1))
+    else:
+        c_ori = 2 * torch.acos(state[:, 3].abs().clamp(-1, 1))
+    cost = cfg.position * c_pos + cfg.orientation * c_ori
+    cost = cost + cfg.d_action * torch.linalg.vector_norm(action - last_action, dim=-1)
+    if cfg.linear_velocity:
+        cost = cost + cfg.linear_velocity * torch.linalg.vector_norm(v, dim=-1)
+    if cfg.angular_velocity:
+        cost = cost + cfg.angular_velocity * torch.linalg.vector_norm(w, dim=-1)
+    if cfg.linear_acceleration or cfg.angular_acceleration:
+        dt = params.dt
+        cost = cost + cfg.linear_acceleration * torch.linalg.vector_norm(next_state[:, 7:10] - state[:, 7:10], dim=-1) / dt
+        cost = cost + cfg.angular_acceleration * torch.linalg.vector_norm(next_state[:, 10:13] - w, dim=-1) / dt
+    if cfg.action:
+        cost = cost + cfg.action * (((action + 1) / 2 - params.hovering_throttle_relative[:, None]) ** 2).sum(-1)
+    r = -cfg.scale * cost + cfg.constant
+    if cfg.non_negative:
+        r = r.clamp_min(0)
+    return torch.where(is_terminated, torch.full_like(r, cfg.termination_penalty), r)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Langevin targets (spec 4.6)
+
+
+@dataclass(frozen=True)
+class LangevinConfig:
+    gamma: float = 1.0
+    omega: float = 2.0
+    sigma: float = 0.5
+    alpha: float = 0.01
+
+
+def langevin_step(target_state: torch.Tensor, dt_s: torch.Tensor, gen: torch.Generator | None,
+                  cfg: LangevinConfig = LangevinConfig()) -> torch.Tensor:
+    """Advance the target process (B, 12) = [x_raw, v_raw, x_s, v_s] (each (B, 3) world) by one step.
+
+    The tracked target (p_des, v_des) is target_state[:, 6:12].
+    """
+    x_raw, v_raw, x_s, v_s = target_state.split(3, dim=-1)
+    dt = dt_s[:, None]
+    dW = torch.sqrt(dt) * torch.randn(x_raw.shape, generator=gen, device=x_raw.device, dtype=x_raw.dtype)
+    v_raw = v_raw + (-cfg.gamma * v_raw - cfg.omega ** 2 * x_raw) * dt + cfg.sigma * dW
+    x_raw = x_raw + v_raw * dt
+    v_s = cfg.alpha * v_raw + (1 - cfg.alpha) * v_s
+    x_s = x_s + v_s * dt
+    return torch.cat([x_raw, v_raw, x_s, v_s], -1)
