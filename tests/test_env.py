@@ -1,0 +1,141 @@
+"""The batched env and its gymnasium adapters: contracts, episode semantics, robustness, input errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import raptor  # noqa: F401  (registers raptor/Quadrotor-v0)
+from raptor.errors import InputError
+from raptor.sim import mdp
+from raptor.sim.airframe import named_airframe
+from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.gym_env import QuadrotorVectorEnv
+from raptor.sim.sampling import sample_airframes
+
+
+def test_single_env_passes_gymnasium_and_sb3_checkers():
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("raptor/Quadrotor-v0")
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make("raptor/Quadrotor-v0", airframe="x500").unwrapped, warn=True)
+
+
+def test_vector_env_same_step_autoreset_keeps_truncation_distinct():
+    env = QuadrotorVectorEnv("crazyflie", 8, EnvConfig(episode_steps=20), seed=0)
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (8, 22) and env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    hover = np.full((8, 4), named_airframe("crazyflie").hover_action, np.float32)
+    saw_trunc = False
+    for t in range(20):
+        obs, rew, term, trunc, info = env.step(hover)
+        assert not (term & trunc).any()
+        if trunc.any():
+            saw_trunc = True
+            assert t == 19 and "final_obs" in info and info["_final_obs"][trunc].all()
+            # the returned observation of a reset env is a fresh start, not the final state
+            assert not np.allclose(obs[trunc], info["final_obs"][trunc])
+    assert saw_trunc
+
+
+def test_termination_gives_penalty_and_reset():
+    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 4, EnvConfig(dtype="float64"), seed=0)
+    env.reset()
+    far = env.state.clone()
+    far[:, 0] = 0.999
+    far[:, 7] = 1.0  # moving out of the 1 m box
+    env.set_state(far)
+    obs, rew, term, trunc, info = env.step(torch.zeros(4, 4, dtype=torch.float64))
+    assert term.all() and not trunc.any()
+    assert torch.all(rew == -100.0)
+    assert torch.all(env.steps == 0)  # autoreset happened
+    assert torch.allclose(info["final_observation"][:, 0], torch.full((4,), 1.009, dtype=torch.float64), atol=1e-3)
+
+
+def test_seeded_resets_are_deterministic():
+    a = BatchedQuadrotorEnv(sample_airframes(3, seed=2), 5, seed=11)
+    b = BatchedQuadrotorEnv(sample_airframes(3, seed=2), 5, seed=11)
+    torch.testing.assert_close(a.reset(), b.reset())
+    torch.testing.assert_close(a.reset(seed=4), b.reset(seed=4))
+
+
+def test_initial_state_distribution_reference_and_full_attitude():
+    af = [named_airframe("crazyflie")]
+    env = BatchedQuadrotorEnv(af, 4000, EnvConfig(dtype="float64"), seed=0)
+    env.reset()
+    q = env.state[:, 3:7]
+    tilt = 2 * torch.acos(q[:, 0].abs().clamp(max=1))
+    assert tilt.max() <= 1.0 + 1e-9  # the reference ignores max_angle: angle ~ U(0, 1 rad)
+    guided = (env.state[:, :3].abs().sum(-1) == 0)
+    assert 0.07 < guided.double().mean() < 0.13  # guidance 0.1
+    assert env.state[:, :3].abs().max() <= 0.5
+    m = env.state[:, 13:17]
+    assert m.min() >= 0 and m.max() <= 0.5  # motors ~ U(min, min + (max - min) / 2)
+    full = BatchedQuadrotorEnv(af, 4000, EnvConfig(dtype="float64", init=mdp.InitialStateConfig(attitude="full")),
+                               seed=0)
+    full.reset()
+    q = full.state[:, 3:7]
+    yaw = torch.atan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2))
+    assert (yaw.abs() > 2.5).double().mean() > 0.1  # any yaw
+    assert (2 * torch.acos(q[:, 0].abs()) > 2.0).double().mean() > 0.2
+
+
+def test_teacher_observation_and_langevin_target():
+    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 16, EnvConfig(observation="teacher", target="langevin"),
+                              seed=0)
+    obs = env.reset()
+    assert obs.shape == (16, 26)
+    torch.testing.assert_close(obs[:, 22:26], obs[:, 18:22])  # after reset the history is the normalized motors
+    for _ in range(100):
+        obs, *_ = env.step(torch.zeros(16, 4))
+    tgt = env.target()
+    assert tgt.abs().max() > 1e-3  # the target moves
+    torch.testing.assert_close(obs[:, 0:3], env.state[:, 0:3] - tgt[:, 0:3])
+
+
+def test_float32_and_float64_agree():
+    afs = sample_airframes(4, seed=1)
+    e32 = BatchedQuadrotorEnv(afs, 8, EnvConfig(dtype="float32"), seed=3)
+    e64 = BatchedQuadrotorEnv(afs, 8, EnvConfig(dtype="float64"), seed=3)
+    e32.reset()
+    e64.reset()
+    e32.set_state(e64.state.float(), force=e64.force.float(), torque=e64.torque.float())
+    for _ in range(30):
+        a = torch.full((32, 4), 0.1, dtype=torch.float64)
+        e64.physics_step(a)
+        e32.physics_step(a.float())
+    assert (e32.state.double() - e64.state).abs()[:, :3].max() < 1e-5
+
+
+def test_ten_thousand_random_airframes_random_actions_stay_finite():
+    env = BatchedQuadrotorEnv(sample_airframes(10_000, seed=7), 1, seed=0)
+    env.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(500):
+        obs, rew, *_ = env.step(torch.rand((10_000, 4), generator=gen) * 3 - 1.5)
+        assert torch.isfinite(rew).all()
+    assert torch.isfinite(env.state).all() and torch.isfinite(obs).all()
+
+
+def test_bad_actions_raise_and_leave_state_unchanged():
+    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 3, seed=0)
+    env.reset()
+    before = env.state.clone()
+    bad = torch.zeros(3, 4)
+    bad[1, 2] = float("nan")
+    with pytest.raises(InputError, match="NaN or inf"):
+        env.step(bad)
+    bad[1, 2] = float("inf")
+    with pytest.raises(InputError, match="NaN or inf"):
+        env.step(bad)
+    with pytest.raises(InputError, match=r"shape \(3, 3\), expected \(3, 4\)"):
+        env.step(torch.zeros(3, 3))
+    torch.testing.assert_close(env.state, before)
+    venv = QuadrotorVectorEnv("crazyflie", 2)
+    venv.reset()
+    with pytest.raises(InputError):
+        venv.step(np.zeros((5, 4)))
