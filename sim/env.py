@@ -70,6 +70,7 @@ class EnvConfig:
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "cpu"
     check_inputs: bool = True  # raise on wrong shapes / non-finite actions (one host sync per step on CUDA)
+    compile: bool = False  # torch.compile the fused transition (faster after a one-off compile of ~30-60 s)
 
     def __post_init__(self) -> None:
         if self.episode_steps <= 0:
@@ -97,6 +98,26 @@ def figure_eight(t_s: torch.Tensor, radius_m: float, period_s: float) -> torch.T
     s2, c2 = torch.sin(2 * w * t_s), torch.cos(2 * w * t_s)
     z = torch.zeros_like(t_s)
     return torch.stack([radius_m * s, radius_m * s2 / 2, z, radius_m * w * c, radius_m * w * c2, z], -1)
+
+
+def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation: str, state: torch.Tensor,
+               action: torch.Tensor, last_action: torch.Tensor, force_w: torch.Tensor, torque_b: torch.Tensor,
+               target: torch.Tensor, next_target: torch.Tensor | None,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One fused env step as a pure function.
+
+    Returns (next_state (B, 17), reward (B,), terminated (B,), observation (B, D) of next_state). target (B, 6)
+    is the pre-step target the reward uses, next_target the one the observation is relative to (None: absolute).
+    """
+    nxt = dynamics.integrate(params, state, dynamics.motor_command(params, action), force_w, torque_b)
+    term = mdp.terminated(params, nxt)
+    rew = mdp.reward(params, reward_cfg, state, action, nxt, last_action, target, term)
+    if observation == "teacher":
+        assert next_target is not None
+        obs = mdp.observe_teacher(params, nxt, action, next_target)
+    else:
+        obs = mdp.observe_student(nxt, action, next_target)
+    return nxt, rew, term, obs
 
 
 class BatchedQuadrotorEnv:
@@ -135,6 +156,7 @@ class BatchedQuadrotorEnv:
         self.target_state = z(12)  # (B, 12) Langevin process [x_raw, v_raw, x_s, v_s]
         self.langevin = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self.steps = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._transition = torch.compile(transition, dynamic=False) if config.compile else transition
         self.weight_n = (self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1))  # (B,) N
 
     # ------------------------------------------------------------------------------------------------------------
@@ -143,59 +165,67 @@ class BatchedQuadrotorEnv:
 
     def target(self) -> torch.Tensor:
         """Current target (B, 6) = (p_des, v_des), world."""
-        if self.config.target == "figure_eight":
-            t = self.steps.to(self.state.dtype) * self.params.dt
-            return figure_eight(t, self.config.figure_eight_radius_m, self.config.figure_eight_period_s)
-        tgt = self.target_state[:, 6:12]
-        return torch.where(self.langevin[:, None], tgt, torch.zeros_like(tgt))
+        return self._next_target(self.steps)
 
     def reset(self, seed: int | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Reset all envs (or those where mask (B,) is True) and return observations (B, D)."""
+        """Start new episodes in all envs (or where mask (B,) is True); returns observations (B, D)."""
         if seed is not None:
             self.gen.manual_seed(seed)
-        x, force, torque = mdp.sample_initial_state(self.params, self.gen, self.config.init)
+        idx = None if mask is None else mask.nonzero().squeeze(-1)
+        params = self.params if idx is None else self.params.index(idx)
+        weight = (self.weight_n if idx is None else self.weight_n[idx])[:, None]
+        x, force, torque = mdp.sample_initial_state(params, self.gen, self.config.init)
         d = self.config.disturbance
         if not d.airframe_force:
             force = torch.zeros_like(force)
         if d.constant_force_fraction > 0:
-            force = force + d.constant_force_fraction * self.weight_n[:, None] * torch.randn(
+            force = force + d.constant_force_fraction * weight * torch.randn(
                 force.shape, generator=self.gen, device=self.device, dtype=force.dtype)
         gust = torch.zeros_like(force)
         if d.gust_fraction > 0:
-            gust = d.gust_fraction * self.weight_n[:, None] * torch.randn(
-                force.shape, generator=self.gen, device=self.device, dtype=force.dtype)
-        mode = self.config.target
-        u = torch.rand(self.num_envs, generator=self.gen, device=self.device, dtype=x.dtype)
-        if mode == "airframe":
-            langevin = u < self.params.langevin_fraction
+            gust = d.gust_fraction * weight * torch.randn(force.shape, generator=self.gen, device=self.device,
+                                                          dtype=force.dtype)
+        u = torch.rand(params.batch_size, generator=self.gen, device=self.device, dtype=x.dtype)
+        if self.config.target == "airframe":
+            langevin = u < params.langevin_fraction
         else:
-            langevin = torch.full_like(u, mode == "langevin", dtype=torch.bool)
-        hist = mdp.normalized_motors(self.params, x[:, 13:17])
-        self.set_state(x, force=force, torque=torque, mask=mask, prev_action_obs=hist, langevin=langevin, gust=gust)
+            langevin = torch.full_like(u, self.config.target == "langevin", dtype=torch.bool)
+        self._start(idx, x, force, torque, gust, langevin, mdp.normalized_motors(params, x[:, 13:17]))
         return self.observe()
 
     def set_state(self, state: torch.Tensor, *, force: torch.Tensor | None = None, torque: torch.Tensor | None = None,
-                  mask: torch.Tensor | None = None, prev_action_obs: torch.Tensor | None = None,
-                  langevin: torch.Tensor | None = None, gust: torch.Tensor | None = None) -> None:
-        """Start new episodes from given states (B, 17) (where mask is True); the reference's reset semantics."""
+                  mask: torch.Tensor | None = None) -> None:
+        """Start new episodes from given states (B, 17) where mask is True, with the reference's reset semantics:
+        previous-action observation = normalized motor state, last action 0, target at the origin."""
         state = torch.as_tensor(state, dtype=self.state.dtype, device=self.device)
         if state.shape != self.state.shape:
             raise InputError(f"state has shape {tuple(state.shape)}, expected {tuple(self.state.shape)}")
-        m = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else mask
-        mc = m[:, None]
-        zeros3 = torch.zeros_like(self.force)
-        if prev_action_obs is None:
-            prev_action_obs = mdp.normalized_motors(self.params, state[:, 13:17])
-        self.state = torch.where(mc, state, self.state)
-        self.force = torch.where(mc, zeros3 if force is None else force, self.force)
-        self.torque = torch.where(mc, zeros3 if torque is None else torque, self.torque)
-        self.gust = torch.where(mc, zeros3 if gust is None else gust, self.gust)
-        self.last_action = torch.where(mc, torch.zeros_like(self.last_action), self.last_action)
-        self.prev_action_obs = torch.where(mc, prev_action_obs, self.prev_action_obs)
-        self.target_state = torch.where(mc, torch.zeros_like(self.target_state), self.target_state)
-        if langevin is not None:
-            self.langevin = torch.where(m, langevin, self.langevin)
-        self.steps = torch.where(m, torch.zeros_like(self.steps), self.steps)
+        idx = None if mask is None else mask.nonzero().squeeze(-1)
+        pick = (lambda t: t) if idx is None else (lambda t: t[idx])  # noqa: E731
+        zeros = torch.zeros_like(pick(self.force))
+        params = self.params if idx is None else self.params.index(idx)
+        self._start(idx, pick(state), zeros if force is None else pick(force), zeros if torque is None else pick(torque),
+                    zeros, pick(self.langevin), mdp.normalized_motors(params, pick(state)[:, 13:17]))
+
+    def _start(self, idx: torch.Tensor | None, x: torch.Tensor, force: torch.Tensor, torque: torch.Tensor,
+               gust: torch.Tensor, langevin: torch.Tensor, prev_action_obs: torch.Tensor) -> None:
+        """Write new episodes into rows idx (all rows when None)."""
+        def put(current: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+            if idx is None:
+                return value.clone()
+            out = current.clone()
+            out[idx] = value
+            return out
+
+        self.state = put(self.state, x)
+        self.force = put(self.force, force)
+        self.torque = put(self.torque, torque)
+        self.gust = put(self.gust, gust)
+        self.langevin = put(self.langevin, langevin)
+        self.prev_action_obs = put(self.prev_action_obs, prev_action_obs)
+        self.last_action = put(self.last_action, torch.zeros_like(prev_action_obs))
+        self.target_state = put(self.target_state, torch.zeros((x.shape[0], 12), dtype=x.dtype, device=self.device))
+        self.steps = put(self.steps, torch.zeros(x.shape[0], dtype=torch.long, device=self.device))
 
     # ------------------------------------------------------------------------------------------------------------
     def observe(self) -> torch.Tensor:
@@ -224,20 +254,27 @@ class BatchedQuadrotorEnv:
             raise InputError(f"action contains NaN or inf (envs {bad}); the state was not changed")
         return action
 
+    def _next_target(self, steps: torch.Tensor) -> torch.Tensor:
+        if self.config.target == "figure_eight":
+            t = steps.to(self.state.dtype) * self.params.dt
+            return figure_eight(t, self.config.figure_eight_radius_m, self.config.figure_eight_period_s)
+        tgt = self.target_state[:, 6:12]
+        return torch.where(self.langevin[:, None], tgt, torch.zeros_like(tgt))
+
     def physics_step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Advance every env by one step without autoreset: returns (reward (B,), terminated (B,), next_state)."""
+        """Advance every env by one step without autoreset: (reward (B,), terminated (B,), observation (B, D))."""
         action = self.check_action(action)
         tgt = self.target()
-        force = self.force + self.gust
-        nxt = dynamics.integrate(self.params, self.state, dynamics.motor_command(self.params, action), force,
-                                 self.torque)
-        term = mdp.terminated(self.params, nxt)
-        rew = mdp.reward(self.params, self.config.reward, self.state, action, nxt, self.last_action, tgt, term)
+        if self.config.target in ("airframe", "langevin"):
+            self.target_state = mdp.langevin_step(self.target_state, self.params.dt, self.gen, self.config.langevin)
+        relative = self.config.observation == "teacher" or self.config.student_target_relative
+        next_tgt = self._next_target(self.steps + 1) if relative else None
+        nxt, rew, term, obs = self._transition(self.params, self.config.reward, self.config.observation, self.state,
+                                               action, self.last_action, self.force + self.gust, self.torque, tgt,
+                                               next_tgt)
         self.state = nxt
         self.last_action = action
         self.prev_action_obs = action
-        if self.config.target in ("airframe", "langevin"):
-            self.target_state = mdp.langevin_step(self.target_state, self.params.dt, self.gen, self.config.langevin)
         d = self.config.disturbance
         if d.gust_fraction > 0:
             a = torch.exp(-self.params.dt / d.gust_time_constant_s)[:, None]
@@ -245,13 +282,14 @@ class BatchedQuadrotorEnv:
             self.gust = a * self.gust + sigma * torch.randn(self.gust.shape, generator=self.gen, device=self.device,
                                                             dtype=self.gust.dtype)
         self.steps = self.steps + 1
-        return rew, term, nxt
+        if self.config.observation_noise.enabled:
+            obs = self.observe()
+        return rew, term, obs
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """(obs (B, D), reward (B,), terminated (B,), truncated (B,), info) with same-step autoreset."""
-        rew, term, _ = self.physics_step(action)
+        rew, term, obs = self.physics_step(action)
         trunc = (self.steps >= self.config.episode_steps) & ~term
-        obs = self.observe()
         done = term | trunc
         info: dict = {}
         if bool(done.any()):

@@ -1,1 +1,100 @@
-"""raptor.policy"""
+"""The foundation policy: network, files, the published checkpoint, and deployment semantics.
+
+    policy = raptor.policy.load("official")      # or "default", or a path to a .safetensors policy file
+    policy.reset(batch_size=8)
+    actions = policy.step(obs)                   # obs (8, 22) -> raw actions (8, 4); the simulator clips
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raptor.errors import InputError, PolicyFileError
+from raptor.policy.io import default_metadata, load_official_checkpoint, load_policy_file, save_policy
+from raptor.policy.network import NUM_PARAMETERS, PARAMETER_LAYOUT, RaptorPolicyNet
+from raptor.policy.runner import DeploymentRunner
+
+__all__ = ["Policy", "load", "RaptorPolicyNet", "DeploymentRunner", "NUM_PARAMETERS", "PARAMETER_LAYOUT",
+           "save_policy", "default_metadata"]
+
+DEFAULT_POLICY_FILE = "data/policies/default.safetensors"
+
+
+class Policy:
+    """A loaded policy with a batch of recurrent states: `reset(B)`, then `step(obs)` once per 10 ms."""
+
+    def __init__(self, net: RaptorPolicyNet, metadata: dict, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.net = net.to(device=device, dtype=dtype).eval()
+        self.metadata = metadata
+        self.device, self.dtype = torch.device(device), dtype
+        self.h: torch.Tensor | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", self.metadata.get("provenance", {}).get("source", "policy")))
+
+    def reset(self, batch_size: int = 1, mask: torch.Tensor | None = None) -> None:
+        """Reset every recurrent state to the learned h0 (or only where mask (B,) is True)."""
+        h0 = self.net.initial_hidden(batch_size).detach()
+        if mask is None or self.h is None:
+            self.h = h0
+        else:
+            self.h = torch.where(torch.as_tensor(mask, device=self.device)[:, None], h0, self.h)
+
+    @torch.no_grad()
+    def step(self, obs):
+        """obs (B, 22) numpy or torch -> raw actions (B, 4) of the same kind. Not clipped (the reference's
+        `evaluate_step`); the simulator clips to [-1, 1], the deployment runner clamps."""
+        is_numpy = not isinstance(obs, torch.Tensor)
+        x = torch.as_tensor(np.asarray(obs) if is_numpy else obs, device=self.device, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[1] != 22:
+            raise InputError(f"observation has shape {tuple(x.shape)}, expected (B, 22): [p, R(q) row-major, v, w, "
+                             "previous action]")
+        if self.h is None or self.h.shape[0] != x.shape[0]:
+            if self.h is not None:
+                raise InputError(f"observation batch {x.shape[0]} does not match reset({self.h.shape[0]}); "
+                                 "call reset(batch_size) first")
+            self.reset(x.shape[0])
+        if not bool(torch.isfinite(x).all()):
+            raise InputError("observation contains NaN or inf; the policy state was not changed")
+        a, self.h = self.net.step(x, self.h)
+        return a.cpu().numpy() if is_numpy else a
+
+    def runner(self, native_every: int = 1) -> DeploymentRunner:
+        return DeploymentRunner(self.net, native_every)
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_policy(path, self.net, self.metadata)
+
+
+def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
+         dtype: torch.dtype = torch.float32) -> Policy:
+    """'official' (the published RAPTOR policy), 'default' (ours, shipped), or a path to a policy file."""
+    name = str(name_or_path)
+    if name == "official":
+        net, meta = load_official_checkpoint()
+        meta["name"] = "official"
+    elif name == "default":
+        ref = resources.files("raptor").joinpath(DEFAULT_POLICY_FILE)
+        if not ref.is_file():
+            raise PolicyFileError("this raptor ships no default policy yet (it comes from `raptor distill`); "
+                                  "use --policy official or a policy file")
+        net, meta = load_policy_file(Path(str(ref)))
+        meta["name"] = "default"
+    elif name.endswith(".h5"):
+        net, meta = load_official_checkpoint(name)
+        meta["name"] = Path(name).stem
+    else:
+        if not Path(name).exists():
+            if os.sep in name or Path(name).suffix:
+                raise PolicyFileError(f"policy file '{name}' does not exist")
+            raise PolicyFileError(f"no policy '{name}': use official, default, or a path to a policy file")
+        net, meta = load_policy_file(name)
+        meta.setdefault("name", Path(name).stem)
+    return Policy(net, meta, device, dtype)

@@ -1,0 +1,90 @@
+"""Deployment semantics of the RAPTOR executor (spec 6), the reference for the C core, export and HIL.
+
+Inference at an intermediate rate (e.g. 400 Hz) with the GRU advanced only at the native 100 Hz rate: a native
+call runs the GRU and commits the new hidden state; an intermediate call runs the GRU on a copy of the committed
+state and discards it. The previous-action input is the mean of the previous actions received since the last
+native step. The output is clamped to [-1, 1]. As in PX4's mc_raptor (FORCE_SYNC_NATIVE), every `native_every`-th
+call is native, counting from the first call after a reset.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from raptor.errors import InputError
+from raptor.policy.network import RaptorPolicyNet
+from raptor.sim.dynamics import rotation_matrix
+
+RESET_ACTION_HISTORY = 2 * 0.66 - 1  # what the executor fills the history with on reset
+
+
+class DeploymentRunner:
+    """Batched executor: `reset(B)`, then `control(p, q, v, w, previous_action)` once per control tick."""
+
+    def __init__(self, net: RaptorPolicyNet, native_every: int = 1) -> None:
+        if native_every < 1:
+            raise ValueError("native_every must be >= 1 (4 for 400 Hz, 10 for 1 kHz control)")
+        self.net = net
+        self.native_every = native_every
+        self.batch_size = 0
+
+    @property
+    def rate_hz(self) -> float:
+        return 100.0 * self.native_every
+
+    def reset(self, batch_size: int) -> None:
+        p = next(self.net.parameters())
+        self.batch_size = batch_size
+        self.h = self.net.initial_hidden(batch_size).detach()  # (B, 16) committed hidden state
+        self.history = torch.full((batch_size, 4), RESET_ACTION_HISTORY, dtype=p.dtype, device=p.device)
+        self.calls_since_native = 0
+        self.calls = 0
+
+    @torch.no_grad()
+    def control(self, position: torch.Tensor, orientation: torch.Tensor, linear_velocity: torch.Tensor,
+                angular_velocity: torch.Tensor, previous_action: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """Inputs (B, 3) m world, (B, 4) wxyz, (B, 3) m/s world, (B, 3) rad/s body, (B, 4) last command.
+
+        Returns (action (B, 4) clamped to [-1, 1], whether this call was a native step).
+        """
+        if self.batch_size == 0:
+            raise InputError("call reset(batch_size) before control()")
+        c = self.calls_since_native
+        if c == 0:
+            self.history = previous_action.clone()
+        else:
+            self.history = (self.history * c + previous_action) / (c + 1)
+        self.calls_since_native += 1
+        obs = torch.cat([position, rotation_matrix(orientation), linear_velocity, angular_velocity, self.history], -1)
+        native = self.calls % self.native_every == 0
+        action, h = self.net.step(obs, self.h)
+        if native:
+            self.h = h
+            self.calls_since_native = 0
+        self.calls += 1
+        return action.clamp(-1.0, 1.0), native
+
+    def control_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The same from a 22-dim observation whose last 4 entries are the previous action and rotation matrix
+        entries 3:12 (row-major); the quaternion is recovered from the matrix."""
+        q = matrix_to_quaternion(obs[:, 3:12])
+        return self.control(obs[:, 0:3], q, obs[:, 12:15], obs[:, 15:18], obs[:, 18:22])
+
+
+def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
+    """Row-major rotation matrices (B, 9) -> unit quaternions (B, 4) wxyz with w >= 0 (Shepperd's method)."""
+    m = R.reshape(-1, 3, 3)
+    m00, m01, m02 = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    m10, m11, m12 = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    m20, m21, m22 = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
+    cands = torch.stack([
+        torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
+        torch.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
+        torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
+        torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
+    ], 1)  # (B, 4 candidates, 4)
+    best = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    k = best.argmax(-1)
+    q = cands[torch.arange(m.shape[0]), k]
+    q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+    return torch.where(q[:, :1] < 0, -q, q)
