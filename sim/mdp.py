@@ -68,6 +68,26 @@ def sample_orientation(n: int, max_angle_rad: torch.Tensor | float, gen: torch.G
     return torch.cat([torch.cos(angle / 2)[:, None], torch.sin(angle / 2)[:, None] * axis], -1)
 
 
+def quaternion_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product a (x) b of wxyz quaternions (B, 4)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+def tilt_and_yaw(n: int, max_tilt_rad: float, gen: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """Quaternions (n, 4): yaw U(-pi, pi), then a tilt U(0, max_tilt_rad) about a random horizontal world axis."""
+    u = torch.rand((n, 3), generator=gen, device=like.device, dtype=like.dtype)
+    yaw = (2 * u[:, 0] - 1) * math.pi
+    zero = torch.zeros_like(yaw)
+    q_yaw = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], -1)
+    phi, tilt = 2 * math.pi * u[:, 1], u[:, 2] * max_tilt_rad
+    q_tilt = torch.stack([torch.cos(tilt / 2), torch.sin(tilt / 2) * torch.cos(phi), torch.sin(tilt / 2) * torch.sin(phi),
+                          zero], -1)
+    return quaternion_multiply(q_tilt, q_yaw)
+
+
 def sample_uniform_rotation(n: int, gen: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
     """Quaternions (n, 4) uniform on SO(3) (any tilt, any yaw), with w >= 0."""
     q = torch.randn((n, 4), generator=gen, device=like.device, dtype=like.dtype)
@@ -80,19 +100,23 @@ class InitialStateConfig:
     """How episode starts are drawn.
 
     attitude: "reference" is RAPTOR's (tilt U(0, 1 rad) about a random axis, whatever max_angle says);
-    "full" is a uniform random rotation (any tilt, any yaw); "max_angle" honours the airframe's max_angle.
+    "full" is a uniform random rotation (any tilt, any yaw); "max_angle" honours the airframe's max_angle;
+    "tilt_any_yaw" draws yaw U(-pi, pi) and a tilt U(0, max_tilt_rad) about a random horizontal axis.
     The scales multiply the airframe's ranges (e.g. faster starts for a recovery scenario).
     """
 
-    attitude: Literal["reference", "full", "max_angle"] = "reference"
+    attitude: Literal["reference", "full", "max_angle", "tilt_any_yaw"] = "reference"
+    max_tilt_rad: float = math.pi / 2  # for "tilt_any_yaw"
     position_scale: float = 1.0
     linear_velocity_scale: float = 1.0
     angular_velocity_scale: float = 1.0
     guidance: float | None = None  # override of the airframe's probability of a guided (hover at origin) start
+    max_position_m: float | None = None  # override of the airframe's init range (RAPTOR post-training: 0.5 m)
 
     def __post_init__(self) -> None:
-        if self.attitude not in ("reference", "full", "max_angle"):
-            raise ValueError(f"InitialStateConfig.attitude must be reference|full|max_angle, got {self.attitude!r}")
+        if self.attitude not in ("reference", "full", "max_angle", "tilt_any_yaw"):
+            raise ValueError("InitialStateConfig.attitude must be reference|full|max_angle|tilt_any_yaw, "
+                             f"got {self.attitude!r}")
 
 
 def sample_initial_state(params: AirframeBatch, gen: torch.Generator | None,
@@ -104,10 +128,13 @@ def sample_initial_state(params: AirframeBatch, gen: torch.Generator | None,
     col = (lambda t: t[:, None])
     guidance = params.init_guidance if config.guidance is None else torch.full_like(like, config.guidance)
     guided = torch.rand((n,), generator=gen, device=like.device, dtype=like.dtype) < guidance
-    pmax = col(params.init_max_position) * config.position_scale
+    pmax_m = params.init_max_position if config.max_position_m is None else torch.full_like(like, config.max_position_m)
+    pmax = col(pmax_m) * config.position_scale
     p = _uniform((n, 3), -pmax, pmax, gen, like)
     if config.attitude == "full":
         q = sample_uniform_rotation(n, gen, like)
+    elif config.attitude == "tilt_any_yaw":
+        q = tilt_and_yaw(n, config.max_tilt_rad, gen, like)
     else:
         max_angle = params.init_max_angle if config.attitude == "max_angle" else torch.ones_like(like)
         q = sample_orientation(n, max_angle, gen, like)

@@ -1,0 +1,303 @@
+"""`raptor eval`: fly a policy on airframes and scenarios, all episodes in one batch, and report metrics.
+
+Scenarios (each a named preset of EnvConfig):
+| hover       | spec 4.2 starts within +-0.5 m (RAPTOR's post-training init for every airframe), tilt up to 1 rad    |
+| recovery    | tilt up to 90 deg with any yaw, 1.5x initial velocities, 3x initial body rates, target at the origin  |
+| tracking    | a figure-eight (radius 0.5 m, 5 s period) at z = 0; observed p and v are relative to the moving target |
+| disturbance | hover plus a constant force (std 10 % of weight) and an Ornstein-Uhlenbeck gust (std 5 %, 0.5 s)      |
+
+Metrics per episode: success (not terminated and within 0.1 m of the target for the whole last second),
+termination, final position error (survivors), settling time (first time after which the error stays below
+0.1 m), RMS tracking error (over the steps before termination), and the return under the RAPTOR reward (summed
+up to and including the terminating step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from raptor.errors import ConfigError
+from raptor.sim import mdp
+from raptor.sim.airframe import Airframe, atomic_write_text, resolve_airframes
+from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
+
+SCENARIOS = ("hover", "recovery", "tracking", "disturbance")
+SUCCESS_RADIUS_M = 0.1
+SUCCESS_WINDOW_STEPS = 100  # the last second
+
+
+def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> EnvConfig:
+    """The EnvConfig preset of an evaluation scenario."""
+    init = mdp.InitialStateConfig(max_position_m=0.5)  # post-training: init_90_deg for every airframe (spec 4.1)
+    base = EnvConfig(device=device, dtype=dtype, target="hover", check_inputs=False, init=init)
+    if name == "hover":
+        return base
+    if name == "recovery":
+        return replace(base, init=replace(init, attitude="tilt_any_yaw", max_tilt_rad=math.pi / 2,
+                                          linear_velocity_scale=1.5, angular_velocity_scale=3.0))
+    if name == "tracking":
+        return replace(base, target="figure_eight")
+    if name == "disturbance":
+        return replace(base, disturbance=DisturbanceConfig(constant_force_fraction=0.1, gust_fraction=0.05))
+    raise ConfigError(f"unknown scenario '{name}'; choose one of {', '.join(SCENARIOS)}")
+
+
+@dataclass
+class Rollouts:
+    """Per-episode records of one evaluation (E = airframes x episodes, T steps)."""
+
+    airframe_names: list[str]
+    airframe_index: np.ndarray  # (E,)
+    position: np.ndarray  # (T + 1, E, 3) m world
+    target: np.ndarray  # (T + 1, E, 3) m world
+    position_error: np.ndarray  # (T + 1, E) m
+    terminated: np.ndarray  # (E,) bool
+    first_termination: np.ndarray  # (E,) step index, -1 if never
+    returns: np.ndarray  # (E,)
+    action_change: np.ndarray  # (E,) mean |a_t - a_{t-1}| per step and motor
+    dt_s: float
+
+
+def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", episodes: int = 100, seed: int = 0,
+            device: str = "cpu", steps: int | None = None, config: EnvConfig | None = None,
+            progress: bool = False) -> Rollouts:
+    """Fly `policy` (raptor.policy.Policy) on every airframe x `episodes`, all envs in one batch."""
+    cfg = config or scenario_config(scenario, device)
+    env = BatchedQuadrotorEnv(airframes, episodes, cfg, seed=seed)
+    T = steps or cfg.episode_steps
+    E = env.num_envs
+    obs = env.reset()
+    policy.reset(E)
+    pos, tgt = [env.state[:, 0:3].cpu()], [env.target()[:, 0:3].cpu()]
+    alive = torch.ones(E, dtype=torch.bool, device=env.device)
+    first_term = torch.full((E,), -1, dtype=torch.long, device=env.device)
+    ret = torch.zeros(E, dtype=torch.float64, device=env.device)
+    dact = torch.zeros(E, dtype=torch.float64, device=env.device)
+    prev_a = None
+    iterator = range(T)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc=f"eval {scenario}", unit="step", leave=False)
+    for t in iterator:
+        obs = torch.where(alive[:, None], obs, torch.zeros_like(obs))  # finished episodes: inputs ignored
+        a = policy.step(obs.to(policy.dtype)).to(env.state.dtype)
+        a = torch.where(alive[:, None], a, torch.zeros_like(a))
+        if prev_a is not None:
+            dact += torch.where(alive, (a - prev_a).abs().mean(-1).double(), 0.0)
+        prev_a = a
+        rew, term, obs = env.physics_step(a)
+        ret += torch.where(alive, rew.double(), 0.0)
+        newly = term & alive
+        first_term = torch.where(newly, torch.full_like(first_term, t), first_term)
+        alive = alive & ~term
+        pos.append(env.state[:, 0:3].cpu())
+        tgt.append(env.target()[:, 0:3].cpu())
+    position = torch.stack(pos).double().numpy()
+    target = torch.stack(tgt).double().numpy()
+    ft = first_term.cpu().numpy()
+    n_steps = np.where(ft < 0, T, ft + 1)
+    return Rollouts(
+        airframe_names=[a.name for a in airframes], airframe_index=env.airframe_index.cpu().numpy(),
+        position=position, target=target, position_error=np.linalg.norm(position - target, axis=-1),
+        terminated=ft >= 0, first_termination=ft, returns=ret.cpu().numpy(),
+        action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]))
+
+
+def episode_metrics(r: Rollouts) -> dict[str, np.ndarray]:
+    err = r.position_error  # (T + 1, E)
+    T1, E = err.shape
+    steps = np.arange(T1)[:, None]
+    alive_mask = (r.first_termination[None, :] < 0) | (steps <= r.first_termination[None, :])
+    within = err < SUCCESS_RADIUS_M
+    success = ~r.terminated & within[-SUCCESS_WINDOW_STEPS:].all(0)
+    # settling: first step after which the error stays within the radius (survivors only)
+    outside = ~within
+    last_out = np.where(outside.any(0), T1 - 1 - np.argmax(outside[::-1], axis=0), -1)
+    settled = ~r.terminated & (last_out < T1 - 1)
+    settling = np.where(settled, (last_out + 1) * r.dt_s, np.nan)
+    rms = np.sqrt((np.where(alive_mask, err, 0.0) ** 2).sum(0) / alive_mask.sum(0))
+    final = np.where(r.terminated, np.nan, err[-1])
+    return {"success": success, "terminated": r.terminated, "final_position_error": final,
+            "settling_time_s": settling, "rms_tracking_error": rms, "return": r.returns,
+            "action_change": r.action_change}
+
+
+def _aggregate(m: dict[str, np.ndarray], sel: np.ndarray) -> dict:
+    def nanmean(x):
+        x = x[sel]
+        return float(np.nanmean(x)) if np.isfinite(x).any() else None
+
+    def nanmedian(x):
+        x = x[sel]
+        return float(np.nanmedian(x)) if np.isfinite(x).any() else None
+
+    return {
+        "episodes": int(sel.sum()),
+        "success_rate": float(m["success"][sel].mean()),
+        "termination_rate": float(m["terminated"][sel].mean()),
+        "final_position_error_mean": nanmean(m["final_position_error"]),
+        "final_position_error_median": nanmedian(m["final_position_error"]),
+        "settling_time_mean_s": nanmean(m["settling_time_s"]),
+        "rms_tracking_error_mean": float(m["rms_tracking_error"][sel].mean()),
+        "mean_return": float(m["return"][sel].mean()),
+        "mean_action_change": float(m["action_change"][sel].mean()),
+    }
+
+
+def summarize(r: Rollouts) -> dict:
+    m = episode_metrics(r)
+    per = {}
+    for i, name in enumerate(r.airframe_names):
+        key = name if name not in per else f"{name}#{i}"
+        per[key] = _aggregate(m, r.airframe_index == i)
+    return {"overall": _aggregate(m, np.ones_like(m["success"], dtype=bool)), "per_airframe": per}
+
+
+def markdown_table(metrics: dict, title: str = "") -> str:
+    def f(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    rows = [f"### {title}" if title else "", "",
+            "| airframe | episodes | success | terminated | final error mean / median [m] | settling [s] | "
+            "RMS error [m] | mean return |", "|---|---|---|---|---|---|---|---|"]
+    items = list(metrics["per_airframe"].items()) + [("**overall**", metrics["overall"])]
+    for name, s in items:
+        rows.append(f"| {name} | {s['episodes']} | {100 * s['success_rate']:.1f}% | {100 * s['termination_rate']:.1f}% "
+                    f"| {f(s['final_position_error_mean'], '.3f')} / {f(s['final_position_error_median'], '.3f')} "
+                    f"| {f(s['settling_time_mean_s'], '.2f')} | {s['rms_tracking_error_mean']:.3f} "
+                    f"| {s['mean_return']:.1f} |")
+    return "\n".join(rows).strip() + "\n"
+
+
+def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    names = r.airframe_names
+    shown = list(range(min(len(names), 12)))
+    cols = min(len(shown), 4)
+    rows = math.ceil(len(shown) / cols)
+    t = np.arange(r.position_error.shape[0]) * r.dt_s
+
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for k, i in enumerate(shown):
+        ax = axes[k // cols][k % cols]
+        palette = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"]
+        for j, e in enumerate(np.flatnonzero(r.airframe_index == i)[:5]):
+            end = r.first_termination[e] + 2 if r.terminated[e] else len(t)
+            ax.plot(r.position[:end, e, 0], r.position[:end, e, 1], lw=1,
+                    color="tab:red" if r.terminated[e] else palette[j])
+            ax.plot(r.position[0, e, 0], r.position[0, e, 1], "k.", ms=4)
+        e0 = np.flatnonzero(r.airframe_index == i)[0]
+        ax.plot(r.target[:, e0, 0], r.target[:, e0, 1], "k--", lw=0.8)
+        ax.set_title(names[i], fontsize=9)
+        ax.set_xlabel("x [m]")
+        ax.set_ylabel("y [m]")
+        ax.set_aspect("equal", adjustable="datalim")
+    for k in range(len(shown), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(f"{title}: trajectories (top view, first 5 episodes; red = terminated)")
+    fig.tight_layout()
+    files.append(out / "trajectories.png")
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i in shown:
+        sel = (r.airframe_index == i) & ~r.terminated
+        if sel.any():
+            med = np.median(r.position_error[:, sel], axis=1)
+            ax.plot(t, med, label=names[i])
+            lo, hi = np.percentile(r.position_error[:, sel], [10, 90], axis=1)
+            ax.fill_between(t, lo, hi, alpha=0.15)
+    ax.axhline(SUCCESS_RADIUS_M, color="k", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("position error [m]")
+    ax.set_title(f"{title}: position error of surviving episodes (median, 10-90 %)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    files.append(out / "position_error.png")
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+
+    per = metrics["per_airframe"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(per)), 4) if len(per) <= 40 else (8, 4))
+    if len(per) <= 40:
+        ax.bar(range(len(per)), [100 * s["success_rate"] for s in per.values()])
+        ax.set_xticks(range(len(per)), list(per), rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("success [%]")
+    else:
+        ax.hist([100 * s["success_rate"] for s in per.values()], bins=20)
+        ax.set_xlabel("success per airframe [%]")
+        ax.set_ylabel("airframes")
+    ax.set_title(f"{title}: success per airframe (overall {100 * metrics['overall']['success_rate']:.1f} %)")
+    fig.tight_layout()
+    files.append(out / "success.png")
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+    return files
+
+
+def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", scenario: str = "hover",
+             episodes: int = 100, seed: int = 0, device: str = "cpu", out: str | Path | None = None,
+             progress: bool = False) -> dict:
+    """Evaluate a policy ('official', 'default' or a file) and optionally write metrics.json, metrics.md, plots."""
+    from raptor import policy as rp
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
+    if episodes <= 0:
+        raise ConfigError("--episodes must be positive")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but torch sees no CUDA device")
+    afs = resolve_airframes(airframes) if isinstance(airframes, str) else list(airframes)
+    pol = rp.load(policy_name, device=device)
+    t0 = time.perf_counter()
+    r = rollout(pol, afs, scenario, episodes, seed, device, progress=progress)
+    metrics = summarize(r)
+    metrics["config"] = {"policy": policy_name, "scenario": scenario, "episodes_per_airframe": episodes,
+                         "seed": seed, "airframes": airframes if isinstance(airframes, str) else "custom",
+                         "device": device, "wall_time_s": round(time.perf_counter() - t0, 2)}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        title = f"{pol.name}, {scenario}"
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+        atomic_write_text(out / "metrics.md", markdown_table(metrics, title))
+        plot(r, metrics, out, title)
+    return metrics
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a policy on airframes and scenarios (tables, JSON, plots)")
+    p.add_argument("--policy", default="official", help="official | default | PATH (default: official)")
+    p.add_argument("--airframes", default="named", help="named | NAME,... | FILE | sampled:N:SEED (default named)")
+    p.add_argument("--scenario", default="hover", help=f"{' | '.join(SCENARIOS)} (default hover)")
+    p.add_argument("--episodes", type=int, default=100, help="episodes per airframe (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="directory for metrics.json, metrics.md and plots")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    metrics = evaluate(args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.device, args.out,
+                       progress=True)
+    print(markdown_table(metrics, f"{args.policy}, {args.scenario}"))
+    print(f"({metrics['config']['wall_time_s']} s)" + (f"; wrote {args.out}/metrics.json, metrics.md, *.png"
+                                                      if args.out else ""))
+    return 0

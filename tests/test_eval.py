@@ -1,0 +1,93 @@
+"""`raptor eval`: agreement with the published policy's figures in l2f, metric definitions, outputs, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import numpy as np
+import pytest
+
+from raptor.evaluation import Rollouts, episode_metrics, evaluate
+
+requires_official = pytest.mark.skipif(find_spec("foundation_policy") is None,
+                                       reason="optional extra 'official' (foundation-policy) not installed")
+
+# The published policy in l2f, hover, 200 episodes (issue #3): not terminated [%], mean return.
+L2F_REFERENCE = {"crazyflie": (96.5, 634.0), "x500": (99.5, 687.0), "mrs": (100.0, 699.0)}
+
+
+@requires_official
+def test_official_policy_hover_agrees_with_l2f_figures():
+    m = evaluate("official", "crazyflie,x500,mrs", "hover", episodes=150, seed=3)
+    for name, (alive_pct, ret) in L2F_REFERENCE.items():
+        s = m["per_airframe"][name]
+        assert abs(100 * (1 - s["termination_rate"]) - alive_pct) <= 5.0, (name, s)  # 150 episodes: ~3 sigma
+        assert abs(s["mean_return"] - ret) <= 0.05 * ret, (name, s)
+        assert 0.01 <= s["final_position_error_median"] <= 0.07  # survivors end 2-6 cm from the target
+
+
+@requires_official
+def test_official_policy_on_fresh_randomized_airframes():
+    m = evaluate("official", "sampled:150:11", "hover", episodes=1, seed=0)["overall"]
+    assert abs(100 * (1 - m["termination_rate"]) - 96.5) <= 5.0
+    assert abs(m["mean_return"] - 644) <= 40
+
+
+def _rollouts(err: np.ndarray, first_term: np.ndarray) -> Rollouts:
+    T1, E = err.shape
+    pos = np.zeros((T1, E, 3))
+    pos[..., 0] = err
+    return Rollouts(["a"], np.zeros(E, int), pos, np.zeros_like(pos), err, first_term >= 0, first_term,
+                    np.zeros(E), np.zeros(E), 0.01)
+
+
+def test_metric_definitions_on_synthetic_episodes():
+    T1 = 501
+    t = np.arange(T1)
+    err = np.stack([
+        np.where(t < 200, 0.5, 0.05),  # settles at step 200 (2.0 s): success
+        np.where(t < 450, 0.5, 0.05),  # within only for the last 0.5 s: not a success, settles at 4.5 s
+        np.full(T1, 0.05),  # terminated at step 300: never a success
+        np.where((t > 420) & (t < 430), 0.2, 0.05),  # leaves the ball inside the last second: no success
+    ], 1)
+    m = episode_metrics(_rollouts(err, np.array([-1, -1, 300, -1])))
+    np.testing.assert_array_equal(m["success"], [True, False, False, False])
+    np.testing.assert_allclose(m["settling_time_s"][:2], [2.0, 4.5])
+    assert np.isnan(m["settling_time_s"][2]) and np.isnan(m["final_position_error"][2])
+    np.testing.assert_allclose(m["rms_tracking_error"][2], 0.05)
+
+
+@requires_official
+def test_cli_writes_table_json_and_plots(tmp_path):
+    out = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-m", "raptor.cli", "eval", "--policy", "official", "--airframes",
+                        "crazyflie,mrs", "--episodes", "8", "--out", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("episodes", "success_rate", "termination_rate", "final_position_error_mean", "mean_return"):
+        assert key in metrics["overall"] and key in metrics["per_airframe"]["crazyflie"]
+    assert metrics["overall"]["episodes"] == 16
+    assert "| crazyflie | 8 |" in (out / "metrics.md").read_text()
+    for png in ("trajectories.png", "position_error.png", "success.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--policy", "missing.safetensors"], "does not exist"),
+    (["--policy", "CORRUPT"], "corrupt"),
+    (["--airframes", "nope"], "unknown airframe 'nope'"),
+    (["--scenario", "loop"], "unknown scenario 'loop'"),
+])
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 64)
+    args = [str(corrupt) if a == "CORRUPT" else a for a in args]
+    r = subprocess.run([sys.executable, "-m", "raptor.cli", "eval", "--episodes", "2", *args], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
