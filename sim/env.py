@@ -121,7 +121,11 @@ def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation:
 
 
 class BatchedQuadrotorEnv:
-    """N airframes x M envs per airframe; env b flies airframe `airframe_index[b]` = b // M."""
+    """N airframes x M envs per airframe; env b flies airframe `airframe_index[b]` = b // M.
+
+    Per-env arrays are stored structure-of-arrays (component x batch, contiguous along the batch), which the
+    fused compiled transition reads and writes directly; `state`, `force`, ... are (B, k) views of them.
+    """
 
     def __init__(self, airframes: Sequence[Airframe] | AirframeBatch, envs_per_airframe: int = 1,
                  config: EnvConfig = EnvConfig(), seed: int | None = None) -> None:
@@ -142,22 +146,38 @@ class BatchedQuadrotorEnv:
         self.envs_per_airframe = envs_per_airframe
         self.airframe_index = torch.arange(self.num_airframes, device=self.device).repeat_interleave(envs_per_airframe)
         self.params = base.index(self.airframe_index)
-        self.num_envs = self.params.batch_size
+        self.num_envs = B = self.params.batch_size
         self.obs_dim = config.obs_dim
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(0 if seed is None else seed)
-        z = lambda *s: torch.zeros((self.num_envs, *s), dtype=dtype, device=self.device)  # noqa: E731
-        self.state = z(17)  # (B, 17) see raptor.conventions
-        self.force = z(3)  # (B, 3) N world, constant per episode
-        self.torque = z(3)  # (B, 3) N m body, constant per episode
-        self.gust = z(3)  # (B, 3) N world, Ornstein-Uhlenbeck
-        self.last_action = z(4)  # (B, 4) previous unclipped action; 0 after reset (d_action reward)
-        self.prev_action_obs = z(4)  # (B, 4) action history slot observed; motors in [-1, 1] after reset
-        self.target_state = z(12)  # (B, 12) Langevin process [x_raw, v_raw, x_s, v_s]
-        self.langevin = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        self.steps = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
-        self._transition = torch.compile(transition, dynamic=False) if config.compile else transition
-        self.weight_n = (self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1))  # (B,) N
+        z = lambda k: torch.zeros((k, B), dtype=dtype, device=self.device)  # noqa: E731
+        self._x = z(17)  # (17, B) state, see raptor.conventions
+        self._force = z(3)  # (3, B) N world, constant per episode
+        self._torque = z(3)  # (3, B) N m body, constant per episode
+        self._gust = z(3)  # (3, B) N world, Ornstein-Uhlenbeck
+        self._last_action = z(4)  # (4, B) previous unclipped action; 0 after reset (d_action reward)
+        self._prev_action_obs = z(4)  # (4, B) observed action-history slot; normalized motors after reset
+        self._target_state = z(12)  # (12, B) Langevin process [x_raw, v_raw, x_s, v_s]
+        self._zero_target = z(6)
+        self.langevin = torch.zeros(B, dtype=torch.bool, device=self.device)
+        self.steps = torch.zeros(B, dtype=torch.long, device=self.device)
+        self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
+        self._relative = config.observation == "teacher" or config.student_target_relative
+        if config.compile:
+            from raptor.sim.fused import make_transition, pack_constants
+
+            self._constants, index = pack_constants(self.params)
+            self._fused = torch.compile(make_transition(index, config.reward, config.observation, self._relative),
+                                        dynamic=False)
+
+    # (B, k) views of the structure-of-arrays storage
+    state = property(lambda self: self._x.t(), doc="(B, 17) state: p, q wxyz, v, w body, motors")
+    force = property(lambda self: self._force.t(), doc="(B, 3) N world, constant disturbance force")
+    torque = property(lambda self: self._torque.t(), doc="(B, 3) N m body, constant disturbance torque")
+    gust = property(lambda self: self._gust.t(), doc="(B, 3) N world, gust force")
+    last_action = property(lambda self: self._last_action.t(), doc="(B, 4) previous action (reward)")
+    prev_action_obs = property(lambda self: self._prev_action_obs.t(), doc="(B, 4) observed previous action")
+    target_state = property(lambda self: self._target_state.t(), doc="(B, 12) Langevin process state")
 
     # ------------------------------------------------------------------------------------------------------------
     def seed(self, seed: int) -> None:
@@ -166,6 +186,16 @@ class BatchedQuadrotorEnv:
     def target(self) -> torch.Tensor:
         """Current target (B, 6) = (p_des, v_des), world."""
         return self._next_target(self.steps)
+
+    def _next_target(self, steps: torch.Tensor) -> torch.Tensor:
+        mode = self.config.target
+        if mode == "figure_eight":
+            t = steps.to(self._x.dtype) * self.params.dt
+            return figure_eight(t, self.config.figure_eight_radius_m, self.config.figure_eight_period_s)
+        if mode == "hover":
+            return self._zero_target.t()
+        tgt = self.target_state[:, 6:12]
+        return torch.where(self.langevin[:, None], tgt, torch.zeros_like(tgt))
 
     def reset(self, seed: int | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Start new episodes in all envs (or where mask (B,) is True); returns observations (B, D)."""
@@ -197,9 +227,11 @@ class BatchedQuadrotorEnv:
                   mask: torch.Tensor | None = None) -> None:
         """Start new episodes from given states (B, 17) where mask is True, with the reference's reset semantics:
         previous-action observation = normalized motor state, last action 0, target at the origin."""
-        state = torch.as_tensor(state, dtype=self.state.dtype, device=self.device)
+        state = torch.as_tensor(state, dtype=self._x.dtype, device=self.device)
         if state.shape != self.state.shape:
             raise InputError(f"state has shape {tuple(state.shape)}, expected {tuple(self.state.shape)}")
+        if not bool(torch.isfinite(state).all()):
+            raise InputError("state contains NaN or inf")
         idx = None if mask is None else mask.nonzero().squeeze(-1)
         pick = (lambda t: t) if idx is None else (lambda t: t[idx])  # noqa: E731
         zeros = torch.zeros_like(pick(self.force))
@@ -209,23 +241,29 @@ class BatchedQuadrotorEnv:
 
     def _start(self, idx: torch.Tensor | None, x: torch.Tensor, force: torch.Tensor, torque: torch.Tensor,
                gust: torch.Tensor, langevin: torch.Tensor, prev_action_obs: torch.Tensor) -> None:
-        """Write new episodes into rows idx (all rows when None)."""
+        """Write new episodes (values (n, k)) into rows idx (all rows when None); storage stays contiguous SoA."""
         def put(current: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
             if idx is None:
-                return value.clone()
+                return value.t().contiguous()
             out = current.clone()
-            out[idx] = value
+            out[:, idx] = value.t()
             return out
 
-        self.state = put(self.state, x)
-        self.force = put(self.force, force)
-        self.torque = put(self.torque, torque)
-        self.gust = put(self.gust, gust)
-        self.langevin = put(self.langevin, langevin)
-        self.prev_action_obs = put(self.prev_action_obs, prev_action_obs)
-        self.last_action = put(self.last_action, torch.zeros_like(prev_action_obs))
-        self.target_state = put(self.target_state, torch.zeros((x.shape[0], 12), dtype=x.dtype, device=self.device))
-        self.steps = put(self.steps, torch.zeros(x.shape[0], dtype=torch.long, device=self.device))
+        n = x.shape[0]
+        self._x = put(self._x, x)
+        self._force = put(self._force, force)
+        self._torque = put(self._torque, torque)
+        self._gust = put(self._gust, gust)
+        self._prev_action_obs = put(self._prev_action_obs, prev_action_obs)
+        self._last_action = put(self._last_action, torch.zeros_like(prev_action_obs))
+        self._target_state = put(self._target_state, torch.zeros((n, 12), dtype=x.dtype, device=self.device))
+        if idx is None:
+            self.langevin, self.steps = langevin.clone(), torch.zeros_like(self.steps)
+        else:
+            self.langevin = self.langevin.clone()
+            self.langevin[idx] = langevin
+            self.steps = self.steps.clone()
+            self.steps[idx] = 0
 
     # ------------------------------------------------------------------------------------------------------------
     def observe(self) -> torch.Tensor:
@@ -236,16 +274,19 @@ class BatchedQuadrotorEnv:
         else:
             obs = mdp.observe_student(self.state, self.prev_action_obs,
                                       tgt if self.config.student_target_relative else None)
+        return self._add_noise(obs)
+
+    def _add_noise(self, obs: torch.Tensor) -> torch.Tensor:
         noise = self.config.observation_noise
-        if noise.enabled:
-            std = torch.zeros(obs.shape[-1], dtype=obs.dtype, device=self.device)
-            std[0:3], std[3:12], std[12:15], std[15:18] = (noise.position, noise.orientation,
-                                                           noise.linear_velocity, noise.angular_velocity)
-            obs = obs + std * torch.randn(obs.shape, generator=self.gen, device=self.device, dtype=obs.dtype)
-        return obs
+        if not noise.enabled:
+            return obs
+        std = torch.zeros(obs.shape[-1], dtype=obs.dtype, device=self.device)
+        std[0:3], std[3:12], std[12:15], std[15:18] = (noise.position, noise.orientation,
+                                                       noise.linear_velocity, noise.angular_velocity)
+        return obs + std * torch.randn(obs.shape, generator=self.gen, device=self.device, dtype=obs.dtype)
 
     def check_action(self, action: torch.Tensor) -> torch.Tensor:
-        action = torch.as_tensor(action, dtype=self.state.dtype, device=self.device)
+        action = torch.as_tensor(action, dtype=self._x.dtype, device=self.device)
         if action.shape != (self.num_envs, 4):
             raise InputError(f"action has shape {tuple(action.shape)}, expected ({self.num_envs}, 4): "
                              "one normalized [-1, 1] command per motor, in RAPTOR motor order")
@@ -254,37 +295,35 @@ class BatchedQuadrotorEnv:
             raise InputError(f"action contains NaN or inf (envs {bad}); the state was not changed")
         return action
 
-    def _next_target(self, steps: torch.Tensor) -> torch.Tensor:
-        if self.config.target == "figure_eight":
-            t = steps.to(self.state.dtype) * self.params.dt
-            return figure_eight(t, self.config.figure_eight_radius_m, self.config.figure_eight_period_s)
-        tgt = self.target_state[:, 6:12]
-        return torch.where(self.langevin[:, None], tgt, torch.zeros_like(tgt))
-
     def physics_step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance every env by one step without autoreset: (reward (B,), terminated (B,), observation (B, D))."""
         action = self.check_action(action)
         tgt = self.target()
         if self.config.target in ("airframe", "langevin"):
-            self.target_state = mdp.langevin_step(self.target_state, self.params.dt, self.gen, self.config.langevin)
-        relative = self.config.observation == "teacher" or self.config.student_target_relative
-        next_tgt = self._next_target(self.steps + 1) if relative else None
-        nxt, rew, term, obs = self._transition(self.params, self.config.reward, self.config.observation, self.state,
-                                               action, self.last_action, self.force + self.gust, self.torque, tgt,
-                                               next_tgt)
-        self.state = nxt
-        self.last_action = action
-        self.prev_action_obs = action
+            self._target_state = mdp.langevin_step(self.target_state, self.params.dt, self.gen,
+                                                   self.config.langevin).t().contiguous()
+        next_tgt = self._next_target(self.steps + 1)
+        force = self._force + self._gust if self.config.disturbance.gust_fraction > 0 else self._force
+        a_soa = action.t().contiguous()
+        if self.config.compile:
+            x, rew, term, obs = self._fused(self._constants, self._x, a_soa, self._last_action, force, self._torque,
+                                            tgt.t().contiguous(), next_tgt.t().contiguous())
+            self._x, obs = x, obs.t()
+        else:
+            nxt, rew, term, obs = transition(self.params, self.config.reward, self.config.observation, self.state,
+                                             action, self.last_action, force.t(), self.torque, tgt,
+                                             next_tgt if self._relative else None)
+            self._x = nxt.t().contiguous()
+        self._last_action = a_soa
+        self._prev_action_obs = a_soa
         d = self.config.disturbance
         if d.gust_fraction > 0:
-            a = torch.exp(-self.params.dt / d.gust_time_constant_s)[:, None]
-            sigma = d.gust_fraction * self.weight_n[:, None] * torch.sqrt(1 - a * a)
-            self.gust = a * self.gust + sigma * torch.randn(self.gust.shape, generator=self.gen, device=self.device,
-                                                            dtype=self.gust.dtype)
+            a = torch.exp(-self.params.dt / d.gust_time_constant_s)
+            sigma = d.gust_fraction * self.weight_n * torch.sqrt(1 - a * a)
+            self._gust = a * self._gust + sigma * torch.randn(self._gust.shape, generator=self.gen,
+                                                              device=self.device, dtype=self._gust.dtype)
         self.steps = self.steps + 1
-        if self.config.observation_noise.enabled:
-            obs = self.observe()
-        return rew, term, obs
+        return rew, term, self._add_noise(obs)
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """(obs (B, D), reward (B,), terminated (B,), truncated (B,), info) with same-step autoreset."""
