@@ -96,7 +96,7 @@ def _plugin_registrars():
     import importlib
 
     out = []
-    for mod in ("raptor.evaluation",):  # later: raptor.rl.cli, raptor.distill.cli, raptor.policy_export.cli, ...
+    for mod in ("raptor.evaluation", "raptor.policy_export.export"):
         try:
             out.append(importlib.import_module(mod).add_parser)
         except ImportError:

@@ -1,0 +1,1 @@
+"""The firmware sources (C core, Makefile, QEMU test images), shipped so `raptor export` can copy them."""

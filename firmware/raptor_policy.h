@@ -1,0 +1,104 @@
+/* raptor_policy: portable C99 inference core of the RAPTOR foundation policy.
+ *
+ * No heap, no recursion, fixed-size state, no autopilot headers. One core compiles for the host, the
+ * pybind11 module (raptor.policy_export._core) and the MCU (Cortex-M4F / M7).
+ *
+ * Network: Dense(22->16, ReLU) -> GRU(16, PyTorch gates r,z,n, learned h0) -> Dense(16->4).
+ * Executor semantics (RAPTOR's rl_tools executor): every call runs the network; a *native* call (every
+ * native_every-th call, or >= 10 ms since the last native call when native_every == 0) commits the GRU state,
+ * an intermediate call discards it. The previous-action input is the mean of the previous actions passed in
+ * since the last native call. Outputs are clamped to [-1, 1].
+ *
+ * Conventions: position and linear velocity FLU world [m, m/s] (relative to the setpoint), orientation
+ * quaternion w,x,y,z body->world, angular velocity body [rad/s], actions and previous action in [-1, 1] in
+ * motor order [front-right, back-right, back-left, front-left].
+ */
+#ifndef RAPTOR_POLICY_H
+#define RAPTOR_POLICY_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RAPTOR_INPUT_DIM 22
+#define RAPTOR_HIDDEN_DIM 16
+#define RAPTOR_GATES_DIM 48
+#define RAPTOR_OUTPUT_DIM 4
+#define RAPTOR_NUM_PARAMETERS 2084
+#define RAPTOR_NATIVE_INTERVAL_NS 10000000ULL
+#define RAPTOR_TIMING_WINDOW 100
+
+/* Weights, laid out as raptor.policy.network.PARAMETER_LAYOUT (row-major, out x in). */
+typedef struct {
+    float input_weight[RAPTOR_HIDDEN_DIM][RAPTOR_INPUT_DIM];
+    float input_bias[RAPTOR_HIDDEN_DIM];
+    float gru_weight_ih[RAPTOR_GATES_DIM][RAPTOR_HIDDEN_DIM];
+    float gru_weight_hh[RAPTOR_GATES_DIM][RAPTOR_HIDDEN_DIM];
+    float gru_bias_ih[RAPTOR_GATES_DIM];
+    float gru_bias_hh[RAPTOR_GATES_DIM];
+    float gru_h0[RAPTOR_HIDDEN_DIM];
+    float output_weight[RAPTOR_OUTPUT_DIM][RAPTOR_HIDDEN_DIM];
+    float output_bias[RAPTOR_OUTPUT_DIM];
+} raptor_weights_t;
+
+typedef struct {
+    float position[3];         /* m, FLU world, relative to the setpoint */
+    float orientation[4];      /* w, x, y, z, body -> world */
+    float linear_velocity[3];  /* m/s, FLU world, relative to the setpoint */
+    float angular_velocity[3]; /* rad/s, body */
+    float previous_action[4];  /* last commanded action, [-1, 1] */
+} raptor_observation_t;
+
+typedef struct {
+    float action[RAPTOR_OUTPUT_DIM]; /* [-1, 1], motor order FR, BR, BL, FL */
+} raptor_action_t;
+
+/* Status bits returned by raptor_policy_control. */
+#define RAPTOR_STATUS_OK 0u
+#define RAPTOR_STATUS_NATIVE_STEP (1u << 0)       /* this call committed the GRU state */
+#define RAPTOR_STATUS_INPUT_INVALID (1u << 1)     /* NaN/inf input: safe action returned, state untouched */
+#define RAPTOR_STATUS_TIMESTAMP_INVALID (1u << 2) /* time went backwards */
+#define RAPTOR_STATUS_TIMING_JITTER (1u << 3)     /* a call interval in the last window outside [0.8, 1.2] x nominal */
+#define RAPTOR_STATUS_TIMING_BIAS (1u << 4)       /* mean call interval of the last window outside [0.8, 1.2] x */
+#define RAPTOR_STATUS_NOT_INITIALIZED (1u << 5)   /* raptor_policy_init was not called */
+
+typedef struct {
+    const raptor_weights_t *weights;
+    uint32_t native_every;          /* N > 0: every N-th call is native; 0: native when >= 10 ms elapsed */
+    uint64_t control_interval_ns;   /* nominal call interval for the timing checks; 0 disables them */
+    float safe_action[RAPTOR_OUTPUT_DIM];
+    float hidden[RAPTOR_HIDDEN_DIM]; /* committed GRU state */
+    float history[RAPTOR_OUTPUT_DIM];
+    uint32_t calls;
+    uint32_t calls_since_native;
+    uint64_t last_timestamp_ns;
+    uint64_t last_native_ns;
+    uint32_t window_count;
+    uint64_t window_sum_ns;
+    uint32_t window_jitter;
+    uint32_t timing_flags; /* flags of the last complete window */
+    uint32_t initialized;
+} raptor_policy_t;
+
+/* Configure: weights (kept by pointer), native step rule and nominal call interval. Safe action: all -1. */
+void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uint32_t native_every,
+                        uint64_t control_interval_ns);
+/* Start a new flight: h <- h0, history <- 0.32, counters cleared. */
+void raptor_policy_reset(raptor_policy_t *p);
+/* One control call at time timestamp_ns (monotonic, 64-bit). Writes the action; returns status bits. */
+uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const raptor_observation_t *obs,
+                               raptor_action_t *out);
+/* The raw network step: input (22), hidden (16) -> hidden_out (16), output (4) unclamped. */
+void raptor_policy_forward(const raptor_weights_t *w, const float input[RAPTOR_INPUT_DIM],
+                           const float hidden[RAPTOR_HIDDEN_DIM], float hidden_out[RAPTOR_HIDDEN_DIM],
+                           float output[RAPTOR_OUTPUT_DIM]);
+/* Replay a stored sequence (steps x batch, network semantics, h0 at step 0); returns the max abs error. */
+float raptor_policy_self_test(const raptor_weights_t *w, const float *inputs, const float *outputs, uint32_t steps,
+                              uint32_t batch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAPTOR_POLICY_H */

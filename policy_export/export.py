@@ -1,0 +1,293 @@
+"""`raptor export`: a policy as C headers + the portable C core (generic), or as ONNX.
+
+Everything the C side sees is generated from one schema, `raptor.policy.network.PARAMETER_LAYOUT`: the
+initializer of `raptor_weights_t` lists the tensors in that order (tests/test_export.py pins the C struct to it).
+
+generic writes into --out:
+  raptor_policy_weights.h   the 2084 parameters as `static const raptor_weights_t RAPTOR_WEIGHTS`, a provenance
+                            comment, and a stored self-test sequence (inputs, expected raw outputs)
+  raptor_test_sequence.h    a fixed observation sequence at --rate-hz (native step every rate/100 calls) for
+                            the host/QEMU parity harness
+  raptor_policy.c/.h, test_main.c, Makefile, qemu/   the C core and its builds (copied from raptor.firmware)
+  README.md                 how to build, run and integrate
+onnx writes raptor_policy.onnx: inputs observation (B, 22), hidden (B, 16); outputs action (B, 4, raw),
+hidden_out (B, 16), initial_hidden (16,).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raptor.conventions import CONVENTIONS_VERSION
+from raptor.errors import ConfigError
+from raptor.policy.network import PARAMETER_LAYOUT
+
+TARGETS = ("generic", "onnx", "crazyflie", "px4", "betaflight")
+SELF_TEST_STEPS, SELF_TEST_BATCH = 8, 2
+SEQUENCE_STEPS = 240
+FIRMWARE_FILES = ("raptor_policy.c", "raptor_policy.h", "test_main.c", "Makefile", "qemu/startup.c",
+                  "qemu/stm32f405.ld", "qemu/mps2_an500.ld")
+
+
+def _c_floats(a: np.ndarray) -> str:
+    """A float32 array as a nested C initializer; 9 significant digits round-trip float32 exactly."""
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 1:
+        return "{" + ", ".join(f"{float(v):.8e}f" for v in a) + "}"
+    return "{" + ",\n ".join(_c_floats(r) for r in a) + "}"
+
+
+def _sha256(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return "n/a"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_file(policy_name: str) -> Path | None:
+    from raptor.policy import DEFAULT_POLICY_FILE
+    from raptor.policy.io import official_checkpoint_path
+
+    if policy_name == "official":
+        return official_checkpoint_path()
+    if policy_name == "default":
+        return Path(str(resources.files("raptor").joinpath(DEFAULT_POLICY_FILE)))
+    return Path(policy_name)
+
+
+def flight_observations(policy, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """States (T, 17) and raw actions (T, 4) of the policy hovering a crazyflie in our simulator."""
+    from raptor.sim.airframe import named_airframe
+    from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+
+    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 1, EnvConfig(target="hover"), seed=seed)
+    obs = env.reset()
+    policy.reset(1)
+    states, actions = [], []
+    for _ in range(steps):
+        a = policy.step(obs)
+        states.append(env.state[0].clone())
+        actions.append(a[0].clone())
+        _, _, obs = env.physics_step(a)
+    return torch.stack(states).numpy(), torch.stack(actions).numpy()
+
+
+def self_test_sequence(policy, steps: int = SELF_TEST_STEPS, batch: int = SELF_TEST_BATCH):
+    """Network inputs (T, B, 22) from real flights and the float32 torch outputs (T, B, 4), h0 at step 0."""
+    from raptor.policy.runner import RESET_ACTION_HISTORY  # noqa: F401  (documents the reset value)
+    from raptor.sim.dynamics import rotation_matrix
+
+    inputs = []
+    for b in range(batch):
+        states, actions = flight_observations(policy, steps, seed=100 + b)
+        s = torch.as_tensor(states)
+        prev = torch.cat([torch.zeros(1, 4), torch.as_tensor(actions[:-1])])
+        inputs.append(torch.cat([s[:, 0:3], rotation_matrix(s[:, 3:7]), s[:, 7:10], s[:, 10:13], prev], -1))
+    x = torch.stack(inputs, 1).float()
+    with torch.no_grad():
+        y, _ = policy.net.float()(x)
+    return x.numpy(), y.numpy()
+
+
+def test_sequence(policy, rate_hz: int, steps: int = SEQUENCE_STEPS, seed: int = 7):
+    """A fixed sequence at rate_hz: timestamps (T,) ns, observations (T, 17) [p, q, v, w, previous action].
+
+    Native states come from a hover flight; calls between native steps perturb them slightly; step 50 carries a
+    NaN (the guard must return the safe action and the next valid call recover)."""
+    per = rate_hz // 100
+    states, actions = flight_observations(policy, steps // per + 2, seed)
+    rng = np.random.default_rng(seed)
+    obs = np.zeros((steps, 17), np.float32)
+    for t in range(steps):
+        k = t // per
+        s = states[k].astype(np.float64)
+        if t % per:
+            s = s + rng.normal(0, 0.002, 17) * np.r_[np.ones(3), np.zeros(4), np.ones(6), np.zeros(4)]
+        prev = np.clip(actions[k - 1] if k > 0 else np.zeros(4), -1, 1) + rng.normal(0, 0.01, 4)
+        obs[t] = np.r_[s[0:3], s[3:7], s[7:10], s[10:13], prev]
+    obs[50, 2] = np.nan
+    timestamps = (np.arange(steps, dtype=np.uint64) * np.uint64(1_000_000_000 // rate_hz)) + np.uint64(10**9)
+    return timestamps, obs
+
+
+def weights_header(policy, source: Path | None, policy_name: str) -> str:
+    params = {k: v.detach().cpu().float().numpy() for k, v in policy.net.flat_parameters().items()}
+    x, y = self_test_sequence(policy)
+    prov = policy.metadata.get("provenance", {})
+    body = ",\n".join(f"/* {name} {shape} */\n{_c_floats(params[name])}" for name, shape in PARAMETER_LAYOUT)
+    return f"""/* Generated by `raptor export` from one schema (raptor.policy.network.PARAMETER_LAYOUT). Do not edit.
+ * policy: {policy_name} ({policy.name})
+ * source file sha256: {_sha256(source)}
+ * provenance: {json.dumps(prov)}
+ * conventions: {CONVENTIONS_VERSION}; observation [p, R(q) row-major, v, w, previous action]; motor order FR, BR, BL, FL
+ * exported: {_dt.datetime.now(_dt.timezone.utc).isoformat()}
+ */
+#ifndef RAPTOR_POLICY_WEIGHTS_H
+#define RAPTOR_POLICY_WEIGHTS_H
+#include "raptor_policy.h"
+
+static const raptor_weights_t RAPTOR_WEIGHTS = {{
+{body}
+}};
+
+#ifndef RAPTOR_NO_SELF_TEST_DATA
+/* Self-test: raw network outputs for these inputs, GRU state h0 at step 0 (max error allowed 1e-5). */
+#define RAPTOR_SELF_TEST_STEPS {x.shape[0]}u
+#define RAPTOR_SELF_TEST_BATCH {x.shape[1]}u
+static const float raptor_self_test_input[{x.shape[0]}][{x.shape[1]}][22] = {_c_floats(x)};
+static const float raptor_self_test_output[{x.shape[0]}][{x.shape[1]}][4] = {_c_floats(y)};
+#endif
+#endif /* RAPTOR_POLICY_WEIGHTS_H */
+"""
+
+
+def sequence_header(timestamps: np.ndarray, obs: np.ndarray, rate_hz: int) -> str:
+    def c_float(v: float) -> str:
+        return "NAN" if np.isnan(v) else f"{float(v):.8e}f"
+
+    rows = ",\n".join("{" + ", ".join(c_float(v) for v in row) + "}" for row in obs)
+    ts = ", ".join(f"{int(t)}ull" for t in timestamps)
+    return f"""/* Generated by `raptor export`: a fixed observation sequence at {rate_hz} Hz for the parity harness. */
+#ifndef RAPTOR_TEST_SEQUENCE_H
+#define RAPTOR_TEST_SEQUENCE_H
+#include <math.h>
+#include <stdint.h>
+#define RAPTOR_SEQ_STEPS {len(obs)}u
+#define RAPTOR_SEQ_NATIVE_EVERY {rate_hz // 100}u
+#define RAPTOR_SEQ_INTERVAL_NS {1_000_000_000 // rate_hz}ull
+static const uint64_t raptor_seq_timestamp_ns[{len(obs)}] = {{{ts}}};
+static const float raptor_seq_obs[{len(obs)}][17] = {{
+{rows}}};
+#endif
+"""
+
+
+def export_generic(policy, policy_name: str, out: Path, rate_hz: int) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    fw = resources.files("raptor.firmware")
+    written = []
+    for name in FIRMWARE_FILES:
+        dst = out / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with fw.joinpath(name).open("rb") as src, open(dst, "wb") as f:
+            shutil.copyfileobj(src, f)
+        written.append(dst)
+    (out / "raptor_policy_weights.h").write_text(weights_header(policy, source_file(policy_name), policy_name))
+    ts, obs = test_sequence(policy, rate_hz)
+    (out / "raptor_test_sequence.h").write_text(sequence_header(ts, obs, rate_hz))
+    np.savez(out / "raptor_test_sequence.npz", timestamps_ns=ts, observations=obs, rate_hz=rate_hz)
+    (out / "README.md").write_text(GENERIC_README.format(rate=rate_hz, native=rate_hz // 100,
+                                                          interval=1_000_000_000 // rate_hz, policy=policy_name))
+    return written + [out / f for f in ("raptor_policy_weights.h", "raptor_test_sequence.h", "README.md")]
+
+
+GENERIC_README = """# RAPTOR policy export ({policy}, generic C)
+
+Files: `raptor_policy.c/.h` (C99 core: no heap, no recursion, fixed-size state), `raptor_policy_weights.h`
+(generated weights + self-test data), `raptor_test_sequence.h` (a fixed {rate} Hz sequence), `test_main.c`,
+`Makefile`, `qemu/` (bare-metal start-up and linker scripts for QEMU's netduinoplus2 and mps2-an500).
+
+    make run-host        # host build: self-test + sequence, exit code = verdict
+    make run-m4          # Cortex-M4F (STM32F405) under qemu-system-arm
+    make run-m7          # Cortex-M7 (mps2-an500) under qemu-system-arm
+    make size            # flash / RAM of core + weights
+
+Integration (every control tick, {rate} Hz here):
+
+    static raptor_policy_t policy;
+    raptor_policy_init(&policy, &RAPTOR_WEIGHTS, {native} /* native every N calls */, {interval} /* ns */);
+    if (raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
+                                &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
+                                RAPTOR_SELF_TEST_BATCH) > 1e-5f) refuse_to_start();
+    raptor_policy_reset(&policy);                        /* on activation */
+    status = raptor_policy_control(&policy, now_ns, &obs, &action);
+
+`obs`: position and velocity (FLU world, relative to the setpoint, m and m/s), quaternion w,x,y,z body->world,
+body rates rad/s, the previously commanded action. `action`: [-1, 1] per motor, order front-right, back-right,
+back-left, front-left. Status bits: NATIVE_STEP, INPUT_INVALID (NaN/inf input: the safe action, all -1 by default,
+is returned and the state is untouched; the next valid call recovers), TIMESTAMP_INVALID, TIMING_JITTER/BIAS.
+"""
+
+
+def export_onnx(policy, out: Path) -> Path:
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ModuleNotFoundError:
+        raise ConfigError("the onnx target needs the optional extra: pip install 'raptor-quadrotor[onnx]'") from None
+    p = {k: v.detach().cpu().float().numpy() for k, v in policy.net.flat_parameters().items()}
+    inits = [numpy_helper.from_array(p[k], k.replace(".", "_")) for k, _ in PARAMETER_LAYOUT]
+    inits += [numpy_helper.from_array(np.array([16, 16, 16], np.int64), "split3"),
+              numpy_helper.from_array(np.array(1.0, np.float32), "one")]
+    N = helper.make_node
+    nodes = [
+        N("Gemm", ["observation", "input_layer_weight", "input_layer_bias"], ["pre"], transB=1),
+        N("Relu", ["pre"], ["x"]),
+        N("Gemm", ["x", "gru_weight_ih", "gru_bias_ih"], ["gi"], transB=1),
+        N("Gemm", ["hidden", "gru_weight_hh", "gru_bias_hh"], ["gh"], transB=1),
+        N("Split", ["gi", "split3"], ["gi_r", "gi_z", "gi_n"], axis=1),
+        N("Split", ["gh", "split3"], ["gh_r", "gh_z", "gh_n"], axis=1),
+        N("Add", ["gi_r", "gh_r"], ["r_pre"]), N("Sigmoid", ["r_pre"], ["r"]),
+        N("Add", ["gi_z", "gh_z"], ["z_pre"]), N("Sigmoid", ["z_pre"], ["z"]),
+        N("Mul", ["r", "gh_n"], ["r_gh_n"]), N("Add", ["gi_n", "r_gh_n"], ["n_pre"]), N("Tanh", ["n_pre"], ["n"]),
+        N("Mul", ["z", "hidden"], ["zh"]), N("Sub", ["one", "z"], ["one_minus_z"]),
+        N("Mul", ["one_minus_z", "n"], ["zn"]), N("Add", ["zh", "zn"], ["hidden_out"]),
+        N("Gemm", ["hidden_out", "output_layer_weight", "output_layer_bias"], ["action"], transB=1),
+        N("Identity", ["gru_h0"], ["initial_hidden"]),
+    ]
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "raptor_policy",
+        [helper.make_tensor_value_info("observation", f, ["batch", 22]),
+         helper.make_tensor_value_info("hidden", f, ["batch", 16])],
+        [helper.make_tensor_value_info("action", f, ["batch", 4]),
+         helper.make_tensor_value_info("hidden_out", f, ["batch", 16]),
+         helper.make_tensor_value_info("initial_hidden", f, [16])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="raptor")
+    model.metadata_props.extend([onnx.StringStringEntryProto(key="raptor", value=json.dumps(policy.metadata))])
+    onnx.checker.check_model(model)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "raptor_policy.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def export(policy_name: str, target: str, out: str | Path, rate_hz: int = 400) -> list[Path]:
+    from raptor import policy as rp
+
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
+    if target in ("crazyflie", "px4", "betaflight"):
+        raise ConfigError(f"the {target} glue is not available in this version (see the flight-controller targets "
+                          "issue); export --target generic and integrate raptor_policy_control yourself")
+    if rate_hz % 100 or not 100 <= rate_hz <= 10000:
+        raise ConfigError(f"--rate-hz must be a multiple of 100 between 100 and 10000 (got {rate_hz})")
+    policy = rp.load(policy_name)
+    out = Path(out)
+    if target == "onnx":
+        return [export_onnx(policy, out)]
+    return export_generic(policy, policy_name, out, rate_hz)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a policy as C headers + C core (generic) or ONNX")
+    p.add_argument("--policy", default="official", help="official | default | PATH")
+    p.add_argument("--target", default="generic", help=" | ".join(TARGETS))
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--rate-hz", type=int, default=400, help="control rate; the GRU advances at 100 Hz (default 400)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    files = export(args.policy, args.target, args.out, args.rate_hz)
+    print(f"exported {args.policy} for {args.target} to {args.out}: " + ", ".join(p.name for p in files[-3:]))
+    return 0
