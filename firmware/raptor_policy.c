@@ -3,6 +3,7 @@
 
 #define RESET_HISTORY (2.0f * 0.66f - 1.0f)
 
+#ifndef RAPTOR_EXTERNAL_FORWARD /* benchmarks swap in a naive forward pass as a baseline */
 /* tanh as a rational minimax approximation (max abs error 3.4e-7 in float32), no libm. */
 static float fast_tanh(float x) {
     const float limit = 7.90531110763549805f;
@@ -27,8 +28,11 @@ static float fast_tanh(float x) {
 
 static float fast_sigmoid(float x) { return 0.5f * fast_tanh(0.5f * x) + 0.5f; }
 
+#endif
+
 static int finite_f(float x) { return (x == x) && (x - x == 0.0f); } /* false for NaN and +-inf */
 
+#ifndef RAPTOR_EXTERNAL_FORWARD
 void raptor_policy_forward(const raptor_weights_t *w, const float input[RAPTOR_INPUT_DIM],
                            const float hidden[RAPTOR_HIDDEN_DIM], float hidden_out[RAPTOR_HIDDEN_DIM],
                            float output[RAPTOR_OUTPUT_DIM]) {
@@ -76,6 +80,7 @@ void raptor_policy_forward(const raptor_weights_t *w, const float input[RAPTOR_I
     }
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) hidden_out[i] = h[i];
 }
+#endif
 
 void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uint32_t native_every,
                         uint64_t control_interval_ns) {

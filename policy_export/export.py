@@ -97,11 +97,11 @@ def self_test_sequence(policy, steps: int = SELF_TEST_STEPS, batch: int = SELF_T
     return x.numpy(), y.numpy()
 
 
-def test_sequence(policy, rate_hz: int, steps: int = SEQUENCE_STEPS, seed: int = 7):
+def parity_sequence(policy, rate_hz: int, steps: int = SEQUENCE_STEPS, seed: int = 7, nan_step: int | None = 50):
     """A fixed sequence at rate_hz: timestamps (T,) ns, observations (T, 17) [p, q, v, w, previous action].
 
     Native states come from a hover flight; calls between native steps perturb them slightly; step 50 carries a
-    NaN (the guard must return the safe action and the next valid call recover)."""
+    NaN (the guard must return the safe action and the next valid call recover); nan_step=None omits it."""
     per = rate_hz // 100
     states, actions = flight_observations(policy, steps // per + 2, seed)
     rng = np.random.default_rng(seed)
@@ -113,7 +113,8 @@ def test_sequence(policy, rate_hz: int, steps: int = SEQUENCE_STEPS, seed: int =
             s = s + rng.normal(0, 0.002, 17) * np.r_[np.ones(3), np.zeros(4), np.ones(6), np.zeros(4)]
         prev = np.clip(actions[k - 1] if k > 0 else np.zeros(4), -1, 1) + rng.normal(0, 0.01, 4)
         obs[t] = np.r_[s[0:3], s[3:7], s[7:10], s[10:13], prev]
-    obs[50, 2] = np.nan
+    if nan_step is not None:
+        obs[nan_step, 2] = np.nan
     timestamps = (np.arange(steps, dtype=np.uint64) * np.uint64(1_000_000_000 // rate_hz)) + np.uint64(10**9)
     return timestamps, obs
 
@@ -181,7 +182,7 @@ def export_generic(policy, policy_name: str, out: Path, rate_hz: int) -> list[Pa
             shutil.copyfileobj(src, f)
         written.append(dst)
     (out / "raptor_policy_weights.h").write_text(weights_header(policy, source_file(policy_name), policy_name))
-    ts, obs = test_sequence(policy, rate_hz)
+    ts, obs = parity_sequence(policy, rate_hz)
     (out / "raptor_test_sequence.h").write_text(sequence_header(ts, obs, rate_hz))
     np.savez(out / "raptor_test_sequence.npz", timestamps_ns=ts, observations=obs, rate_hz=rate_hz)
     (out / "README.md").write_text(GENERIC_README.format(rate=rate_hz, native=rate_hz // 100,

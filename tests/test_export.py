@@ -1,0 +1,181 @@
+"""Export: the C core (through pybind11, host gcc and QEMU Cortex-M) pinned to the torch policy, and the exporter."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import raptor.policy as rp
+from raptor.policy.io import default_metadata
+from raptor.policy.network import PARAMETER_LAYOUT
+from raptor.policy_export import _core
+from raptor.policy_export.export import export, parity_sequence
+
+REPO = Path(__file__).resolve().parents[1]
+has_official = find_spec("foundation_policy") is not None
+has_arm = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
+
+
+def _policy(kind: str) -> rp.Policy:
+    if kind == "official":
+        if not has_official:
+            pytest.skip("optional extra 'official' not installed")
+        return rp.load("official")
+    torch.manual_seed(0)
+    net = rp.RaptorPolicyNet()
+    with torch.no_grad():
+        net.gru.h0.uniform_(-0.5, 0.5)  # a random student with a non-trivial learned h0
+    return rp.Policy(net, default_metadata(source="random"))
+
+
+def _core_for(policy: rp.Policy, native_every: int, interval_ns: int = 0) -> _core.Core:
+    params = {k: v.detach().float().numpy() for k, v in policy.net.flat_parameters().items()}
+    return _core.Core(params, native_every, interval_ns)
+
+
+def test_c_struct_follows_the_parameter_schema():
+    header = (REPO / "firmware" / "raptor_policy.h").read_text()
+    struct = header[header.index("typedef struct {\n    float input_weight"):header.index("} raptor_weights_t;")]
+    fields = re.findall(r"float (\w+)((?:\[\w+\])+);", struct)
+    dims = {"RAPTOR_HIDDEN_DIM": 16, "RAPTOR_INPUT_DIM": 22, "RAPTOR_GATES_DIM": 48, "RAPTOR_OUTPUT_DIM": 4}
+    c_shapes = [tuple(dims[d] for d in re.findall(r"\[(\w+)\]", shape)) for _, shape in fields]
+    assert c_shapes == [shape for _, shape in PARAMETER_LAYOUT]
+
+
+@pytest.mark.parametrize("kind", ["official", "random"])
+@pytest.mark.parametrize("rate_hz", [100, 400])
+def test_pybind_core_matches_torch_runner(kind, rate_hz):
+    policy = _policy(kind)
+    native_every = rate_hz // 100
+    ts, obs = parity_sequence(policy, rate_hz, steps=500, nan_step=None)
+    core = _core_for(policy, native_every)
+    actions, status = core.control(ts, obs)
+    runner = policy.runner(native_every)
+    runner.reset(1)
+    o = torch.as_tensor(obs)
+    ref = torch.stack([runner.control(o[t:t + 1, 0:3], o[t:t + 1, 3:7], o[t:t + 1, 7:10], o[t:t + 1, 10:13],
+                                      o[t:t + 1, 13:17])[0][0] for t in range(len(o))]).numpy()
+    assert np.abs(actions - ref).max() <= 1e-5
+    native = (status & _core.STATUS_NATIVE_STEP) != 0
+    np.testing.assert_array_equal(native, np.arange(500) % native_every == 0)
+
+
+def test_nan_observation_gives_safe_action_and_the_next_valid_one_recovers():
+    policy = _policy("random")
+    ts, obs = parity_sequence(policy, 400, steps=120, nan_step=None)
+    clean = _core_for(policy, 4).control(np.delete(ts, 60), np.delete(obs, 60, axis=0))[0]
+    bad = obs.copy()
+    bad[60, 4] = np.inf
+    core = _core_for(policy, 4)
+    core.set_safe_action(np.array([-1, -1, -1, -1], np.float32))
+    actions, status = core.control(ts, bad)
+    assert status[60] & _core.STATUS_INPUT_INVALID and not status[61] & _core.STATUS_INPUT_INVALID
+    np.testing.assert_array_equal(actions[60], [-1, -1, -1, -1])
+    # the invalid call changed nothing: the rest equals a run without it
+    np.testing.assert_allclose(np.delete(actions, 60, axis=0), clean, atol=1e-7)
+
+
+def test_timing_status_flags():
+    policy = _policy("random")
+    ts, obs = parity_sequence(policy, 400, steps=400, nan_step=None)
+    core = _core_for(policy, 4, interval_ns=2_500_000)
+    _, status = core.control(ts, obs)
+    assert not (status & (_core.STATUS_TIMING_JITTER | _core.STATUS_TIMING_BIAS)).any()
+    jittery = ts.copy()
+    jittery[150:] += np.uint64(3_000_000)  # one late call in the second window
+    core = _core_for(policy, 4, interval_ns=2_500_000)
+    _, status = core.control(jittery, obs)
+    assert status[210] & _core.STATUS_TIMING_JITTER and not status[99] & _core.STATUS_TIMING_JITTER
+    slow = np.arange(400, dtype=np.uint64) * np.uint64(4_000_000)  # 250 Hz instead of 400 Hz
+    _, status = _core_for(policy, 4, interval_ns=2_500_000).control(slow, obs)
+    assert status[-1] & _core.STATUS_TIMING_BIAS
+    back = ts.copy()
+    back[10] = back[8]
+    _, status = _core_for(policy, 4).control(back, obs)
+    assert status[10] & _core.STATUS_TIMESTAMP_INVALID
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _device_actions(stdout: str) -> np.ndarray:
+    rows = [line.split()[2:6] for line in stdout.splitlines() if line.startswith("step ")]
+    return np.array([[int(h, 16) for h in r] for r in rows], dtype=np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["official", "random"])
+def test_host_c_and_qemu_cortex_m_agree_with_the_pybind_core(tmp_path, kind):
+    policy = _policy(kind)
+    if kind == "random":
+        path = tmp_path / "random.safetensors"
+        policy.save(path)
+        name = str(path)
+    else:
+        name = "official"
+    out = tmp_path / "export"
+    export(name, "generic", out, rate_hz=400)
+    seq = np.load(out / "raptor_test_sequence.npz")
+    ref, _ = _core_for(policy, 4).control(seq["timestamps_ns"], seq["observations"])
+    r = _run(["make", "-s", "run-host", f"BUILD={tmp_path / 'build'}"], out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    host = _device_actions(r.stdout)
+    assert host.shape == ref.shape and np.abs(host - ref).max() <= 1e-5
+    np.testing.assert_array_equal(host[50], [-1, -1, -1, -1])  # NaN at step 50: the safe action
+    if not has_arm:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed (CI installs them)")
+    for target in ("run-m4", "run-m7"):
+        r = _run(["make", "-s", target, f"BUILD={tmp_path / 'build'}"], out)
+        assert r.returncode == 0, r.stdout + r.stderr  # QEMU's exit code is the self-test verdict
+        assert "verdict pass" in r.stdout
+        dev = _device_actions(r.stdout)
+        assert np.abs(dev - ref).max() <= 1e-5, target
+
+
+def test_exporter_refuses_bad_policy_files(tmp_path):
+    net = rp.RaptorPolicyNet()
+    with torch.no_grad():
+        net.input_layer.weight[0, 0] = float("nan")
+    rp.save_policy(tmp_path / "nan.safetensors", net, default_metadata(source="test"))
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().clone() for k, v in rp.RaptorPolicyNet().flat_parameters().items()}
+    tensors["gru.weight_hh"] = torch.zeros(48, 17)
+    save_file(tensors, str(tmp_path / "shape.safetensors"), metadata={"raptor": __import__("json").dumps(
+        default_metadata(source="test"))})
+    for bad, message in (("nan.safetensors", "input_layer.weight.*NaN"), ("shape.safetensors", r"gru.weight_hh.*\(48, 17\)")):
+        r = subprocess.run([sys.executable, "-m", "raptor.cli", "export", "--policy", str(tmp_path / bad), "--out",
+                            str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and re.search(message, r.stderr) and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "raptor.cli", "export", "--target", "nope", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown target" in r.stderr
+
+
+@pytest.mark.skipif(find_spec("onnxruntime") is None or find_spec("onnx") is None, reason="extra 'onnx' not installed")
+def test_onnx_export_matches_torch(tmp_path):
+    import onnxruntime as ort
+
+    policy = _policy("random")
+    path = tmp_path / "random.safetensors"
+    policy.save(path)
+    (onnx_path,) = export(str(path), "onnx", tmp_path / "onnx")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    obs = np.random.default_rng(0).normal(0, 0.5, (100, 3, 22)).astype(np.float32)
+    h = np.tile(sess.run(["initial_hidden"], {"observation": obs[0], "hidden": np.zeros((3, 16), np.float32)})[0],
+                (3, 1))
+    with torch.no_grad():
+        ref, _ = policy.net(torch.as_tensor(obs))
+    worst = 0.0
+    for t in range(len(obs)):
+        a, h = sess.run(["action", "hidden_out"], {"observation": obs[t], "hidden": h})
+        worst = max(worst, float(np.abs(a - ref[t].numpy()).max()))
+    assert worst <= 1e-5
