@@ -63,8 +63,10 @@ void raptor_policy_forward(const raptor_weights_t *w, const float input[RAPTOR_I
         float n_i = w->gru_bias_ih[i + 32], n_h = w->gru_bias_hh[i + 32];
         float n;
         for (j = 0; j < RAPTOR_HIDDEN_DIM; j++) {
-            r += wr_i[j] * x[j] + wr_h[j] * hidden[j];
-            z += wz_i[j] * x[j] + wz_h[j] * hidden[j];
+            r += wr_i[j] * x[j]; /* one multiply-accumulate each: vmla, not vmul + vmla + vadd */
+            r += wr_h[j] * hidden[j];
+            z += wz_i[j] * x[j];
+            z += wz_h[j] * hidden[j];
             n_i += wn_i[j] * x[j];
             n_h += wn_h[j] * hidden[j];
         }
