@@ -67,12 +67,34 @@ class Rollouts:
     dt_s: float
 
 
+SIMULATORS = ("raptor", "mujoco")
+
+
+def make_env(sim: str, airframes: Sequence[Airframe], episodes: int, cfg: EnvConfig, seed: int,
+             external: tuple[str, str] | None = None):
+    if external is not None:
+        from raptor.sim.mujoco_engine import ExternalMujocoEnv
+
+        return ExternalMujocoEnv(external[0], external[1], episodes, cfg, seed=seed)
+    if sim == "raptor":
+        return BatchedQuadrotorEnv(airframes, episodes, cfg, seed=seed)
+    if sim == "mujoco":
+        from raptor.sim.mujoco_engine import MujocoQuadrotorEnv
+
+        return MujocoQuadrotorEnv(airframes, episodes, cfg, seed=seed)
+    raise ConfigError(f"unknown simulator '{sim}'; choose one of {', '.join(SIMULATORS)}")
+
+
 def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", episodes: int = 100, seed: int = 0,
             device: str = "cpu", steps: int | None = None, config: EnvConfig | None = None,
-            progress: bool = False) -> Rollouts:
-    """Fly `policy` (raptor.policy.Policy) on every airframe x `episodes`, all envs in one batch."""
+            progress: bool = False, sim: str = "raptor", record: list | None = None,
+            external: tuple[str, str] | None = None) -> Rollouts:
+    """Fly `policy` (raptor.policy.Policy) on every airframe x `episodes`, all envs in one batch.
+
+    sim: "raptor" (our simulator) or "mujoco"; record: a list that receives the state (B, 17) of every step;
+    external: (mapping, models_dir) of an external MJCF quadrotor (MuJoCo), replacing `airframes`."""
     cfg = config or scenario_config(scenario, device)
-    env = BatchedQuadrotorEnv(airframes, episodes, cfg, seed=seed)
+    env = make_env(sim, airframes, episodes, cfg, seed, external)
     T = steps or cfg.episode_steps
     E = env.num_envs
     obs = env.reset()
@@ -102,6 +124,8 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         alive = alive & ~term
         pos.append(env.state[:, 0:3].cpu())
         tgt.append(env.target()[:, 0:3].cpu())
+        if record is not None:
+            record.append(env.state.detach().cpu().numpy().copy())
     position = torch.stack(pos).double().numpy()
     target = torch.stack(tgt).double().numpy()
     ft = first_term.cpu().numpy()
@@ -254,8 +278,12 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
 
 def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", scenario: str = "hover",
              episodes: int = 100, seed: int = 0, device: str = "cpu", out: str | Path | None = None,
-             progress: bool = False) -> dict:
-    """Evaluate a policy ('official', 'default' or a file) and optionally write metrics.json, metrics.md, plots."""
+             progress: bool = False, sim: str = "raptor", render: str | Path | None = None,
+             mujoco_model: str | None = None, models_dir: str | None = None) -> dict:
+    """Evaluate a policy ('official', 'default' or a file) and optionally write metrics.json, metrics.md, plots.
+
+    sim: "raptor" or "mujoco"; render (MuJoCo only): a directory for PNG frames of the first episodes;
+    mujoco_model (with models_dir): fly an external MJCF quadrotor through a mapping instead of `airframes`."""
     from raptor import policy as rp
 
     if scenario not in SCENARIOS:
@@ -264,14 +292,35 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
         raise ConfigError("--episodes must be positive")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but torch sees no CUDA device")
-    afs = resolve_airframes(airframes) if isinstance(airframes, str) else list(airframes)
+    if sim not in SIMULATORS:
+        raise ConfigError(f"unknown simulator '{sim}'; choose one of {', '.join(SIMULATORS)}")
+    if render is not None and sim != "mujoco":
+        raise ConfigError("--render needs --sim mujoco")
+    if sim == "mujoco" and device != "cpu":
+        raise ConfigError("--sim mujoco runs on the CPU; drop --device")
+    external = None
+    if mujoco_model is not None:
+        from raptor.sim.mujoco_engine import external_airframe, load_mapping
+
+        if sim != "mujoco" or models_dir is None:
+            raise ConfigError("--mujoco-model needs --sim mujoco and --models-dir DIR (the folder with the MJCF)")
+        external = (mujoco_model, models_dir)
+        afs = [external_airframe(load_mapping(mujoco_model), models_dir)]
+        airframes = f"mujoco:{mujoco_model}"
+    else:
+        afs = resolve_airframes(airframes) if isinstance(airframes, str) else list(airframes)
     pol = rp.load(policy_name, device=device)
     t0 = time.perf_counter()
-    r = rollout(pol, afs, scenario, episodes, seed, device, progress=progress)
+    record: list | None = [] if render is not None else None
+    r = rollout(pol, afs, scenario, episodes, seed, device, progress=progress, sim=sim, record=record,
+                external=external)
     metrics = summarize(r)
     metrics["config"] = {"policy": policy_name, "scenario": scenario, "episodes_per_airframe": episodes,
                          "seed": seed, "airframes": airframes if isinstance(airframes, str) else "custom",
-                         "device": device, "wall_time_s": round(time.perf_counter() - t0, 2)}
+                         "sim": sim, "device": device, "wall_time_s": round(time.perf_counter() - t0, 2)}
+    if render is not None:
+        metrics["config"]["render"] = (_render(afs, scenario, seed, record, Path(render)) if external is None else
+                                       "rendering of external models is not supported yet")
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -280,6 +329,25 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
         atomic_write_text(out / "metrics.md", markdown_table(metrics, title))
         plot(r, metrics, out, title)
     return metrics
+
+
+def _render(afs: Sequence[Airframe], scenario: str, seed: int, record: list, out: Path) -> str:
+    """PNG frames (every 5th step, first 4 airframes x 1 episode) with MuJoCo's offscreen renderer, if GL works."""
+    from raptor.sim.mujoco_engine import MujocoQuadrotorEnv, gl_available, render_episodes
+
+    ok, why = gl_available()
+    if not ok:
+        msg = (f"rendering skipped: no OpenGL back-end for MuJoCo here ({why}); set MUJOCO_GL=egl or osmesa "
+               "where one is installed")
+        print(msg)
+        return msg
+    n_af = min(len(afs), 4)
+    env = MujocoQuadrotorEnv(list(afs[:n_af]), 1, scenario_config(scenario), seed=seed)
+    episodes = len(record[0]) // len(afs)
+    rows = [i * episodes for i in range(n_af)]
+    out.mkdir(parents=True, exist_ok=True)
+    files = render_episodes(env, [x[rows] for x in record[::5]], out)
+    return f"{len(files)} frames in {out}"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -291,13 +359,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="directory for metrics.json, metrics.md and plots")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--sim", default="raptor", help="raptor (our simulator) | mujoco")
+    p.add_argument("--render", default=None, help="with --sim mujoco: directory for PNG frames of a few episodes")
+    p.add_argument("--mujoco-model", default=None,
+                   help="with --sim mujoco: an external MJCF quadrotor by mapping (bitcraze_crazyflie_2, skydio_x2, "
+                        "or a mapping .json) instead of --airframes")
+    p.add_argument("--models-dir", default=None, help="folder holding the mapping's MJCF (e.g. MuJoCo Menagerie)")
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.device, args.out,
-                       progress=True)
-    print(markdown_table(metrics, f"{args.policy}, {args.scenario}"))
+                       progress=True, sim=args.sim, render=args.render, mujoco_model=args.mujoco_model,
+                       models_dir=args.models_dir)
+    print(markdown_table(metrics, f"{args.policy}, {args.scenario}, {args.sim}"))
     print(f"({metrics['config']['wall_time_s']} s)" + (f"; wrote {args.out}/metrics.json, metrics.md, *.png"
                                                       if args.out else ""))
     return 0

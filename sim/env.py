@@ -102,14 +102,14 @@ def figure_eight(t_s: torch.Tensor, radius_m: float, period_s: float) -> torch.T
 
 def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation: str, state: torch.Tensor,
                action: torch.Tensor, last_action: torch.Tensor, force_w: torch.Tensor, torque_b: torch.Tensor,
-               target: torch.Tensor, next_target: torch.Tensor | None,
+               target: torch.Tensor, next_target: torch.Tensor | None, integrate=dynamics.integrate,
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One fused env step as a pure function.
+    """One env step as a pure function of the physics engine `integrate(params, x, command, force_w, torque_b)`.
 
     Returns (next_state (B, 17), reward (B,), terminated (B,), observation (B, D) of next_state). target (B, 6)
     is the pre-step target the reward uses, next_target the one the observation is relative to (None: absolute).
     """
-    nxt = dynamics.integrate(params, state, dynamics.motor_command(params, action), force_w, torque_b)
+    nxt = integrate(params, state, dynamics.motor_command(params, action), force_w, torque_b)
     term = mdp.terminated(params, nxt)
     rew = mdp.reward(params, reward_cfg, state, action, nxt, last_action, target, term)
     if observation == "teacher":
@@ -163,6 +163,7 @@ class BatchedQuadrotorEnv:
         self.steps = torch.zeros(B, dtype=torch.long, device=self.device)
         self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
         self._relative = config.observation == "teacher" or config.student_target_relative
+        self._integrate = dynamics.integrate  # the physics engine; raptor.sim.mujoco_engine swaps in MuJoCo
         if config.compile:
             from raptor.sim.fused import make_transition, pack_constants
 
@@ -312,7 +313,7 @@ class BatchedQuadrotorEnv:
         else:
             nxt, rew, term, obs = transition(self.params, self.config.reward, self.config.observation, self.state,
                                              action, self.last_action, force.t(), self.torque, tgt,
-                                             next_tgt if self._relative else None)
+                                             next_tgt if self._relative else None, self._integrate)
             self._x = nxt.t().contiguous()
         self._last_action = a_soa
         self._prev_action_obs = a_soa
