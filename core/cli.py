@@ -96,7 +96,7 @@ def _plugin_registrars():
     import importlib
 
     out = []
-    for mod in ("raptor.evaluation", "raptor.policy_export.export"):
+    for mod in ("raptor.evaluation", "raptor.policy_export.export", "raptor.hil.runner"):
         try:
             out.append(importlib.import_module(mod).add_parser)
         except ImportError:

@@ -1,1 +1,1 @@
-"""raptor.hil"""
+"""Hardware in the loop: the framed serial protocol, transports, and `raptor hil`."""

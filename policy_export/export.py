@@ -35,7 +35,8 @@ TARGETS = ("generic", "onnx", "crazyflie", "px4", "betaflight")
 SELF_TEST_STEPS, SELF_TEST_BATCH = 8, 2
 SEQUENCE_STEPS = 240
 FIRMWARE_FILES = ("raptor_policy.c", "raptor_policy.h", "test_main.c", "Makefile", "qemu/startup.c",
-                  "qemu/stm32f405.ld", "qemu/mps2_an500.ld")
+                  "qemu/stm32f405.ld", "qemu/mps2_an500.ld", "hil/hil_device.c", "hil/hil_protocol.c",
+                  "hil/hil_protocol.h", "hil/hil_port.h", "hil/port_host.c", "hil/port_stm32.c", "hil/fuzz_main.c")
 
 
 def _c_floats(a: np.ndarray) -> str:

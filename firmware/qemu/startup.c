@@ -1,6 +1,7 @@
 /* Bare-metal start-up for the QEMU test images (STM32F405 netduinoplus2, Cortex-M7 mps2-an500).
  * Vector table first in flash; the reset handler copies .data, zeroes .bss, enables the FPU (CPACR) before any
- * float instruction, runs main() and exits through semihosting, so the verdict becomes QEMU's exit code. */
+ * float instruction, runs main() and, with RAPTOR_SEMIHOSTING, exits through semihosting, so the verdict becomes
+ * QEMU's exit code (images for real boards leave it out: semihosting without a debugger halts the MCU). */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,12 +24,16 @@ void Reset_Handler(void) {
     for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: full access to CP10/CP11 (FPU) */
     __asm volatile("dsb\n\tisb" ::: "memory");
+#ifdef RAPTOR_SEMIHOSTING
     initialise_monitor_handles();
+#endif
     __libc_init_array();
     exit(main());
 }
 
-void Default_Handler(void) { exit(99); }
+void Default_Handler(void) {
+    exit(99);
+}
 
 #define H(f) ((uintptr_t)(f))
 __attribute__((section(".isr_vector"), used)) static const uintptr_t vectors[16] = {

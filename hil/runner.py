@@ -1,0 +1,220 @@
+"""`raptor hil`: the simulator on the host, the policy on the device, lock-step over a framed serial link.
+
+Episodes are the ones `raptor eval` flies for the same policy, airframes, scenario and seed (same initial states
+and disturbances), run one after another against the single policy instance on the device. Every action the
+device returns is checked against the pybind11 build of the same C core on the same inputs. Metrics use the
+`raptor eval` keys, plus a `link` section (round-trip histogram, timeouts, corrupt frames, device resets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raptor.errors import ConfigError, RaptorError
+from raptor.evaluation import Rollouts, markdown_table, scenario_config, summarize
+from raptor.hil import protocol as P
+from raptor.hil.link import HilClient, LinkClosed, ProcessTransport, SerialTransport, Transport, qemu_argv
+from raptor.sim.airframe import atomic_write_text, resolve_airframes
+from raptor.sim.env import BatchedQuadrotorEnv
+
+
+def build_device(policy_name: str, target: str, workdir: Path) -> Path:
+    """Export the policy and build the HIL firmware: target 'host' (a process) or 'm4' (STM32F405 for QEMU)."""
+    from raptor.policy_export.export import export
+
+    if not shutil.which("make"):
+        raise RaptorError("building the HIL firmware needs make and a C compiler")
+    export(policy_name, "generic", workdir / "export", rate_hz=400)
+    rule = "hil-host" if target == "host" else "hil-m4"
+    r = subprocess.run(["make", "-s", rule, f"BUILD={workdir / 'build'}"], cwd=workdir / "export",
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RaptorError(f"building the HIL firmware failed:\n{r.stdout}{r.stderr}".strip())
+    return workdir / "build" / "hil" / ("hil_device" if target == "host" else "hil_device_m4.elf")
+
+
+def connect(client: HilClient, attempts: int = 20) -> P.Packet:
+    """Handshake: HELLO until the device answers (it may still be booting)."""
+    for _ in range(attempts):
+        ack = client.hello()
+        if ack is not None:
+            version, _, n_params, self_test_error, _ = ack.fields
+            if version != P.VERSION:
+                raise RaptorError(f"device speaks HIL protocol {version}, this host {P.VERSION}")
+            if n_params != 2084 or not self_test_error <= 1e-5:
+                raise RaptorError(f"device self-test failed (parameters {n_params}, error {self_test_error:.2e}): "
+                                  "the firmware does not carry a valid policy")
+            return ack
+    raise RaptorError(f"no answer to HELLO after {attempts} tries: is the device running the raptor HIL firmware?")
+
+
+def run_hil(transport: Transport, policy_name: str = "official", airframes: str = "crazyflie",
+            scenario: str = "hover", episodes: int = 10, seed: int = 0, rate_hz: int = 100,
+            realtime: bool = False, timeout_s: float = 0.2, safe_action: float = -1.0,
+            max_consecutive_timeouts: int = 100, out: str | Path | None = None, progress: bool = False) -> dict:
+    from raptor import policy as rp
+    from raptor.policy_export import _core
+
+    if rate_hz % 100 or not 100 <= rate_hz <= 1000:
+        raise ConfigError("--rate-hz must be 100, 200, ... 1000")
+    native_every = rate_hz // 100
+    afs = resolve_airframes(airframes)
+    cfg = scenario_config(scenario)
+    pol = rp.load(policy_name)
+    params = {k: v.detach().float().numpy() for k, v in pol.net.flat_parameters().items()}
+    # the episodes of `raptor eval` with the same arguments: same initial states and disturbances
+    ref_env = BatchedQuadrotorEnv(afs, episodes, cfg, seed=seed)
+    ref_env.reset()
+    x0, f0, t0_ = ref_env.state.clone(), ref_env.force.clone(), ref_env.torque.clone()
+    E, T = ref_env.num_envs, cfg.episode_steps
+    position = np.zeros((T + 1, E, 3))
+    target = np.zeros((T + 1, E, 3))
+    first_term = np.full(E, -1)
+    returns, dact = np.zeros(E), np.zeros(E)
+    max_action_diff = 0.0
+    client = HilClient(transport, timeout_s)
+    reboot = {"flag": False}
+    client.on_boot = lambda: reboot.__setitem__("flag", True)
+    log: dict = {"config": {"policy": policy_name, "airframes": airframes, "scenario": scenario,
+                            "episodes_per_airframe": episodes, "seed": seed, "rate_hz": rate_hz}}
+    interval_us = 1_000_000 // rate_hz
+    error: str | None = None
+    safe = np.full(4, safe_action, np.float32)
+    t_start = time.perf_counter()
+    iterator = range(E)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="hil", unit="episode")
+    try:
+        log["device"] = {"hello": list(connect(client).fields), "handshake_timeouts": client.stats.timeouts}
+        # the boot before the handshake is no reset, and HELLOs unanswered while the device boots no link fault
+        client.stats.device_resets, client.stats.timeouts, reboot["flag"] = 0, 0, False
+        for e in iterator:
+            af = afs[int(ref_env.airframe_index[e])]
+            if native_every > 1:  # the plant steps at the control rate; the GRU still advances at 100 Hz
+                p = json.loads(json.dumps(af.parameters))
+                p["integration"]["dt"] = 0.01 / native_every
+                af = type(af)(af.name, p, dict(af.meta))
+            env = BatchedQuadrotorEnv([af], 1, replace(cfg, episode_steps=T * native_every), seed=seed)
+            env.set_state(x0[e:e + 1], force=f0[e:e + 1], torque=t0_[e:e + 1])
+            core = _core.Core(params, native_every, 0)
+            if not client.reset(native_every, interval_us):
+                raise RaptorError("the device stopped answering (no acknowledgement of RESET)")
+            obs = env.observe()
+            position[0, e], target[0, e] = env.state[0, :3].numpy(), env.target()[0, :3].numpy()
+            consecutive, prev_a, now_ns = 0, None, 1_000_000_000 + e * 10**10
+            for k in range(T * native_every):
+                tick = time.perf_counter()
+                if reboot["flag"]:  # the device restarted: handshake again, its policy state is lost
+                    reboot["flag"] = False
+                    connect(client)
+                    client.reset(native_every, interval_us)
+                    core.reset()
+                s = env.state[0].numpy()
+                o = obs[0].numpy()
+                obs17 = np.concatenate([o[0:3], s[3:7], o[12:15], s[10:13], o[18:22]]).astype(np.float32)
+                ts = now_ns + k * interval_us * 1000
+                ref, _ = core.control(np.array([ts], np.uint64), obs17[None])
+                pkt = client.observe(ts, obs17)
+                if pkt is None:
+                    consecutive += 1
+                    if consecutive >= max_consecutive_timeouts:
+                        raise RaptorError(f"the device stopped answering ({consecutive} timeouts in a row)")
+                    action = safe
+                else:
+                    consecutive = 0
+                    action = np.asarray(pkt.fields[:4], np.float32)
+                    max_action_diff = max(max_action_diff, float(np.abs(action - ref[0]).max()))
+                a = torch.as_tensor(action, dtype=env.state.dtype)[None]
+                rew, term, obs = env.physics_step(a)
+                t, native_boundary = divmod(k + 1, native_every)
+                if native_boundary == 0:  # metrics at the native 100 Hz instants
+                    if prev_a is not None:
+                        dact[e] += float((a - prev_a).abs().mean())
+                    prev_a = a
+                    returns[e] += float(rew[0])
+                    position[t, e], target[t, e] = env.state[0, :3].numpy(), env.target()[0, :3].numpy()
+                if bool(term[0]):
+                    returns[e] += float(rew[0]) if native_boundary else 0.0
+                    first_term[e] = k // native_every
+                    last = min(k // native_every + 1, T)
+                    position[last, e], target[last, e] = env.state[0, :3].numpy(), env.target()[0, :3].numpy()
+                    position[last + 1:, e], target[last + 1:, e] = position[last, e], target[last, e]
+                    break
+                if realtime:
+                    time.sleep(max(0.0, 0.01 / native_every - (time.perf_counter() - tick)))
+    except LinkClosed as exc:
+        error = f"device disconnected: {exc}"
+    except RaptorError as exc:
+        error = str(exc)
+    finally:
+        client.close()
+    n_steps = np.where(first_term < 0, T, first_term + 1)
+    r = Rollouts([a.name for a in afs], ref_env.airframe_index.numpy(), position, target,
+                 np.linalg.norm(position - target, axis=-1), first_term >= 0, first_term, returns,
+                 dact / np.maximum(n_steps - 1, 1), 0.01)
+    metrics = summarize(r) if error is None else {}
+    metrics["link"] = client.stats.summary(client.decoder.stats)
+    metrics["link"]["max_abs_action_diff_vs_pybind_core"] = max_action_diff
+    metrics["config"] = {**log["config"], "wall_time_s": round(time.perf_counter() - t_start, 2)}
+    metrics["device"] = log.get("device", {})
+    if error is not None:
+        metrics["error"] = error
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+        if error is None:
+            atomic_write_text(out / "metrics.md", markdown_table(metrics, f"HIL {policy_name}, {scenario}"))
+    if error is not None:
+        raise RaptorError(error + (f" (log kept in {out}/metrics.json)" if out is not None else ""))
+    return metrics
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hil", help="hardware-in-the-loop: simulator here, policy on a board or an emulated MCU")
+    dev = p.add_mutually_exclusive_group(required=True)
+    dev.add_argument("--port", help="serial device or URL: /dev/ttyACM0, /dev/pts/N, socket://HOST:PORT")
+    dev.add_argument("--qemu", action="store_true", help="build the STM32F405 HIL image and run it in QEMU")
+    dev.add_argument("--host-device", action="store_true", help="build the HIL firmware for this host, as a process")
+    p.add_argument("--baud", type=int, default=921600)
+    p.add_argument("--policy", default="official", help="official | default | PATH (the policy the device runs)")
+    p.add_argument("--airframes", default="crazyflie")
+    p.add_argument("--scenario", default="hover")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per airframe")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate-hz", type=int, default=100, help="device control rate (100 or 400; GRU at 100 Hz)")
+    p.add_argument("--realtime", action="store_true", help="pace the simulation at wall-clock 100 Hz")
+    p.add_argument("--timeout-ms", type=float, default=200.0, help="reply timeout; then the safe action is applied")
+    p.add_argument("--safe-action", type=float, default=-1.0, help="action applied on a timeout (default -1)")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=_cmd_hil)
+
+
+def _cmd_hil(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="raptor-hil-") as tmp:
+        if args.port:
+            transport: Transport = SerialTransport(args.port, args.baud)
+        else:
+            binary = build_device(args.policy, "m4" if args.qemu else "host", Path(tmp))
+            transport = ProcessTransport(qemu_argv(str(binary)) if args.qemu else [str(binary)])
+        m = run_hil(transport, args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.rate_hz,
+                    args.realtime, args.timeout_ms / 1e3, args.safe_action, out=args.out, progress=True)
+    print(markdown_table(m, f"HIL {args.policy}, {args.scenario}"))
+    link = m["link"]
+    print(f"link: {link['replies']}/{link['requests']} replies, {link['timeouts']} timeouts, {link['frames_corrupt']} "
+          f"corrupt frames, {link['device_resets']} device resets, RTT mean {link['rtt_ms']['mean']:.3f} ms "
+          f"(p99 {link['rtt_ms']['p99']:.3f} ms), {link['round_trips_per_s']:.0f} round trips/s; "
+          f"max |device - pybind core| {link['max_abs_action_diff_vs_pybind_core']:.2e}")
+    return 0
