@@ -13,42 +13,15 @@ gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm.
 from __future__ import annotations
 
 import argparse
-import os
-import pty
 import shutil
-import subprocess
 import tempfile
 import time
-import tty
 from pathlib import Path
 
 import numpy as np
 
-from raptor.hil.link import HilClient, ProcessTransport, SerialTransport, Transport, qemu_argv
+from raptor.hil.link import HilClient, ProcessTransport, PtyProcessTransport, Transport, qemu_argv
 from raptor.hil.runner import build_device, connect
-
-
-class PtyDevice(Transport):
-    """The host build on one side of a pty, the host link on the other through pyserial."""
-
-    def __init__(self, binary: str) -> None:
-        master, slave = pty.openpty()
-        tty.setraw(slave)
-        self.proc = subprocess.Popen([binary], stdin=master, stdout=master, stderr=subprocess.DEVNULL)
-        os.close(master)
-        self.serial = SerialTransport(os.ttyname(slave))
-        os.close(slave)
-
-    def write(self, data: bytes) -> None:
-        self.serial.write(data)
-
-    def read(self, timeout_s: float) -> bytes:
-        return self.serial.read(timeout_s)
-
-    def close(self) -> None:
-        self.serial.close()
-        self.proc.kill()
-        self.proc.wait()
 
 
 def round_trips(transport: Transport, seconds: float) -> tuple[float, float]:
@@ -74,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         host = str(build_device(args.policy, "host", Path(tmp) / "host"))
-        links = [("host build, pipes", lambda: ProcessTransport([host])), ("host build, pty", lambda: PtyDevice(host))]
+        links = [("host build, pipes", lambda: ProcessTransport([host])), ("host build, pty", lambda: PtyProcessTransport([host]))]
         if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc"):
             elf = str(build_device(args.policy, "m4", Path(tmp) / "m4"))
             links.append(("QEMU STM32F405, stdio", lambda: ProcessTransport(qemu_argv(elf))))

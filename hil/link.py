@@ -115,6 +115,47 @@ class ProcessTransport(Transport):
                 self.proc.kill()
 
 
+class PtyProcessTransport(Transport):
+    """A device process on one side of a pseudo-terminal, this host on the other through pyserial: the host build
+    of the firmware seen exactly like a USB-serial flight controller."""
+
+    def __init__(self, argv: list[str], baud: int = 921600) -> None:
+        import pty
+        import tty
+
+        master, slave = pty.openpty()
+        tty.setraw(slave)
+        try:
+            self.proc = subprocess.Popen(argv, stdin=master, stdout=master, stderr=subprocess.DEVNULL)
+        except OSError as e:
+            os.close(master)
+            os.close(slave)
+            raise RaptorError(f"cannot start the device '{argv[0]}': {e}") from None
+        os.close(master)
+        self.path = os.ttyname(slave)
+        try:
+            self.serial = SerialTransport(self.path, baud)
+        finally:
+            os.close(slave)
+
+    def write(self, data: bytes) -> None:
+        if self.proc.poll() is not None:
+            raise LinkClosed(f"the device process exited (code {self.proc.returncode})")
+        self.serial.write(data)
+
+    def read(self, timeout_s: float) -> bytes:
+        data = self.serial.read(timeout_s)
+        if not data and self.proc.poll() is not None:
+            raise LinkClosed(f"the device process exited (code {self.proc.returncode})")
+        return data
+
+    def close(self) -> None:
+        self.serial.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 def qemu_argv(elf: str) -> list[str]:
     if not shutil.which("qemu-system-arm"):
         raise RaptorError("qemu-system-arm not found: apt-get install qemu-system-arm")

@@ -23,7 +23,8 @@ import torch
 from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import Rollouts, markdown_table, scenario_config, summarize
 from raptor.hil import protocol as P
-from raptor.hil.link import HilClient, LinkClosed, ProcessTransport, SerialTransport, Transport, qemu_argv
+from raptor.hil.link import (HilClient, LinkClosed, ProcessTransport, PtyProcessTransport, SerialTransport, Transport,
+                             qemu_argv)
 from raptor.sim.airframe import atomic_write_text, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
 
@@ -188,6 +189,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--port", help="serial device or URL: /dev/ttyACM0, /dev/pts/N, socket://HOST:PORT")
     dev.add_argument("--qemu", action="store_true", help="build the STM32F405 HIL image and run it in QEMU")
     dev.add_argument("--host-device", action="store_true", help="build the HIL firmware for this host, as a process")
+    p.add_argument("--pty", action="store_true", help="with --host-device: talk to it over a pty (pyserial), not pipes")
     p.add_argument("--baud", type=int, default=921600)
     p.add_argument("--policy", default="official", help="official | default | PATH (the policy the device runs)")
     p.add_argument("--airframes", default="crazyflie")
@@ -208,7 +210,12 @@ def _cmd_hil(args: argparse.Namespace) -> int:
             transport: Transport = SerialTransport(args.port, args.baud)
         else:
             binary = build_device(args.policy, "m4" if args.qemu else "host", Path(tmp))
-            transport = ProcessTransport(qemu_argv(str(binary)) if args.qemu else [str(binary)])
+            if args.qemu:
+                transport = ProcessTransport(qemu_argv(str(binary)))
+            elif args.pty:
+                transport = PtyProcessTransport([str(binary)], args.baud)
+            else:
+                transport = ProcessTransport([str(binary)])
         m = run_hil(transport, args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.rate_hz,
                     args.realtime, args.timeout_ms / 1e3, args.safe_action, out=args.out, progress=True)
     print(markdown_table(m, f"HIL {args.policy}, {args.scenario}"))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from raptor.errors import RaptorError
 from raptor.evaluation import evaluate
 from raptor.hil import protocol as P
-from raptor.hil.link import LinkClosed, ProcessTransport, Transport, qemu_argv
+from raptor.hil.link import LinkClosed, ProcessTransport, PtyProcessTransport, Transport, qemu_argv
 from raptor.hil.runner import build_device, run_hil
 
 has_official = find_spec("foundation_policy") is not None
@@ -226,6 +226,13 @@ def test_hil_on_host_build_matches_raptor_eval(device):
                    rate_hz=400)  # the plant steps at 2.5 ms, the device commits its GRU every 4th call
     assert m400["link"]["max_abs_action_diff_vs_pybind_core"] <= 1e-5
     assert m400["overall"]["termination_rate"] <= ev["per_airframe"]["crazyflie"]["termination_rate"] + 0.25
+
+
+@pytest.mark.skipif(find_spec("serial") is None, reason="pyserial not installed (extra 'hil')")
+def test_hil_over_a_pty_through_pyserial(device):
+    m = run_hil(PtyProcessTransport([str(device["host"])]), "official", "x500", "hover", episodes=2, seed=1)
+    assert m["link"]["timeouts"] == 0 and m["link"]["max_abs_action_diff_vs_pybind_core"] <= 1e-5
+    assert m["overall"]["episodes"] == 2
 
 
 @pytest.mark.skipif(not has_qemu, reason="qemu-system-arm / arm-none-eabi-gcc not installed (CI installs them)")
