@@ -98,9 +98,12 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
 
         iterator = tqdm(iterator, desc="hil", unit="episode")
     try:
-        log["device"] = {"hello": list(connect(client).fields), "handshake_timeouts": client.stats.timeouts}
-        # the boot before the handshake is no reset, and HELLOs unanswered while the device boots no link fault
-        client.stats.device_resets, client.stats.timeouts, reboot["flag"] = 0, 0, False
+        log["device"] = {"hello": list(connect(client).fields), "handshake_requests": client.stats.requests,
+                         "handshake_timeouts": client.stats.timeouts}
+        # link statistics start after the handshake: the boot before it is no device reset, and HELLOs unanswered
+        # while the device boots are no link fault
+        client.stats = type(client.stats)()
+        reboot["flag"] = False
         for e in iterator:
             af = afs[int(ref_env.airframe_index[e])]
             if native_every > 1:  # the plant steps at the control rate; the GRU still advances at 100 Hz
