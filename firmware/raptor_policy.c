@@ -33,53 +33,107 @@ static float fast_sigmoid(float x) { return 0.5f * fast_tanh(0.5f * x) + 0.5f; }
 static int finite_f(float x) { return (x == x) && (x - x == 0.0f); } /* false for NaN and +-inf */
 
 #ifndef RAPTOR_EXTERNAL_FORWARD
+/* out[r] = bias[r] + sum_j w[r][j] x[j], accumulated in j order (the same order on every build). */
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && !defined(RAPTOR_PORTABLE_C)
+/* Cortex-M4F/M7: x held in s0-s15 (s0-s21), weights streamed with vldmia, one vmla per weight. */
+static void matvec16(const float *w, const float *x, const float *bias, float *out, uint32_t rows) {
+    __asm__ volatile(
+        "vldmia %[x], {s0-s15}\n\t"
+        "1:\n\t"
+        "vldmia %[b]!, {s24}\n\t"
+        "vldmia %[w]!, {s16-s23}\n\t"
+        "vmla.f32 s24, s16, s0\n\t"
+        "vmla.f32 s24, s17, s1\n\t"
+        "vmla.f32 s24, s18, s2\n\t"
+        "vmla.f32 s24, s19, s3\n\t"
+        "vmla.f32 s24, s20, s4\n\t"
+        "vmla.f32 s24, s21, s5\n\t"
+        "vmla.f32 s24, s22, s6\n\t"
+        "vmla.f32 s24, s23, s7\n\t"
+        "vldmia %[w]!, {s16-s23}\n\t"
+        "vmla.f32 s24, s16, s8\n\t"
+        "vmla.f32 s24, s17, s9\n\t"
+        "vmla.f32 s24, s18, s10\n\t"
+        "vmla.f32 s24, s19, s11\n\t"
+        "vmla.f32 s24, s20, s12\n\t"
+        "vmla.f32 s24, s21, s13\n\t"
+        "vmla.f32 s24, s22, s14\n\t"
+        "vmla.f32 s24, s23, s15\n\t"
+        "vstmia %[o]!, {s24}\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [w] "+r"(w), [b] "+r"(bias), [o] "+r"(out), [n] "+r"(rows)
+        : [x] "r"(x)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "memory", "cc");
+}
+
+static void matvec22(const float *w, const float *x, const float *bias, float *out, uint32_t rows) {
+    __asm__ volatile(
+        "vldmia %[x], {s0-s21}\n\t"
+        "1:\n\t"
+        "vldmia %[b]!, {s30}\n\t"
+        "vldmia %[w]!, {s22-s29}\n\t"
+        "vmla.f32 s30, s22, s0\n\t"
+        "vmla.f32 s30, s23, s1\n\t"
+        "vmla.f32 s30, s24, s2\n\t"
+        "vmla.f32 s30, s25, s3\n\t"
+        "vmla.f32 s30, s26, s4\n\t"
+        "vmla.f32 s30, s27, s5\n\t"
+        "vmla.f32 s30, s28, s6\n\t"
+        "vmla.f32 s30, s29, s7\n\t"
+        "vldmia %[w]!, {s22-s29}\n\t"
+        "vmla.f32 s30, s22, s8\n\t"
+        "vmla.f32 s30, s23, s9\n\t"
+        "vmla.f32 s30, s24, s10\n\t"
+        "vmla.f32 s30, s25, s11\n\t"
+        "vmla.f32 s30, s26, s12\n\t"
+        "vmla.f32 s30, s27, s13\n\t"
+        "vmla.f32 s30, s28, s14\n\t"
+        "vmla.f32 s30, s29, s15\n\t"
+        "vldmia %[w]!, {s22-s27}\n\t"
+        "vmla.f32 s30, s22, s16\n\t"
+        "vmla.f32 s30, s23, s17\n\t"
+        "vmla.f32 s30, s24, s18\n\t"
+        "vmla.f32 s30, s25, s19\n\t"
+        "vmla.f32 s30, s26, s20\n\t"
+        "vmla.f32 s30, s27, s21\n\t"
+        "vstmia %[o]!, {s30}\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [w] "+r"(w), [b] "+r"(bias), [o] "+r"(out), [n] "+r"(rows)
+        : [x] "r"(x)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30", "memory", "cc");
+}
+#else
+static void matvec(const float *w, const float *x, const float *bias, float *out, uint32_t rows, uint32_t cols) {
+    uint32_t r, j;
+    for (r = 0; r < rows; r++, w += cols) {
+        float acc = bias[r];
+        for (j = 0; j < cols; j++) acc += w[j] * x[j];
+        out[r] = acc;
+    }
+}
+#define matvec16(w, x, b, o, n) matvec((w), (x), (b), (o), (n), 16u)
+#define matvec22(w, x, b, o, n) matvec((w), (x), (b), (o), (n), 22u)
+#endif
+
 void raptor_policy_forward(const raptor_weights_t *w, const float input[RAPTOR_INPUT_DIM],
                            const float hidden[RAPTOR_HIDDEN_DIM], float hidden_out[RAPTOR_HIDDEN_DIM],
                            float output[RAPTOR_OUTPUT_DIM]) {
-    float x[RAPTOR_HIDDEN_DIM];
-    float h[RAPTOR_HIDDEN_DIM];
-    int i, j;
-    for (i = 0; i < RAPTOR_HIDDEN_DIM; i += 4) { /* 4 rows per pass: one input load feeds 4 accumulators */
-        const float *r0 = w->input_weight[i], *r1 = w->input_weight[i + 1];
-        const float *r2 = w->input_weight[i + 2], *r3 = w->input_weight[i + 3];
-        float a0 = w->input_bias[i], a1 = w->input_bias[i + 1], a2 = w->input_bias[i + 2], a3 = w->input_bias[i + 3];
-        for (j = 0; j < RAPTOR_INPUT_DIM; j++) {
-            const float in = input[j];
-            a0 += r0[j] * in;
-            a1 += r1[j] * in;
-            a2 += r2[j] * in;
-            a3 += r3[j] * in;
-        }
-        x[i] = a0 > 0.0f ? a0 : 0.0f;
-        x[i + 1] = a1 > 0.0f ? a1 : 0.0f;
-        x[i + 2] = a2 > 0.0f ? a2 : 0.0f;
-        x[i + 3] = a3 > 0.0f ? a3 : 0.0f;
-    }
+    float x[RAPTOR_HIDDEN_DIM], h[RAPTOR_HIDDEN_DIM];
+    float gi[RAPTOR_GATES_DIM], gh[RAPTOR_GATES_DIM];
+    int i;
+    matvec22(&w->input_weight[0][0], input, w->input_bias, x, RAPTOR_HIDDEN_DIM);
+    for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    matvec16(&w->gru_weight_ih[0][0], x, w->gru_bias_ih, gi, RAPTOR_GATES_DIM);
+    matvec16(&w->gru_weight_hh[0][0], hidden, w->gru_bias_hh, gh, RAPTOR_GATES_DIM);
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) {
-        const float *wr_i = w->gru_weight_ih[i], *wz_i = w->gru_weight_ih[i + 16], *wn_i = w->gru_weight_ih[i + 32];
-        const float *wr_h = w->gru_weight_hh[i], *wz_h = w->gru_weight_hh[i + 16], *wn_h = w->gru_weight_hh[i + 32];
-        float r = w->gru_bias_ih[i] + w->gru_bias_hh[i];
-        float z = w->gru_bias_ih[i + 16] + w->gru_bias_hh[i + 16];
-        float n_i = w->gru_bias_ih[i + 32], n_h = w->gru_bias_hh[i + 32];
-        float n;
-        for (j = 0; j < RAPTOR_HIDDEN_DIM; j++) {
-            r += wr_i[j] * x[j]; /* one multiply-accumulate each: vmla, not vmul + vmla + vadd */
-            r += wr_h[j] * hidden[j];
-            z += wz_i[j] * x[j];
-            z += wz_h[j] * hidden[j];
-            n_i += wn_i[j] * x[j];
-            n_h += wn_h[j] * hidden[j];
-        }
-        r = fast_sigmoid(r);
-        z = fast_sigmoid(z);
-        n = fast_tanh(n_i + r * n_h);
+        const float r = fast_sigmoid(gi[i] + gh[i]);
+        const float z = fast_sigmoid(gi[i + 16] + gh[i + 16]);
+        const float n = fast_tanh(gi[i + 32] + r * gh[i + 32]);
         h[i] = z * hidden[i] + (1.0f - z) * n;
     }
-    for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) {
-        float acc = w->output_bias[i];
-        for (j = 0; j < RAPTOR_HIDDEN_DIM; j++) acc += w->output_weight[i][j] * h[j];
-        output[i] = acc;
-    }
+    matvec16(&w->output_weight[0][0], h, w->output_bias, output, RAPTOR_OUTPUT_DIM);
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) hidden_out[i] = h[i];
 }
 #endif
@@ -90,6 +144,10 @@ void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uin
     p->weights = weights;
     p->native_every = native_every;
     p->control_interval_ns = control_interval_ns;
+    p->interval_lo_ns = (uint32_t)control_interval_ns / 5u * 4u; /* 32-bit: no 64-bit division on the MCU */
+    p->interval_hi_ns = (uint32_t)control_interval_ns / 5u * 6u;
+    p->window_lo_ns = (uint64_t)p->interval_lo_ns * RAPTOR_TIMING_WINDOW;
+    p->window_hi_ns = (uint64_t)p->interval_hi_ns * RAPTOR_TIMING_WINDOW;
     for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) p->safe_action[i] = -1.0f;
     p->initialized = 1u;
     raptor_policy_reset(p);
@@ -110,18 +168,17 @@ void raptor_policy_reset(raptor_policy_t *p) {
 }
 
 static uint32_t update_timing(raptor_policy_t *p, uint64_t timestamp_ns) {
-    uint64_t dt, nominal = p->control_interval_ns;
+    uint64_t dt;
     if (p->calls == 0) return 0;
     if (timestamp_ns < p->last_timestamp_ns) return RAPTOR_STATUS_TIMESTAMP_INVALID;
-    if (nominal == 0) return 0;
+    if (p->control_interval_ns == 0) return 0;
     dt = timestamp_ns - p->last_timestamp_ns;
-    if (dt * 5u < nominal * 4u || dt * 5u > nominal * 6u) p->window_jitter = 1;
+    if (dt < p->interval_lo_ns || dt > p->interval_hi_ns) p->window_jitter = 1;
     p->window_sum_ns += dt;
     if (++p->window_count == RAPTOR_TIMING_WINDOW) {
         uint64_t sum = p->window_sum_ns;
-        uint64_t expected = nominal * RAPTOR_TIMING_WINDOW;
         p->timing_flags = (p->window_jitter ? RAPTOR_STATUS_TIMING_JITTER : 0u) |
-                          ((sum * 5u < expected * 4u || sum * 5u > expected * 6u) ? RAPTOR_STATUS_TIMING_BIAS : 0u);
+                          ((sum < p->window_lo_ns || sum > p->window_hi_ns) ? RAPTOR_STATUS_TIMING_BIAS : 0u);
         p->window_count = 0;
         p->window_sum_ns = 0;
         p->window_jitter = 0;
@@ -156,17 +213,20 @@ uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const 
         native = p->calls == 0 || (timestamp_ns >= p->last_native_ns &&
                                    timestamp_ns - p->last_native_ns >= RAPTOR_NATIVE_INTERVAL_NS);
     c = p->calls_since_native;
-    for (i = 0; i < RAPTOR_OUTPUT_DIM; i++)
+    for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) /* running mean of the previous actions since the last native call */
         p->history[i] = c == 0 ? obs->previous_action[i]
                                : (p->history[i] * (float)c + obs->previous_action[i]) / (float)(c + 1u);
     p->calls_since_native = c + 1u;
     qw = obs->orientation[0]; qx = obs->orientation[1]; qy = obs->orientation[2]; qz = obs->orientation[3];
+    { /* R(q) row-major from doubled components: 2(ab) = a(2b) exactly, so this equals the textbook form bit for bit */
+        const float x2 = qx + qx, y2 = qy + qy, z2 = qz + qz;
+        const float xx = qx * x2, yy = qy * y2, zz = qz * z2, xy = qx * y2, xz = qx * z2, yz = qy * z2;
+        const float wx = qw * x2, wy = qw * y2, wz = qw * z2;
+        input[3] = 1.0f - (yy + zz); input[4] = xy - wz; input[5] = xz + wy;
+        input[6] = xy + wz; input[7] = 1.0f - (xx + zz); input[8] = yz - wx;
+        input[9] = xz - wy; input[10] = yz + wx; input[11] = 1.0f - (xx + yy);
+    }
     input[0] = obs->position[0]; input[1] = obs->position[1]; input[2] = obs->position[2];
-    input[3] = 1.0f - 2.0f * (qy * qy + qz * qz); input[4] = 2.0f * (qx * qy - qw * qz);
-    input[5] = 2.0f * (qx * qz + qw * qy); input[6] = 2.0f * (qx * qy + qw * qz);
-    input[7] = 1.0f - 2.0f * (qx * qx + qz * qz); input[8] = 2.0f * (qy * qz - qw * qx);
-    input[9] = 2.0f * (qx * qz - qw * qy); input[10] = 2.0f * (qy * qz + qw * qx);
-    input[11] = 1.0f - 2.0f * (qx * qx + qy * qy);
     for (i = 0; i < 3; i++) {
         input[12 + i] = obs->linear_velocity[i];
         input[15 + i] = obs->angular_velocity[i];

@@ -67,7 +67,11 @@ typedef struct {
 typedef struct {
     const raptor_weights_t *weights;
     uint32_t native_every;          /* N > 0: every N-th call is native; 0: native when >= 10 ms elapsed */
-    uint64_t control_interval_ns;   /* nominal call interval for the timing checks; 0 disables them */
+    uint64_t control_interval_ns;   /* nominal call interval for the timing checks (< 4.29 s); 0 disables them */
+    uint32_t interval_lo_ns;        /* 0.8 x nominal */
+    uint32_t interval_hi_ns;        /* 1.2 x nominal */
+    uint64_t window_lo_ns;          /* 0.8 x nominal x RAPTOR_TIMING_WINDOW */
+    uint64_t window_hi_ns;          /* 1.2 x nominal x RAPTOR_TIMING_WINDOW */
     float safe_action[RAPTOR_OUTPUT_DIM];
     float hidden[RAPTOR_HIDDEN_DIM]; /* committed GRU state */
     float history[RAPTOR_OUTPUT_DIM];
