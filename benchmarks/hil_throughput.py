@@ -47,7 +47,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         host = str(build_device(args.policy, "host", Path(tmp) / "host"))
-        links = [("host build, pipes", lambda: ProcessTransport([host])), ("host build, pty", lambda: PtyProcessTransport([host]))]
+        links = [("host build, pipes", lambda: ProcessTransport([host])),
+                 ("host build, pty", lambda: PtyProcessTransport([host]))]
         if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc"):
             elf = str(build_device(args.policy, "m4", Path(tmp) / "m4"))
             links.append(("QEMU STM32F405, stdio", lambda: ProcessTransport(qemu_argv(elf))))

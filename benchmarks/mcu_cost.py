@@ -63,7 +63,8 @@ def main() -> None:
     args = ap.parse_args()
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
+            raise SystemExit(f"{tool} not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                             "qemu-system-arm")
     from raptor.policy_export.export import export
 
     with tempfile.TemporaryDirectory() as tmp:

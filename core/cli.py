@@ -67,7 +67,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="raptor", description="Train, check, export and fly quadrotor foundation policies.")
+    p = argparse.ArgumentParser(prog="raptor",
+                                description="Train, check, export and fly quadrotor foundation policies.")
     p.add_argument("--version", action="version", version=f"raptor {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -23,8 +23,15 @@ import torch
 from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import Rollouts, markdown_table, scenario_config, summarize
 from raptor.hil import protocol as P
-from raptor.hil.link import (HilClient, LinkClosed, ProcessTransport, PtyProcessTransport, SerialTransport, Transport,
-                             qemu_argv)
+from raptor.hil.link import (
+    HilClient,
+    LinkClosed,
+    ProcessTransport,
+    PtyProcessTransport,
+    SerialTransport,
+    Transport,
+    qemu_argv,
+)
 from raptor.sim.airframe import atomic_write_text, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
 

@@ -129,7 +129,8 @@ def weights_header(policy, source: Path | None, policy_name: str) -> str:
  * policy: {policy_name} ({policy.name})
  * source file sha256: {_sha256(source)}
  * provenance: {json.dumps(prov)}
- * conventions: {CONVENTIONS_VERSION}; observation [p, R(q) row-major, v, w, previous action]; motor order FR, BR, BL, FL
+ * conventions: {CONVENTIONS_VERSION}; observation [p, R(q) row-major, v, w, previous action];
+ * motor order FR, BR, BL, FL
  * exported: {_dt.datetime.now(_dt.timezone.utc).isoformat()}
  */
 #ifndef RAPTOR_POLICY_WEIGHTS_H

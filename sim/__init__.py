@@ -7,8 +7,15 @@
 - `raptor.sim.env`: the batched torch environment; `raptor.sim.gym_env`: gymnasium adapters
 """
 
-from raptor.sim.airframe import (Airframe, AirframeBatch, load_airframes, named_airframe, named_airframe_names,
-                                 resolve_airframes, save_airframes)
+from raptor.sim.airframe import (
+                                 Airframe,
+                                 AirframeBatch,
+                                 load_airframes,
+                                 named_airframe,
+                                 named_airframe_names,
+                                 resolve_airframes,
+                                 save_airframes,
+)
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 from raptor.sim.sampling import sample_airframes
 

@@ -13,10 +13,11 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -160,7 +161,7 @@ class Airframe:
     def to_json(self) -> dict:
         return {"name": self.name, "parameters": self.parameters, "meta": self.meta}
 
-    def with_mdp(self, **blocks: dict) -> "Airframe":
+    def with_mdp(self, **blocks: dict) -> Airframe:
         """A copy whose mdp blocks (init, termination, reward, ...) are updated with the given values."""
         p = copy.deepcopy(self.parameters)
         for block, values in blocks.items():
@@ -364,7 +365,7 @@ class AirframeBatch:
 
     @staticmethod
     def from_airframes(airframes: Sequence[Airframe], device: str | torch.device = "cpu",
-                       dtype: torch.dtype = torch.float32) -> "AirframeBatch":
+                       dtype: torch.dtype = torch.float32) -> AirframeBatch:
         if not airframes:
             raise AirframeError("no airframes given")
 
@@ -410,11 +411,11 @@ class AirframeBatch:
             langevin_fraction=torch.as_tensor([mix(a) for a in airframes], dtype=dtype, device=device),
         )
 
-    def index(self, idx: torch.Tensor) -> "AirframeBatch":
+    def index(self, idx: torch.Tensor) -> AirframeBatch:
         """Rows `idx` of every field (e.g. repeat each airframe M times with idx = arange(N).repeat_interleave(M))."""
         return AirframeBatch(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "AirframeBatch":
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> AirframeBatch:
         def conv(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
 

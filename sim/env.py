@@ -12,8 +12,9 @@ first observation and `info["final_observation"]` holds the last one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
@@ -237,7 +238,8 @@ class BatchedQuadrotorEnv:
         pick = (lambda t: t) if idx is None else (lambda t: t[idx])  # noqa: E731
         zeros = torch.zeros_like(pick(self.force))
         params = self.params if idx is None else self.params.index(idx)
-        self._start(idx, pick(state), zeros if force is None else pick(force), zeros if torque is None else pick(torque),
+        self._start(idx, pick(state), zeros if force is None else pick(force),
+                    zeros if torque is None else pick(torque),
                     zeros, pick(self.langevin), mdp.normalized_motors(params, pick(state)[:, 13:17]))
 
     def _start(self, idx: torch.Tensor | None, x: torch.Tensor, force: torch.Tensor, torque: torch.Tensor,

@@ -12,7 +12,7 @@ target (6, B) = (p_des, v_des) world; observation (D, B).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

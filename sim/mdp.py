@@ -83,7 +83,8 @@ def tilt_and_yaw(n: int, max_tilt_rad: float, gen: torch.Generator | None, like:
     zero = torch.zeros_like(yaw)
     q_yaw = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], -1)
     phi, tilt = 2 * math.pi * u[:, 1], u[:, 2] * max_tilt_rad
-    q_tilt = torch.stack([torch.cos(tilt / 2), torch.sin(tilt / 2) * torch.cos(phi), torch.sin(tilt / 2) * torch.sin(phi),
+    s = torch.sin(tilt / 2)
+    q_tilt = torch.stack([torch.cos(tilt / 2), s * torch.cos(phi), s * torch.sin(phi),
                           zero], -1)
     return quaternion_multiply(q_tilt, q_yaw)
 
@@ -125,7 +126,10 @@ def sample_initial_state(params: AirframeBatch, gen: torch.Generator | None,
     """State (B, 17), disturbance force (B, 3) N world, torque (B, 3) N m body, as spec 4.2."""
     like = params.mass
     n = params.batch_size
-    col = (lambda t: t[:, None])
+
+    def col(t: torch.Tensor) -> torch.Tensor:
+        return t[:, None]
+
     guidance = params.init_guidance if config.guidance is None else torch.full_like(like, config.guidance)
     guided = torch.rand((n,), generator=gen, device=like.device, dtype=like.dtype) < guidance
     pmax_m = params.init_max_position if config.max_position_m is None else torch.full_like(like, config.max_position_m)
@@ -163,7 +167,8 @@ def hover_state(params: AirframeBatch) -> torch.Tensor:
     n, like = params.batch_size, params.mass
     x = torch.zeros((n, 17), dtype=like.dtype, device=like.device)
     x[:, 3] = 1
-    x[:, 13:17] = (params.action_min + params.hovering_throttle_relative * (params.action_max - params.action_min))[:, None]
+    hover = params.action_min + params.hovering_throttle_relative * (params.action_max - params.action_min)
+    x[:, 13:17] = hover[:, None]
     return x
 
 
@@ -229,7 +234,8 @@ def reward(params: AirframeBatch, cfg: RewardConfig, state: torch.Tensor, action
         cost = cost + cfg.angular_velocity * torch.linalg.vector_norm(w, dim=-1)
     if cfg.linear_acceleration or cfg.angular_acceleration:
         dt = params.dt
-        cost = cost + cfg.linear_acceleration * torch.linalg.vector_norm(next_state[:, 7:10] - state[:, 7:10], dim=-1) / dt
+        dv = torch.linalg.vector_norm(next_state[:, 7:10] - state[:, 7:10], dim=-1)
+        cost = cost + cfg.linear_acceleration * dv / dt
         cost = cost + cfg.angular_acceleration * torch.linalg.vector_norm(next_state[:, 10:13] - w, dim=-1) / dt
     if cfg.action:
         cost = cost + cfg.action * (((action + 1) / 2 - params.hovering_throttle_relative[:, None]) ** 2).sum(-1)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ def airframe_mjcf(params: AirframeBatch, timestep_s: float = 0.001) -> str:
     for b in range(params.batch_size):
         arm = max(float(np.linalg.norm(rotors[b], axis=1).max()), 1e-3)
         geoms = [f'<geom type="box" size="{arm / 4:.6g} {arm / 4:.6g} {arm / 12:.6g}" rgba=".2 .2 .2 1"/>']
-        for i, (x, y, z) in enumerate(rotors[b]):
+        for x, y, z in rotors[b]:
             geoms.append(f'<geom type="capsule" fromto="0 0 0 {x:.6g} {y:.6g} {z:.6g}" size="{arm / 25:.6g}" '
                          f'rgba=".3 .3 .3 1"/>')
             color = ".8 .2 .2 .6" if x > 0 else ".2 .2 .8 .6"
@@ -239,7 +239,8 @@ def external_airframe(mapping: dict, models_dir, timestep_s: float = 0.001) -> A
                "rotor_torque_directions": [[0.0, 0.0, float(sp)] for sp in mm["spin"]],
                "rotor_thrust_coefficients": [list(mm["thrust_coefficients"])] * 4,
                "rotor_torque_constants": [mm["torque_constant"]] * 4,
-               "rotor_time_constants_rising": [mm["tau_rise"]] * 4, "rotor_time_constants_falling": [mm["tau_fall"]] * 4,
+               "rotor_time_constants_rising": [mm["tau_rise"]] * 4,
+               "rotor_time_constants_falling": [mm["tau_fall"]] * 4,
                "action_limit": {"min": mm["action_limit"][0], "max": mm["action_limit"][1]},
                "hovering_throttle_relative": 0.5}
     else:

@@ -151,7 +151,8 @@ def test_exporter_refuses_bad_policy_files(tmp_path):
     tensors["gru.weight_hh"] = torch.zeros(48, 17)
     save_file(tensors, str(tmp_path / "shape.safetensors"), metadata={"raptor": __import__("json").dumps(
         default_metadata(source="test"))})
-    for bad, message in (("nan.safetensors", "input_layer.weight.*NaN"), ("shape.safetensors", r"gru.weight_hh.*\(48, 17\)")):
+    cases = (("nan.safetensors", "input_layer.weight.*NaN"), ("shape.safetensors", r"gru.weight_hh.*\(48, 17\)"))
+    for bad, message in cases:
         r = subprocess.run([sys.executable, "-m", "raptor.cli", "export", "--policy", str(tmp_path / bad), "--out",
                             str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and re.search(message, r.stderr) and "Traceback" not in r.stderr

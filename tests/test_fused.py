@@ -20,7 +20,8 @@ ALL_TERMS = mdp.RewardConfig(linear_velocity=0.3, angular_velocity=0.2, linear_a
 def _random_inputs(B: int, gen: torch.Generator):
     q = torch.randn(B, 4, generator=gen, dtype=F64)
     x = torch.cat([torch.rand(B, 3, generator=gen, dtype=F64) * 2 - 1, q / q.norm(dim=-1, keepdim=True),
-                   torch.rand(B, 3, generator=gen, dtype=F64) * 4 - 2, torch.rand(B, 3, generator=gen, dtype=F64) * 20 - 10,
+                   torch.rand(B, 3, generator=gen, dtype=F64) * 4 - 2,
+                   torch.rand(B, 3, generator=gen, dtype=F64) * 20 - 10,
                    torch.rand(B, 4, generator=gen, dtype=F64)], -1)
     a = torch.rand(B, 4, generator=gen, dtype=F64) * 3 - 1.5
     la = torch.rand(B, 4, generator=gen, dtype=F64) * 2 - 1

@@ -7,7 +7,6 @@ import shutil
 import struct
 import subprocess
 from importlib.util import find_spec
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec  # noqa: E402
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from importlib.util import find_spec  # noqa: E402
-
 if find_spec("mujoco") is None:
     pytest.skip("mujoco not installed", allow_module_level=True)
 
-from raptor.sim.mujoco_engine import MujocoQuadrotorEnv, gl_available, load_mapping  # noqa: E402  (sets MUJOCO_GL)
 from raptor.errors import ConfigError  # noqa: E402
 from raptor.evaluation import evaluate  # noqa: E402
 from raptor.sim.airframe import named_airframe  # noqa: E402
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig  # noqa: E402
+from raptor.sim.mujoco_engine import MujocoQuadrotorEnv, gl_available, load_mapping  # noqa: E402  (sets MUJOCO_GL)
 from raptor.sim.sampling import sample_airframes  # noqa: E402
 
 MENAGERIE = Path(__file__).resolve().parents[2] / "shared" / "validation" / "mujoco_menagerie"

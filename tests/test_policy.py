@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import batch_for, load_npz
 
 import raptor.policy as rp
-from conftest import batch_for, load_npz
 from raptor.errors import InputError, PolicyFileError
 from raptor.policy.io import default_metadata
 from raptor.sim import dynamics, mdp

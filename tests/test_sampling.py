@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import load_npz
 from scipy import stats
 
-from conftest import load_npz
 from raptor.errors import AirframeError
 from raptor.sim.airframe import Airframe, load_airframes, named_airframe, save_airframes
 from raptor.sim.sampling import LATENT_NAMES, derive_parameters, latents, sample_airframes

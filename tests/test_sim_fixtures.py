@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import batch_for, load_npz, rel_err
+
 from raptor.sim import dynamics, mdp
 
 F64 = torch.float64

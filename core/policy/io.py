@@ -113,9 +113,8 @@ def net_from_tensors(tensors: dict[str, np.ndarray | torch.Tensor], where: str) 
 
 def load_policy_file(path: str | os.PathLike) -> tuple[RaptorPolicyNet, dict]:
     """Load and validate one of our policy files."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
