@@ -20,7 +20,6 @@ state is integrated exactly per substep (ours: RK4 over 10 ms).
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -374,4 +373,5 @@ def gl_available() -> tuple[bool, str]:
         return False, f"{type(e).__name__}: {e}".strip()
 
 
-__all__ = ["MujocoEngine", "MujocoQuadrotorEnv", "airframe_mjcf", "render_episodes", "gl_available", "math"]
+__all__ = ["ExternalMujocoEngine", "ExternalMujocoEnv", "MujocoEngine", "MujocoQuadrotorEnv", "airframe_mjcf",
+           "external_airframe", "gl_available", "load_mapping", "render_episodes"]
