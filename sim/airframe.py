@@ -161,13 +161,6 @@ class Airframe:
     def to_json(self) -> dict:
         return {"name": self.name, "parameters": self.parameters, "meta": self.meta}
 
-    def with_mdp(self, **blocks: dict) -> Airframe:
-        """A copy whose mdp blocks (init, termination, reward, ...) are updated with the given values."""
-        p = copy.deepcopy(self.parameters)
-        for block, values in blocks.items():
-            p["mdp"][block].update(values)
-        return Airframe(self.name, p, dict(self.meta))
-
 
 def validate_parameters(p: dict, where: str = "airframe") -> None:
     """Check every field the simulator reads: present, right shape, finite, physically sane."""

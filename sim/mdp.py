@@ -162,16 +162,6 @@ def sample_initial_state(params: AirframeBatch, gen: torch.Generator | None,
     return torch.cat([p, q, v, w, m], -1), force, torque
 
 
-def hover_state(params: AirframeBatch) -> torch.Tensor:
-    """The deterministic `initial_state()`: at the origin, level, at rest, motors at hovering_throttle_relative."""
-    n, like = params.batch_size, params.mass
-    x = torch.zeros((n, 17), dtype=like.dtype, device=like.device)
-    x[:, 3] = 1
-    hover = params.action_min + params.hovering_throttle_relative * (params.action_max - params.action_min)
-    x[:, 13:17] = hover[:, None]
-    return x
-
-
 def normalized_motors(params: AirframeBatch, motors: torch.Tensor) -> torch.Tensor:
     """Motor state (B, 4) in action-limit units -> [-1, 1]."""
     lo, hi = params.action_min[:, None], params.action_max[:, None]
