@@ -309,8 +309,12 @@ class BatchedQuadrotorEnv:
         force = self._force + self._gust if self.config.disturbance.gust_fraction > 0 else self._force
         a_soa = action.t().contiguous()
         if self.config.compile:
+            if self.config.target == "hover":  # the stored zero target is already (6, B) and contiguous
+                tgt_soa = next_soa = self._zero_target
+            else:
+                tgt_soa, next_soa = tgt.t().contiguous(), next_tgt.t().contiguous()
             x, rew, term, obs = self._fused(self._constants, self._x, a_soa, self._last_action, force, self._torque,
-                                            tgt.t().contiguous(), next_tgt.t().contiguous())
+                                            tgt_soa, next_soa)
             self._x, obs = x, obs.t()
         else:
             nxt, rew, term, obs = transition(self.params, self.config.reward, self.config.observation, self.state,

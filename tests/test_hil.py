@@ -112,11 +112,28 @@ def test_decoder_never_raises_hypothesis_100k(data):
     P.FrameDecoder().feed(data)
 
 
-class FaultyTransport(Transport):
+class Wrapped(Transport):
+    """Passes everything to an inner transport; the fault injectors below override what they change."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def read(self, timeout_s: float) -> bytes:
+        return self.inner.read(timeout_s)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class FaultyTransport(Wrapped):
     """Injects garbage, bit flips, dropped and duplicated bytes into both directions of a transport."""
 
     def __init__(self, inner: Transport, p: float, seed: int = 0) -> None:
-        self.inner, self.p, self.rng = inner, p, np.random.default_rng(seed)
+        super().__init__(inner)
+        self.p, self.rng = p, np.random.default_rng(seed)
 
     def _mangle(self, data: bytes) -> bytes:
         b = bytearray()
@@ -139,9 +156,6 @@ class FaultyTransport(Transport):
     def read(self, timeout_s: float) -> bytes:
         return self._mangle(self.inner.read(timeout_s))
 
-    def close(self) -> None:
-        self.inner.close()
-
 
 def test_link_survives_garbage_flips_drops_and_duplicates(device):
     t = FaultyTransport(ProcessTransport([str(device["host"])]), p=0.0005, seed=3)
@@ -152,20 +166,15 @@ def test_link_survives_garbage_flips_drops_and_duplicates(device):
     assert link["replies"] + link["timeouts"] == link["requests"]
 
 
-class SilentAfter(Transport):
+class SilentAfter(Wrapped):
     def __init__(self, inner: Transport, writes: int) -> None:
-        self.inner, self.left = inner, writes
+        super().__init__(inner)
+        self.left = writes
 
     def write(self, data: bytes) -> None:
         self.left -= 1
         if self.left >= 0:
             self.inner.write(data)
-
-    def read(self, timeout_s: float) -> bytes:
-        return self.inner.read(timeout_s)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_device_that_stops_answering_stops_the_run_and_keeps_the_log(device, tmp_path):
@@ -176,9 +185,10 @@ def test_device_that_stops_answering_stops_the_run_and_keeps_the_log(device, tmp
     assert log["link"]["timeouts"] >= 1 and "stopped answering" in log["error"]
 
 
-class KillAfter(Transport):
+class KillAfter(Wrapped):
     def __init__(self, inner: ProcessTransport, writes: int, restart: list | None = None) -> None:
-        self.inner, self.left, self.restart = inner, writes, restart
+        super().__init__(inner)
+        self.left, self.restart = writes, restart
 
     def write(self, data: bytes) -> None:
         self.left -= 1
@@ -189,12 +199,6 @@ class KillAfter(Transport):
                 self.inner.close()
                 self.inner = ProcessTransport(self.restart)
         self.inner.write(data)
-
-    def read(self, timeout_s: float) -> bytes:
-        return self.inner.read(timeout_s)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_disconnect_gives_a_clear_error(device, tmp_path):
