@@ -1,0 +1,149 @@
+"""Teachers as policies: evaluation with `raptor eval`'s definitions, the quality bar, and teacher files.
+
+A teacher file (safetensors) holds the deterministic actor tanh(mean(obs)) of one airframe: dense layers
+26 -> 64 -> 64 -> 4 (the reference actor's mean head), ReLU between, tanh at the end; metadata records the
+layer sizes, the airframe name and the training provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from raptor.errors import PolicyFileError
+from raptor.rl.batched import BatchedMLP
+from raptor.sim.airframe import Airframe
+
+TEACHER_FILE_FORMAT = "raptor-teacher"
+TEACHER_FILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class QualityBar:
+    """A teacher passes when, on its own airframe, hover scenario, >= `episodes` episodes: success >= min_success,
+    termination <= the published policy's on the same airframe and starts + termination_margin, and mean
+    |a_t - a_{t-1}| <= max_action_change."""
+
+    episodes: int = 500
+    min_success: float = 0.90
+    termination_margin: float = 0.01
+    max_action_change: float = 0.05
+    fallback_max_termination: float = 0.10  # when the published policy is not installed
+
+    def judge(self, m: dict, reference_termination: float | None) -> dict:
+        limit = (self.fallback_max_termination if reference_termination is None
+                 else reference_termination + self.termination_margin)
+        checks = {"success": m["success_rate"] >= self.min_success,
+                  "termination": m["termination_rate"] <= limit + 1e-12,
+                  "smoothness": m["mean_action_change"] <= self.max_action_change}
+        return {"passed": all(checks.values()), "checks": checks, "termination_limit": limit}
+
+
+class TeacherPolicy:
+    """K deterministic teachers flying K airframes x n episodes, shaped like raptor.policy.Policy for
+    `raptor.evaluation.rollout` (env b flies airframe b // n)."""
+
+    dtype = torch.float32
+
+    def __init__(self, actors: torch.nn.Module, num_teachers: int) -> None:
+        self.actors, self.K = actors, num_teachers
+
+    def reset(self, batch_size: int = 1, mask=None) -> None:
+        if batch_size % self.K:
+            raise ValueError(f"batch {batch_size} is not a multiple of the {self.K} teachers")
+
+    @torch.no_grad()
+    def step(self, obs: torch.Tensor) -> torch.Tensor:
+        B = obs.shape[0]
+        return self.actors(obs.reshape(self.K, B // self.K, -1)).reshape(B, -1)
+
+
+def hover_config(device: str = "cpu"):
+    from raptor.evaluation import scenario_config
+
+    return replace(scenario_config("hover", device), observation="teacher")
+
+
+@torch.no_grad()
+def evaluate_teachers(actors: torch.nn.Module, airframes: list[Airframe], episodes: int, seed: int = 0,
+                      device: str = "cpu") -> list[dict]:
+    """Per-teacher metrics (success_rate, termination_rate, mean_return, mean_action_change, ...) on the hover
+    scenario, exactly as `raptor eval` computes them."""
+    from raptor.evaluation import rollout, summarize
+
+    policy = TeacherPolicy(actors, len(airframes))
+    r = rollout(policy, airframes, "hover", episodes, seed=seed, device=device, config=hover_config(device))
+    s = summarize(r)
+    return list(s["per_airframe"].values())
+
+
+@torch.no_grad()
+def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 0,
+                          device: str = "cpu") -> list[float | None]:
+    """The published policy's termination rate on the same airframes and start states (same seed), or None
+    per airframe where the published checkpoint is not installed (`pip install raptor-quadrotor[official]`)."""
+    from raptor.errors import RaptorError
+    from raptor.evaluation import rollout, summarize
+    from raptor.policy import load
+
+    try:
+        official = load("official", device=device)
+    except (RaptorError, ImportError, OSError):
+        return [None] * len(airframes)
+    r = rollout(official, airframes, "hover", episodes, seed=seed, device=device)
+    return [m["termination_rate"] for m in summarize(r)["per_airframe"].values()]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Teacher files
+
+
+def save_teacher(path: str | os.PathLike, mlp: BatchedMLP, k: int, metadata: dict) -> None:
+    """Write teacher k of a batched actor atomically (temp file, then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {"format": TEACHER_FILE_FORMAT, "version": TEACHER_FILE_VERSION, "sizes": list(mlp.sizes), **metadata}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(mlp.teacher_state(k), str(tmp), metadata={"raptor": json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def load_teacher(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """A teacher file -> (module obs (N, 26) or (1, N, 26) -> actions, metadata)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyFileError(f"teacher file '{path}' does not exist")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("raptor", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001 - safetensors raises several types for corrupt files
+        raise PolicyFileError(f"'{path}' is not a readable teacher file ({err}); retrain it with raptor train") from None
+    if meta.get("format") != TEACHER_FILE_FORMAT:
+        raise PolicyFileError(f"'{path}' is not a raptor teacher file (format {meta.get('format')!r})")
+    sizes = meta["sizes"]
+    mlp = BatchedMLP(1, sizes)
+    with torch.no_grad():
+        for i in range(len(sizes) - 1):
+            w, b = tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"]
+            if tuple(w.shape) != (sizes[i + 1], sizes[i]) or not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+                raise PolicyFileError(f"'{path}': layer {i} has a wrong shape or non-finite weights")
+            mlp.weights[i].copy_(w.t()[None])
+            mlp.biases[i].copy_(b[None, None])
+    from raptor.rl.ppo import TeacherActors
+
+    return TeacherActors(mlp), meta
+
+
+def teacher_score(m: dict) -> float:
+    """Checkpoint selection score: success first, then fewer terminations (the mean return breaks ties)."""
+    ret = m.get("mean_return", 0.0)
+    return m["success_rate"] - m["termination_rate"] + 1e-4 * (0.0 if ret is None or math.isnan(ret) else ret)

@@ -1,0 +1,522 @@
+"""`raptor train`: one RL teacher per airframe, in an output directory that survives kills and resumes.
+
+Layout of OUT:
+    run.json                      the run: airframe spec, ids, backend, algorithm, configs, retrain attempts
+    airframes.json                the run's airframes (ids in their metadata)
+    teachers/NNNN/                one finished teacher: teacher.safetensors (deterministic actor),
+                                  airframe.json, curve.json (learning curve), eval.json (written last: the
+                                  marker that the teacher is finished)
+    checkpoints/*.pt              trainer state of unfinished shards (written atomically; removed when done)
+    tensorboard/                  scalars, with --tensorboard
+
+Teachers are trained in shards of `--teachers-per-shard` airframes (the batched backend trains a shard in one
+process; the ray backend runs shards on workers; sb3 trains one airframe per shard). A finished teacher is never
+trained or written again; `--resume` continues every unfinished shard from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from raptor.errors import ConfigError
+from raptor.rl.ppo import BatchedPPO, PPOConfig
+from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, save_teacher, teacher_score
+from raptor.sim import mdp
+from raptor.sim.airframe import Airframe, atomic_write_text, load_airframes, resolve_airframes, save_airframes
+from raptor.sim.env import EnvConfig
+
+RUN_FORMAT = "raptor-teachers"
+RUN_VERSION = 1
+BACKENDS = ("batched", "sb3", "ray")
+ALGOS = ("ppo", "sac")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How teachers are trained. `steps` counts env steps per teacher."""
+
+    backend: str = "batched"
+    algo: str = "ppo"
+    steps: int = 5_000_000
+    device: str = "cpu"
+    seed: int = 0
+    teachers_per_shard: int = 16
+    eval_every_steps: int = 500_000  # selection evaluations (hover, `eval_episodes`), keep the best snapshot
+    eval_episodes: int = 100
+    checkpoint_every_s: float = 60.0
+    init_min_position_m: float = 0.5  # teachers also start within +-0.5 m: the hover scenario and distillation
+    threads: int = 0  # torch CPU threads per process (0: torch's default)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    bar: QualityBar = field(default_factory=QualityBar)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
+        if self.algo not in ALGOS:
+            raise ConfigError(f"unknown algorithm '{self.algo}'; choose one of {', '.join(ALGOS)}")
+        if self.backend in ("batched", "ray") and self.algo != "ppo":
+            raise ConfigError(f"the {self.backend} backend trains PPO teachers (--algo ppo); "
+                              "SAC is available as the stable-baselines3 reference (--backend sb3 --algo sac)")
+        if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0:
+            raise ConfigError("--steps, --teachers-per-shard and --eval-episodes must be positive")
+
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("ppo", "bar")}
+        d["ppo"] = self.ppo.to_json()
+        d["bar"] = dataclasses.asdict(self.bar)
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> TrainConfig:
+        d = dict(d)
+        d["ppo"] = PPOConfig.from_json(d["ppo"])
+        d["bar"] = QualityBar(**d["bar"])
+        return TrainConfig(**d)
+
+
+def parse_ids(text: str | None, n: int) -> list[int]:
+    """'0-9,12,20-21' -> [0, ..., 9, 12, 20, 21]; None -> all n."""
+    if text is None:
+        return list(range(n))
+    ids: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                ids.extend(range(a, b + 1))
+            else:
+                ids.append(int(part))
+    except ValueError:
+        raise ConfigError(f"bad --ids '{text}': use e.g. 0-999 or 0-9,12") from None
+    bad = [i for i in ids if not 0 <= i < n]
+    if bad:
+        raise ConfigError(f"--ids {bad[:5]} out of range: the airframe spec has {n} airframes (ids 0-{n - 1})")
+    return sorted(set(ids))
+
+
+def teacher_airframe(a: Airframe, min_position_m: float) -> Airframe:
+    """The airframe a teacher trains on: its own parameters, with starts covering at least +-min_position_m."""
+    p = json.loads(json.dumps(a.parameters))
+    init = p["mdp"]["init"]
+    init["max_position"] = max(float(init["max_position"]), min_position_m)
+    return Airframe(a.name, p, dict(a.meta))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run directory
+
+
+class RunDir:
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.root = Path(out)
+
+    run_file = property(lambda self: self.root / "run.json")
+    airframes_file = property(lambda self: self.root / "airframes.json")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+
+    def teacher_dir(self, i: int) -> Path:
+        return self.root / "teachers" / f"{i:04d}"
+
+    def finished(self, i: int) -> bool:
+        return (self.teacher_dir(i) / "eval.json").is_file()
+
+    def read_run(self) -> dict:
+        if not self.run_file.is_file():
+            raise ConfigError(f"'{self.root}' is not a raptor train directory (no run.json); "
+                              "start one with raptor train --airframes SPEC --out DIR")
+        try:
+            run = json.loads(self.run_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"'{self.run_file}' is corrupt ({err}); it is written atomically, so restore it "
+                              "from a backup or start a new --out") from None
+        if run.get("format") != RUN_FORMAT:
+            raise ConfigError(f"'{self.run_file}' is not a raptor train run (format {run.get('format')!r})")
+        return run
+
+    def write_run(self, run: dict) -> None:
+        atomic_write_text(self.run_file, json.dumps(run, indent=1))
+
+    def airframes(self) -> list[Airframe]:
+        return load_airframes(self.airframes_file)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def shard_plan(run: dict, cfg: TrainConfig) -> list[tuple[str, list[int], int]]:
+    """(key, ids, seed) of every shard of the current attempt; keys are stable across resumes."""
+    attempts = run.get("retrain_attempts", [])
+    attempt = len(attempts)
+    ids = run["ids"] if attempt == 0 else attempts[-1]["ids"]
+    per = 1 if cfg.backend == "sb3" else cfg.teachers_per_shard
+    plan = []
+    for j in range(0, len(ids), per):
+        chunk = ids[j:j + per]
+        key = f"a{attempt}-" + hashlib.sha1(json.dumps(chunk).encode()).hexdigest()[:10]
+        plan.append((key, chunk, cfg.seed + 1000 * attempt + j))
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The batched trainer of one shard
+
+
+def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], seed: int, airframes: list[Airframe],
+                        progress: bool = True, tensorboard: bool = False,
+                        on_checkpoint: Callable[[], None] | None = None) -> list[dict]:
+    """Train (or continue) the teachers `ids` together; write each finished teacher; return their evals."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    ckpt_path = rd.checkpoints / f"{key}.pt"
+    state = None
+    if ckpt_path.is_file():
+        try:
+            state = torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
+        except Exception as err:  # noqa: BLE001 - a torn file cannot happen (atomic rename), but disks fail
+            raise ConfigError(f"checkpoint '{ckpt_path}' is unreadable ({err}); delete it to restart this shard")
+        if state.get("ids") != ids:
+            raise ConfigError(f"checkpoint '{ckpt_path}' belongs to teachers {state.get('ids')}, not {ids}; "
+                              "delete it to restart this shard")
+    todo = [i for i in ids if not rd.finished(i)]
+    if not todo:
+        return []
+    afs = [teacher_airframe(airframes[i], cfg.init_min_position_m) for i in ids]
+    env_cfg = EnvConfig(observation="teacher", target="airframe", device=cfg.device, check_inputs=False,
+                        init=mdp.InitialStateConfig())
+    ppo = BatchedPPO(afs, cfg.ppo, env_cfg, seed=seed)
+    K = len(ids)
+    best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
+            "steps": [0] * K}
+    curves: list[list[dict]] = [[] for _ in ids]
+    elapsed = 0.0
+    if state is not None:
+        ppo.load_state_dict(state["ppo"])
+        best, curves, elapsed = state["best"], state["curves"], float(state["elapsed_s"])
+    writer = None
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(rd.root / "tensorboard" / key))
+    per_iter = cfg.ppo.steps_per_iteration
+    total_iters = math.ceil(cfg.steps / per_iter)
+    eval_every = max(1, round(cfg.eval_every_steps / per_iter))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_iters, initial=ppo.iteration, unit="it", leave=False,
+                   desc=f"teachers {ids[0]}-{ids[-1]}" if K > 1 else f"teacher {ids[0]}")
+
+    def save_checkpoint() -> None:
+        _atomic_torch_save({"ids": ids, "ppo": ppo.state_dict(), "best": best, "curves": curves,
+                            "elapsed_s": elapsed, "config": cfg.to_json()}, ckpt_path)
+        if on_checkpoint:
+            on_checkpoint()
+
+    def selection_eval() -> None:
+        m = evaluate_teachers(ppo.deterministic_actors(), afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+        for k in range(K):
+            score = teacher_score(m[k])
+            curves[k].append({"steps": ppo.env_steps, "wall_s": round(elapsed, 2),
+                              **{n: m[k][n] for n in ("success_rate", "termination_rate", "mean_return",
+                                                      "mean_action_change", "final_position_error_mean")}})
+            if score > best["score"][k]:
+                best["score"][k], best["steps"][k] = score, ppo.env_steps
+                best["actor"][k] = ppo.actor.teacher_state(k)
+            if writer:
+                for n in ("success_rate", "termination_rate", "mean_return", "mean_action_change"):
+                    writer.add_scalar(f"{ids[k]:04d}/eval/{n}", m[k][n], ppo.env_steps)
+
+    last_ckpt = time.monotonic()
+    while ppo.iteration < total_iters:
+        t0 = time.perf_counter()
+        stats = ppo.iterate()
+        elapsed += time.perf_counter() - t0
+        if writer:
+            for k in range(K):
+                writer.add_scalar(f"{ids[k]:04d}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
+                writer.add_scalar(f"{ids[k]:04d}/train/std", float(stats.std[k]), ppo.env_steps)
+        if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters:
+            selection_eval()
+        if bar is not None:
+            bar.update(1)
+            ret = stats.episode_return[torch.isfinite(stats.episode_return)]
+            bar.set_postfix(ret=f"{float(ret.mean()) if len(ret) else float('nan'):.0f}",
+                            std=f"{float(stats.std.mean()):.3f}")
+        if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+            save_checkpoint()
+            last_ckpt = time.monotonic()
+    if bar is not None:
+        bar.close()
+    save_checkpoint()  # the trained state is safe before the (slower) final evaluation
+    results = finalize_teachers(rd, cfg, ids, afs, airframes, best, curves, elapsed)
+    if writer:
+        writer.close()
+    ckpt_path.unlink(missing_ok=True)
+    return results
+
+
+def load_snapshot(mlp, k: int, snapshot: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for i in range(len(mlp.weights)):
+            mlp.weights[i][k].copy_(snapshot[f"layer{i}.weight"].t())
+            mlp.biases[i][k, 0].copy_(snapshot[f"layer{i}.bias"])
+
+
+def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Airframe], airframes: list[Airframe],
+                      best: dict, curves: list[list[dict]], elapsed_s: float) -> list[dict]:
+    """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
+    from raptor.rl.batched import BatchedMLP
+    from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
+
+    K = len(ids)
+    mlp = BatchedMLP(K, (OBS_DIM, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
+    for k in range(K):
+        load_snapshot(mlp, k, {n: t.to(cfg.device) for n, t in best["actor"][k].items()})
+    return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo")
+
+
+def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, airframes: list[Airframe],
+                   curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str) -> list[dict]:
+    eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
+    plain = [airframes[i] for i in ids]
+    metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
+    ref = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
+    results = []
+    for k, i in enumerate(ids):
+        if rd.finished(i):
+            continue
+        d = rd.teacher_dir(i)
+        d.mkdir(parents=True, exist_ok=True)
+        verdict = cfg.bar.judge(metrics[k], ref[k])
+        a = airframes[i]
+        meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
+                "trained_steps": int(cfg.steps), "output": "tanh"}
+        save_teacher(d / "teacher.safetensors", mlp, k, meta)
+        atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
+        atomic_write_text(d / "curve.json", json.dumps(curves[k]))
+        ev = {"id": i, "airframe": a.name, "steps": int(cfg.steps), "selected_steps": int(best_steps[k]),
+              "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
+              "seed": eval_seed, **metrics[k], "reference_termination_rate": ref[k], **verdict}
+        atomic_write_text(d / "eval.json", json.dumps(ev, indent=1))  # last: marks the teacher finished
+        results.append(ev)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, cfg: TrainConfig | None,
+                    resume: bool, retrain_failed: bool = False) -> tuple[RunDir, dict, TrainConfig]:
+    rd = RunDir(out)
+    if rd.run_file.exists():
+        if not (resume or retrain_failed):
+            raise ConfigError(f"'{out}' already holds a training run; continue it with --resume, or choose another "
+                              "--out")
+        run = rd.read_run()
+        stored = TrainConfig.from_json(run["config"])
+        if cfg is not None and cfg.backend != stored.backend:
+            stored = replace(stored, backend=cfg.backend, teachers_per_shard=cfg.teachers_per_shard,
+                             device=cfg.device, threads=cfg.threads)
+            run["config"] = stored.to_json()
+            rd.write_run(run)
+        return rd, run, stored
+    if resume or retrain_failed:
+        raise ConfigError(f"nothing to resume: '{out}' holds no run.json; start with --airframes SPEC --out {out}")
+    if airframe_spec is None:
+        raise ConfigError("--airframes is required to start a run (named, NAME,..., FILE, sampled:N:SEED)")
+    cfg = cfg or TrainConfig()
+    all_afs = resolve_airframes(airframe_spec)
+    ids = parse_ids(ids_text, len(all_afs))
+    rd.root.mkdir(parents=True, exist_ok=True)
+    afs = [Airframe(a.name, a.parameters, {**a.meta, "id": i}) for i, a in enumerate(all_afs)]
+    save_airframes(rd.airframes_file, afs, {"spec": airframe_spec})
+    run = {"format": RUN_FORMAT, "version": RUN_VERSION, "airframe_spec": airframe_spec, "ids": ids,
+           "config": cfg.to_json(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "retrain_attempts": []}
+    rd.write_run(run)
+    return rd, run, cfg
+
+
+def mark_failed_for_retraining(rd: RunDir, run: dict, cfg: TrainConfig) -> list[int]:
+    """Archive the teachers below the bar and open a new attempt for them (more steps, another seed)."""
+    failed = [s["id"] for s in status(rd) if s["state"] == "finished" and not s["passed"]]
+    if not failed:
+        return []
+    attempt = len(run.get("retrain_attempts", [])) + 1
+    for i in failed:
+        d = rd.teacher_dir(i)
+        archive = rd.root / "archive" / f"attempt{attempt - 1}" / f"{i:04d}"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        if archive.exists():
+            shutil.rmtree(archive)
+        os.replace(d, archive)
+    run.setdefault("retrain_attempts", []).append({"attempt": attempt, "ids": failed,
+                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    rd.write_run(run)
+    return failed
+
+
+def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
+          resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
+          address: str | None = None) -> list[dict]:
+    rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
+    if retrain_failed:
+        failed = mark_failed_for_retraining(rd, run, cfg)
+        if progress:
+            print(f"retraining {len(failed)} teachers below the bar: {failed}")
+        run = rd.read_run()
+    airframes = rd.airframes()
+    plan = [(k, ids, s) for k, ids, s in shard_plan(run, cfg) if any(not rd.finished(i) for i in ids)]
+    results: list[dict] = []
+    if cfg.backend == "ray":
+        from raptor.rl.ray_backend import train_ray
+
+        return train_ray(rd, cfg, plan, address=address, progress=progress)
+    for key, ids, seed in plan:
+        if cfg.backend == "sb3":
+            from raptor.rl.sb3_backend import train_shard_sb3
+
+            results += train_shard_sb3(rd, cfg, key, ids, seed, airframes, progress=progress)
+        else:
+            results += train_shard_batched(rd, cfg, key, ids, seed, airframes, progress=progress,
+                                           tensorboard=tensorboard)
+    return results
+
+
+def status(rd: RunDir) -> list[dict]:
+    """One row per teacher of the run: finished ones with their evaluation, the others pending/training."""
+    run = rd.read_run()
+    names = {}
+    try:
+        names = {i: a.name for i, a in enumerate(rd.airframes())}
+    except Exception:  # noqa: BLE001 - status must work even when the airframe file is damaged
+        pass
+    progress: dict[int, int] = {}
+    if rd.checkpoints.is_dir():
+        for f in rd.checkpoints.glob("*.pt"):
+            try:
+                st = torch.load(f, map_location="cpu", weights_only=False)
+            except Exception:  # noqa: BLE001
+                continue
+            for i in st.get("ids", []):
+                progress[i] = int(st["ppo"]["env_steps"]) if "ppo" in st else int(st.get("env_steps", 0))
+    rows = []
+    for i in run["ids"]:
+        ev_file = rd.teacher_dir(i) / "eval.json"
+        if ev_file.is_file():
+            ev = json.loads(ev_file.read_text())
+            rows.append({"id": i, "airframe": ev["airframe"], "state": "finished", "steps": ev["steps"],
+                         "success_rate": ev["success_rate"], "termination_rate": ev["termination_rate"],
+                         "mean_return": ev["mean_return"], "mean_action_change": ev["mean_action_change"],
+                         "reference_termination_rate": ev.get("reference_termination_rate"),
+                         "passed": bool(ev["passed"])})
+        else:
+            rows.append({"id": i, "airframe": names.get(i, "?"), "state": "training" if i in progress else "pending",
+                         "steps": progress.get(i, 0), "success_rate": None, "termination_rate": None,
+                         "mean_return": None, "mean_action_change": None, "reference_termination_rate": None,
+                         "passed": None})
+    return rows
+
+
+def status_table(rows: list[dict]) -> str:
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    lines = ["| id | airframe | state | steps | success | terminated (published) | mean return | mean abs da | bar |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ref = r["reference_termination_rate"]
+        verdict = "-" if r["passed"] is None else ("pass" if r["passed"] else "**FAIL**")
+        lines.append(f"| {r['id']} | {r['airframe']} | {r['state']} | {r['steps']:,} | {pct(r['success_rate'])} | "
+                     f"{pct(r['termination_rate'])} ({pct(ref)}) | "
+                     f"{'-' if r['mean_return'] is None else format(r['mean_return'], '.1f')} | "
+                     f"{'-' if r['mean_action_change'] is None else format(r['mean_action_change'], '.4f')} | "
+                     f"{verdict} |")
+    done = [r for r in rows if r["state"] == "finished"]
+    passed = sum(1 for r in done if r["passed"])
+    lines.append("")
+    lines.append(f"{len(done)}/{len(rows)} finished, {passed} pass the bar, {len(done) - passed} below it"
+                 + (" (retrain them with --retrain-failed)" if len(done) > passed else ""))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one RL teacher per airframe (batched, sb3 or ray backend)")
+    p.add_argument("--airframes", default=None, help="named | NAME,... | FILE | sampled:N:SEED")
+    p.add_argument("--ids", default=None, help="which airframes of the spec, e.g. 0-999 or 0-9,12 (default all)")
+    p.add_argument("--out", default=None, help="output directory (teachers, checkpoints, run.json)")
+    p.add_argument("--algo", default=None, help="ppo (batched, ray, sb3) | sac (sb3) (default ppo)")
+    p.add_argument("--backend", default=None, help="batched | sb3 | ray (default batched)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default cpu)")
+    p.add_argument("--steps", type=int, default=None, help="env steps per teacher (default 5,000,000 for PPO, "
+                                                           "300,000 for sb3 SAC)")
+    p.add_argument("--envs", type=int, default=None, help="PPO envs per teacher (default 512)")
+    p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 16)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
+    p.add_argument("--retrain-failed", action="store_true", help="retrain the finished teachers below the bar")
+    p.add_argument("--status", metavar="DIR", default=None, help="list the teachers of a run and exit")
+    p.add_argument("--json", action="store_true", help="with --status: JSON instead of a table")
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars to OUT/tensorboard")
+    p.add_argument("--address", default=None, help="ray backend: cluster address (auto) or none for a local one")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    backend = args.backend or "batched"
+    algo = args.algo or "ppo"
+    default_steps = 300_000 if algo == "sac" else 5_000_000
+    ppo = PPOConfig() if args.envs is None else replace(PPOConfig(), envs_per_teacher=args.envs)
+    kw = {"backend": backend, "algo": algo, "steps": args.steps or default_steps, "ppo": ppo}
+    for name in ("device", "seed", "teachers_per_shard", "threads"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    if algo == "sac" or backend == "sb3":
+        kw["eval_every_steps"] = 10_000 if algo == "sac" else 500_000
+    return TrainConfig(**kw)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.status:
+        rows = status(RunDir(args.status))
+        print(json.dumps(rows, indent=1) if args.json else status_table(rows))
+        return 0
+    if not args.out:
+        raise ConfigError("--out DIR is required (or --status DIR)")
+    cfg = None if (args.resume or args.retrain_failed) and args.backend is None else config_from_args(args)
+    t0 = time.perf_counter()
+    train(args.out, args.airframes, args.ids, cfg, resume=args.resume, retrain_failed=args.retrain_failed,
+          progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address)
+    rows = status(RunDir(args.out))
+    print(status_table(rows))
+    print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")
+    return 0
