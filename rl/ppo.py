@@ -97,14 +97,18 @@ class IterationStats:
 
 
 class TeacherActors(torch.nn.Module):
-    """The deterministic teachers tanh(mean(obs)), batched: (K, N, 26) -> (K, N, 4)."""
+    """The deterministic teachers, batched: (K, N, 26) -> (K, N, 4). output "tanh": tanh(mean(obs)) (our PPO and
+    SAC); "clip": clip(mean(obs), -1, 1) (stable-baselines3 PPO's unsquashed Gaussian)."""
 
-    def __init__(self, mlp: BatchedMLP) -> None:
+    def __init__(self, mlp: BatchedMLP, output: str = "tanh") -> None:
         super().__init__()
-        self.mlp = mlp
+        if output not in ("tanh", "clip"):
+            raise ConfigError(f"teacher output must be tanh or clip, got {output!r}")
+        self.mlp, self.output = mlp, output
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.mlp(obs)[..., :ACT_DIM])
+        y = self.mlp(obs)[..., :ACT_DIM]
+        return torch.tanh(y) if self.output == "tanh" else y.clamp(-1.0, 1.0)
 
 
 class BatchedPPO:

@@ -126,7 +126,7 @@ def load_teacher(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
             meta = json.loads((f.metadata() or {}).get("raptor", "{}"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # noqa: BLE001 - safetensors raises several types for corrupt files
-        raise PolicyFileError(f"'{path}' is not a readable teacher file ({err}); retrain it with raptor train") from None
+        raise PolicyFileError(f"'{path}' is not a readable teacher file ({err}); retrain it (raptor train)") from None
     if meta.get("format") != TEACHER_FILE_FORMAT:
         raise PolicyFileError(f"'{path}' is not a raptor teacher file (format {meta.get('format')!r})")
     sizes = meta["sizes"]
@@ -140,7 +140,7 @@ def load_teacher(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
             mlp.biases[i].copy_(b[None, None])
     from raptor.rl.ppo import TeacherActors
 
-    return TeacherActors(mlp), meta
+    return TeacherActors(mlp, meta.get("output", "tanh")), meta
 
 
 def teacher_score(m: dict) -> float:

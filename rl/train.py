@@ -195,7 +195,8 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         try:
             state = torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
         except Exception as err:  # noqa: BLE001 - a torn file cannot happen (atomic rename), but disks fail
-            raise ConfigError(f"checkpoint '{ckpt_path}' is unreadable ({err}); delete it to restart this shard")
+            raise ConfigError(f"checkpoint '{ckpt_path}' is unreadable ({err}); "
+                              "delete it to restart this shard") from None
         if state.get("ids") != ids:
             raise ConfigError(f"checkpoint '{ckpt_path}' belongs to teachers {state.get('ids')}, not {ids}; "
                               "delete it to restart this shard")
@@ -313,7 +314,7 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         verdict = cfg.bar.judge(metrics[k], ref[k])
         a = airframes[i]
         meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
-                "trained_steps": int(cfg.steps), "output": "tanh"}
+                "trained_steps": int(cfg.steps), "output": actors.output}
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
