@@ -32,7 +32,7 @@ OBS_DIM, ACT_DIM = 26, 4
 class PPOConfig:
     envs_per_teacher: int = 256
     horizon: int = 32  # env steps per env per iteration
-    epochs: int = 5
+    epochs: int = 3
     minibatches: int = 4
     learning_rate: float = 1e-3
     max_learning_rate: float = 1e-2
@@ -53,7 +53,7 @@ class PPOConfig:
     std_anneal_steps: int = 3_000_000
     reward_scale: float = 0.1  # returns up to ~150 -> ~15 for the critic
     actor_hidden: tuple[int, ...] = (64, 64)  # the reference actor: 26 -> 64 -> 64 -> (mean, log-std)
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (128, 128)
 
     def __post_init__(self) -> None:
         if self.envs_per_teacher * self.horizon % self.minibatches:

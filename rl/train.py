@@ -482,6 +482,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 16)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
+                   help="seconds between checkpoints (default 60)")
+    p.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
+                   help="env steps between selection evaluations (default 500,000; sb3 SAC 10,000)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--retrain-failed", action="store_true", help="retrain the finished teachers below the bar")
     p.add_argument("--status", metavar="DIR", default=None, help="list the teachers of a run and exit")
@@ -501,8 +505,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for name in ("device", "seed", "teachers_per_shard", "threads"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
-    if algo == "sac" or backend == "sb3":
-        kw["eval_every_steps"] = 10_000 if algo == "sac" else 500_000
+    if algo == "sac":
+        kw["eval_every_steps"] = 10_000
+    if args.eval_every is not None:
+        kw["eval_every_steps"] = args.eval_every
+    if args.checkpoint_every is not None:
+        kw["checkpoint_every_s"] = args.checkpoint_every
     return TrainConfig(**kw)
 
 

@@ -1,0 +1,225 @@
+"""raptor train: batched networks and optimizer pinned to torch, teacher files, the sb3 conversion, the run
+directory (status, resume after SIGKILL, retrain-failed) and the ray backend on a local 2-CPU cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from raptor.errors import ConfigError, PolicyFileError
+from raptor.rl.batched import BatchedAdam, BatchedMLP
+from raptor.rl.ppo import PPOConfig, TeacherActors
+from raptor.rl.teacher import QualityBar, load_teacher, save_teacher
+from raptor.rl.train import RunDir, TrainConfig, parse_ids, status, status_table, train
+
+TINY = TrainConfig(steps=4096, eval_every_steps=2048, eval_episodes=20, ppo=replace(PPOConfig(), envs_per_teacher=32,
+                                                                                     horizon=32, minibatches=2),
+                   bar=replace(QualityBar(), episodes=50), teachers_per_shard=2, threads=1)
+
+
+def test_batched_mlp_is_k_independent_linear_stacks():
+    torch.manual_seed(0)
+    mlp = BatchedMLP(3, (26, 64, 64, 4))
+    x = torch.randn(3, 7, 26)
+    y = mlp(x)
+    for k in range(3):
+        s = mlp.teacher_state(k)
+        h = x[k]
+        for i in range(3):
+            h = torch.nn.functional.linear(h, s[f"layer{i}.weight"], s[f"layer{i}.bias"])
+            h = torch.relu(h) if i < 2 else h
+        torch.testing.assert_close(y[k], h, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_adam_matches_torch_adam_per_teacher():
+    """Two teachers trained together follow exactly the updates each would follow alone (torch.optim.Adam)."""
+    torch.manual_seed(1)
+    K = 2
+    mlp = BatchedMLP(K, (5, 8, 3))
+    singles = []
+    for k in range(K):
+        layers = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        st = mlp.teacher_state(k)
+        with torch.no_grad():
+            layers[0].weight.copy_(st["layer0.weight"]), layers[0].bias.copy_(st["layer0.bias"])
+            layers[2].weight.copy_(st["layer1.weight"]), layers[2].bias.copy_(st["layer1.bias"])
+        singles.append((layers, torch.optim.Adam(layers.parameters(), lr=1e-2, eps=1e-7)))
+    opt = BatchedAdam(list(mlp.parameters()), K, lr=1e-2)
+    xs, ys = torch.randn(K, 16, 5), torch.randn(K, 16, 3)
+    for _ in range(20):
+        opt.zero_grad()
+        ((mlp(xs) - ys) ** 2).mean((1, 2)).sum().backward()
+        opt.step()
+        for k, (net, o) in enumerate(singles):
+            o.zero_grad()
+            ((net(xs[k]) - ys[k]) ** 2).mean().backward()
+            o.step()
+    for k, (net, _) in enumerate(singles):
+        torch.testing.assert_close(net(xs[k]), mlp(xs)[k], rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_file_round_trip_and_corrupt_file(tmp_path):
+    mlp = BatchedMLP(2, (26, 64, 64, 4), output_scale=0.5)
+    save_teacher(tmp_path / "t.safetensors", mlp, 1, {"airframe": "x500"})
+    actors, meta = load_teacher(tmp_path / "t.safetensors")
+    x = torch.randn(1, 9, 26)
+    torch.testing.assert_close(actors(x), TeacherActors(mlp)(x.expand(2, 9, 26))[1:2])
+    assert meta["airframe"] == "x500" and meta["sizes"] == [26, 64, 64, 4]
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 40)
+    with pytest.raises(PolicyFileError, match="not a readable teacher file"):
+        load_teacher(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_sb3_actor_conversion_matches_predict(algo):
+    pytest.importorskip("stable_baselines3")
+    from raptor.rl.sb3_backend import Sb3VecEnv, actor_from_sb3, sb3_model
+    from raptor.sim.airframe import named_airframe
+    from raptor.sim.env import EnvConfig
+
+    env = Sb3VecEnv(named_airframe("crazyflie"), 1 if algo == "sac" else 4, EnvConfig(observation="teacher"))
+    model = sb3_model(algo, env, seed=0, device="cpu")
+    with torch.no_grad():  # move the weights away from the near-zero initial output
+        for p in model.policy.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    obs = np.random.default_rng(0).normal(size=(64, 26)).astype(np.float32)
+    expected, _ = model.predict(obs, deterministic=True)
+    actors, _ = actor_from_sb3(model, algo)
+    got = actors(torch.as_tensor(obs)[None])[0].detach().numpy()
+    np.testing.assert_allclose(got, np.clip(expected, -1, 1), atol=1e-5)
+
+
+def test_parse_ids_and_bad_specs():
+    assert parse_ids("0-3,7", 10) == [0, 1, 2, 3, 7]
+    assert parse_ids(None, 3) == [0, 1, 2]
+    with pytest.raises(ConfigError, match="out of range"):
+        parse_ids("5-12", 10)
+    with pytest.raises(ConfigError, match="bad --ids"):
+        parse_ids("a-b", 10)
+    with pytest.raises(ConfigError, match="sb3"):
+        TrainConfig(backend="batched", algo="sac")
+
+
+def test_train_status_and_retrain_failed(tmp_path):
+    out = tmp_path / "run"
+    results = train(str(out), "crazyflie,x500", None, TINY, progress=False)
+    assert [r["id"] for r in results] == [0, 1]
+    rows = status(RunDir(out))
+    keys = {"id", "airframe", "steps", "success_rate", "termination_rate", "mean_return", "mean_action_change",
+            "passed"}
+    assert all(keys <= set(r) for r in rows)
+    assert [r["airframe"] for r in rows] == ["crazyflie", "x500"]
+    for r in rows:  # 4096 steps cannot fly: both are below the bar, and the table says so
+        assert r["state"] == "finished" and r["passed"] is False and r["steps"] == 4096
+        ev = json.loads((out / "teachers" / f"{r['id']:04d}" / "eval.json").read_text())
+        assert ev["episodes"] == 50 and ev["checks"]["success"] is False
+        assert ev["reference_termination_rate"] is None or 0 <= ev["reference_termination_rate"] <= 1
+    assert "2 below it" in status_table(rows)
+    actors, meta = load_teacher(out / "teachers" / "0000" / "teacher.safetensors")
+    assert meta["airframe"] == "crazyflie" and meta["output"] == "tanh"
+    # an existing run is never overwritten by accident
+    with pytest.raises(ConfigError, match="--resume"):
+        train(str(out), "crazyflie", None, TINY, progress=False)
+    # --retrain-failed archives the failed teachers and trains them again (another seed)
+    train(str(out), retrain_failed=True, progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["retrain_attempts"][0]["ids"] == [0, 1]
+    assert (out / "archive" / "attempt0" / "0000" / "eval.json").is_file()
+    assert all(r["state"] == "finished" for r in status(RunDir(out)))
+
+
+def test_resume_without_run_and_corrupt_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(str(tmp_path / "none"), resume=True, progress=False)
+    out = tmp_path / "run"
+    cfg = replace(TINY, teachers_per_shard=1)
+    train(str(out), "crazyflie", None, cfg, progress=False)
+    run = json.loads((out / "run.json").read_text())
+    run["ids"] = [0]
+    (out / "checkpoints").mkdir(exist_ok=True)
+    from raptor.rl.train import shard_plan
+
+    key = shard_plan(run, cfg)[0][0]
+    (out / "teachers" / "0000" / "eval.json").unlink()
+    (out / "checkpoints" / f"{key}.pt").write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match="unreadable"):
+        train(str(out), resume=True, progress=False)
+
+
+def _tree_hash(d: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(d.rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def test_sigkill_then_resume_continues_and_keeps_finished_teachers(tmp_path):
+    """Kill `raptor train` with SIGKILL while the second of two teachers trains; --resume continues that teacher
+    from its last checkpoint and leaves the finished first teacher untouched."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "raptor.cli", "train", "--airframes", "crazyflie,x500", "--out", str(out),
+           "--steps", "300000", "--envs", "32", "--teachers-per-shard", "1", "--threads", "1",
+           "--checkpoint-every", "0.3", "--eval-every", "100000", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpts = out / "checkpoints"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            second = list(ckpts.glob("*.pt")) if (out / "teachers" / "0000" / "eval.json").is_file() else []
+            if second and torch.load(second[0], weights_only=False)["ppo"]["env_steps"] >= 60_000:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        else:
+            pytest.fail("no checkpoint of the second teacher appeared")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "teachers" / "0001" / "eval.json").exists()
+    first = _tree_hash(out / "teachers" / "0000")
+    killed = torch.load(next(ckpts.glob("*.pt")), weights_only=False)
+    assert killed["ids"] == [1] and killed["ppo"]["env_steps"] >= 60_000
+    rows = {r["id"]: r for r in status(RunDir(out))}
+    assert rows[0]["state"] == "finished" and rows[1]["state"] == "training" and rows[1]["steps"] >= 60_000
+    res = subprocess.run(cmd[:4] + ["--out", str(out), "--resume", "--no-progress"], env=env, capture_output=True,
+                         text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    assert _tree_hash(out / "teachers" / "0000") == first  # never retrained or rewritten
+    curve = json.loads((out / "teachers" / "0001" / "curve.json").read_text())
+    assert curve[:len(killed["curves"][0])] == killed["curves"][0]  # continued, not restarted
+    assert curve[-1]["steps"] >= 300_000 - 1024
+    assert not list(ckpts.glob("*.pt"))
+    assert sorted(p.name for p in (out / "teachers").iterdir()) == ["0000", "0001"]
+
+
+def test_ray_backend_local_cluster(tmp_path):
+    ray = pytest.importorskip("ray")
+    from raptor.rl.ray_backend import train_ray
+    from raptor.rl.train import shard_plan, start_or_resume
+
+    cfg = replace(TINY, backend="ray", teachers_per_shard=1)
+    rd, run, cfg = start_or_resume(str(tmp_path / "run"), "crazyflie,x500", None, cfg, False)
+    try:
+        results = train_ray(rd, cfg, shard_plan(run, cfg), progress=False, num_cpus=2)
+    finally:
+        ray.shutdown()
+    assert sorted(r["id"] for r in results) == [0, 1]
+    rows = status(rd)
+    assert [r["state"] for r in rows] == ["finished", "finished"]
+    assert [r["airframe"] for r in rows] == ["crazyflie", "x500"]
+    load_teacher(rd.teacher_dir(1) / "teacher.safetensors")
