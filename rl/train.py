@@ -417,7 +417,7 @@ def status(rd: RunDir) -> list[dict]:
         pass
     progress: dict[int, int] = {}
     if rd.checkpoints.is_dir():
-        for f in rd.checkpoints.glob("*.pt"):
+        for f in [*rd.checkpoints.glob("*.pt"), *rd.checkpoints.glob("*/state.pt")]:  # batched, sb3
             try:
                 st = torch.load(f, map_location="cpu", weights_only=False)
             except Exception:  # noqa: BLE001
