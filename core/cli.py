@@ -102,7 +102,8 @@ def _plugin_registrars():
     import importlib
 
     out = []
-    for mod in ("raptor.evaluation", "raptor.rl.train", "raptor.policy_export.export", "raptor.hil.runner"):
+    for mod in ("raptor.evaluation", "raptor.rl.train", "raptor.distill.dagger", "raptor.policy_export.export",
+                "raptor.hil.runner"):
         try:
             out.append(importlib.import_module(mod).add_parser)
         except ImportError:

@@ -188,7 +188,7 @@ class _Sb3Shard:
         cfg = self.cfg
         n_envs = 1 if cfg.algo == "sac" else 64
         env_cfg = EnvConfig(observation="teacher", target="airframe", check_inputs=False,
-                            init=mdp.InitialStateConfig())
+                            init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
         env = Sb3VecEnv(self.af, n_envs, env_cfg, seed=self.seed)
         old = self.dir.with_name(f".{self.dir.name}.old")
         if not self.dir.exists() and old.exists():  # killed between the two renames of a checkpoint

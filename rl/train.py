@@ -58,6 +58,7 @@ class TrainConfig:
     checkpoint_every_s: float = 60.0
     init_min_position_m: float = 0.5  # teachers also start within +-0.5 m: the hover scenario and distillation
     threads: int = 0  # torch CPU threads per process (0: torch's default)
+    any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
 
@@ -83,7 +84,7 @@ class TrainConfig:
         d = dict(d)
         d["ppo"] = PPOConfig.from_json(d["ppo"])
         d["bar"] = QualityBar(**d["bar"])
-        return TrainConfig(**d)
+        return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
 def parse_ids(text: str | None, n: int) -> list[int]:
@@ -205,7 +206,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         return []
     afs = [teacher_airframe(airframes[i], cfg.init_min_position_m) for i in ids]
     env_cfg = EnvConfig(observation="teacher", target="airframe", device=cfg.device, check_inputs=False,
-                        init=mdp.InitialStateConfig())
+                        init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
     ppo = BatchedPPO(afs, cfg.ppo, env_cfg, seed=seed)
     K = len(ids)
     best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
@@ -486,6 +487,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="seconds between checkpoints (default 60)")
     p.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
                    help="env steps between selection evaluations (default 500,000; sb3 SAC 10,000)")
+    p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
+                   help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--retrain-failed", action="store_true", help="retrain the finished teachers below the bar")
     p.add_argument("--status", metavar="DIR", default=None, help="list the teachers of a run and exit")
@@ -509,6 +512,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["eval_every_steps"] = 10_000
     if args.eval_every is not None:
         kw["eval_every_steps"] = args.eval_every
+    if args.any_yaw is not None:
+        kw["any_yaw_fraction"] = args.any_yaw
     if args.checkpoint_every is not None:
         kw["checkpoint_every_s"] = args.checkpoint_every
     return TrainConfig(**kw)

@@ -113,6 +113,7 @@ class InitialStateConfig:
     angular_velocity_scale: float = 1.0
     guidance: float | None = None  # override of the airframe's probability of a guided (hover at origin) start
     max_position_m: float | None = None  # override of the airframe's init range (RAPTOR post-training: 0.5 m)
+    any_yaw_fraction: float = 0.0  # this fraction of starts gets an extra uniform yaw U(-pi, pi) (world z)
 
     def __post_init__(self) -> None:
         if self.attitude not in ("reference", "full", "max_angle", "tilt_any_yaw"):
@@ -159,6 +160,11 @@ def sample_initial_state(params: AirframeBatch, gen: torch.Generator | None,
     lo = col(params.action_min) + (col(params.init_min_rpm) + 1) / 2 * span
     hi = col(params.action_min) + (col(params.init_max_rpm) + 1) / 2 * span
     m = _uniform((n, 4), lo, hi, gen, like)
+    if config.any_yaw_fraction > 0:  # drawn last: the reference's draw order above is unchanged
+        u = torch.rand((n, 2), generator=gen, device=like.device, dtype=like.dtype)
+        yaw = torch.where(u[:, 0] < config.any_yaw_fraction, (2 * u[:, 1] - 1) * math.pi, torch.zeros_like(u[:, 1]))
+        zero = torch.zeros_like(yaw)
+        q = quaternion_multiply(torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], -1), q)
     return torch.cat([p, q, v, w, m], -1), force, torque
 
 
