@@ -49,8 +49,8 @@ class PPOConfig:
     # env steps per teacher: the d_action reward term pulls the learned std down; too early, exploration dies;
     # too late, the deterministic teacher hovers with the bias of the noisy one (a few cm steady offset).
     std_floor_start: float = 0.2
-    std_floor_end: float = 0.05
-    std_anneal_steps: int = 3_000_000
+    std_floor_end: float = 0.01
+    std_anneal_steps: int = 2_000_000
     reward_scale: float = 0.1  # returns up to ~150 -> ~15 for the critic
     actor_hidden: tuple[int, ...] = (64, 64)  # the reference actor: 26 -> 64 -> 64 -> (mean, log-std)
     critic_hidden: tuple[int, ...] = (128, 128)

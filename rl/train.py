@@ -383,8 +383,12 @@ def mark_failed_for_retraining(rd: RunDir, run: dict, cfg: TrainConfig) -> list[
 
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
-          address: str | None = None) -> list[dict]:
+          address: str | None = None, retrain_steps: int | None = None) -> list[dict]:
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
+    if retrain_failed and retrain_steps is not None:  # failed teachers often need a longer run
+        cfg = replace(cfg, steps=retrain_steps)
+        run["config"] = cfg.to_json()
+        rd.write_run(run)
     if retrain_failed:
         failed = mark_failed_for_retraining(rd, run, cfg)
         if progress:
@@ -529,7 +533,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = None if (args.resume or args.retrain_failed) and args.backend is None else config_from_args(args)
     t0 = time.perf_counter()
     train(args.out, args.airframes, args.ids, cfg, resume=args.resume, retrain_failed=args.retrain_failed,
-          progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address)
+          progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address,
+          retrain_steps=args.steps if args.retrain_failed else None)
     rows = status(RunDir(args.out))
     print(status_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")
