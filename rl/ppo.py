@@ -2,7 +2,9 @@
 simulator steps every teacher's envs in one batch and the networks run as batched matrix products.
 
 Why PPO with many envs per teacher: our simulator makes env steps nearly free, so the trainer is bounded by
-network compute, and PPO spends it on large, parallel batches. Two additions make its teachers good labels:
+network compute, and PPO spends it on large, parallel batches. Three additions make its teachers good labels:
+- every actor starts at its airframe's hover command (output bias atanh(hover action)), so low thrust-to-weight
+  airframes do not spend millions of steps learning not to fall;
 - a temporal smoothness loss on the deterministic action tanh(mean) between consecutive states (CAPS, Mysore et
   al. 2021), so the deterministic teacher is not bang-bang (mean |a_t - a_{t-1}| well below the 0.05 bar);
 - a learned, state-independent exploration std per teacher that the d_action reward term drives down.
@@ -125,6 +127,9 @@ class BatchedPPO:
         gen = torch.Generator().manual_seed(seed)
         self.actor = BatchedMLP(K, (OBS_DIM, *config.actor_hidden, ACT_DIM), gen, output_scale=0.01).to(self.device)
         self.critic = BatchedMLP(K, (OBS_DIM, *config.critic_hidden, 1), gen).to(self.device)
+        with torch.no_grad():  # start every teacher at its airframe's hover command (all motors equal)
+            hover = torch.tensor([a.hover_action for a in airframes], dtype=torch.float32).clamp(-0.95, 0.95)
+            self.actor.biases[-1].copy_(torch.atanh(hover)[:, None, None].expand(K, 1, ACT_DIM).to(self.device))
         self.log_std = torch.nn.Parameter(torch.full((K, 1, ACT_DIM), config.init_log_std, device=self.device))
         params = [*self.actor.parameters(), self.log_std, *self.critic.parameters()]
         self.optimizer = BatchedAdam(params, K, config.learning_rate, max_grad_norm=config.max_grad_norm)
