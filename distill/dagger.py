@@ -37,6 +37,7 @@ from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.teacher import load_teacher
+from raptor.rl.train import atomic_torch_save
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, atomic_write_text, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
@@ -213,15 +214,6 @@ def selection_score(m: dict) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), resume: bool = False,
             progress: bool = True, epochs: int | None = None) -> dict:
     """Run (or resume) a distillation; returns the final log entry. Writes OUT/student.safetensors (best on the
@@ -295,7 +287,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
                 state["best_epoch"] = epoch
         state["log"].append(entry)
         state["epoch"] = epoch + 1
-        _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+        atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                             "state": state}, ckpt)
         atomic_write_text(outp / "log.json", json.dumps(state["log"], indent=1))
         if bar is not None:

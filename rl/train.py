@@ -156,7 +156,8 @@ class RunDir:
         return load_airframes(self.airframes_file)
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save to a temp file, fsync, then rename: a reader sees the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -232,7 +233,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
                    desc=f"teachers {ids[0]}-{ids[-1]}" if K > 1 else f"teacher {ids[0]}")
 
     def save_checkpoint() -> None:
-        _atomic_torch_save({"ids": ids, "ppo": ppo.state_dict(), "best": best, "curves": curves,
+        atomic_torch_save({"ids": ids, "ppo": ppo.state_dict(), "best": best, "curves": curves,
                             "elapsed_s": elapsed, "config": cfg.to_json()}, ckpt_path)
         if on_checkpoint:
             on_checkpoint()
