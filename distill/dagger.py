@@ -97,11 +97,8 @@ class TeacherSet:
             raise ConfigError(f"teachers have different network sizes {sorted(sizes)}; distill them separately")
         self.K = len(self.ids)
         self.mlp = BatchedMLP(self.K, next(iter(sizes)))
-        with torch.no_grad():
-            for k, a in enumerate(actors):
-                for i in range(len(self.mlp.weights)):
-                    self.mlp.weights[i][k].copy_(a.mlp.weights[i][0])
-                    self.mlp.biases[i][k].copy_(a.mlp.biases[i][0])
+        for k, a in enumerate(actors):
+            self.mlp.load_teacher_state(k, a.mlp.teacher_state(0))
         self.tanh = torch.tensor([a.output == "tanh" for a in actors])
 
     def to(self, device: str) -> TeacherSet:

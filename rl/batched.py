@@ -51,6 +51,13 @@ class BatchedMLP(torch.nn.Module):
             out[f"layer{i}.bias"] = b[k, 0].detach().contiguous().cpu()
         return out
 
+    @torch.no_grad()
+    def load_teacher_state(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        """Set teacher k from the plain layout of `teacher_state` (the inverse)."""
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            w[k].copy_(state[f"layer{i}.weight"].t())
+            b[k, 0].copy_(state[f"layer{i}.bias"])
+
 
 def per_teacher_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """L2 norm over all entries of every tensor, per teacher (leading axis): (K,)."""

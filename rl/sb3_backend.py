@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -142,7 +143,8 @@ class _Sb3Shard:
         t = self.model.num_timesteps
         if self.bar is not None:
             self.bar.n = t
-            self.bar.refresh() if t % 1000 == 0 else None
+            if t % 1000 == 0:
+                self.bar.refresh()
         if t >= self.next_eval:
             self.next_eval += self.cfg.eval_every_steps
             self.evaluate()
@@ -177,8 +179,6 @@ class _Sb3Shard:
             os.replace(self.dir, old)
         os.replace(tmp, self.dir)
         if old.exists():
-            import shutil
-
             shutil.rmtree(old, ignore_errors=True)
         self.last_ckpt = time.monotonic()
 
@@ -220,16 +220,11 @@ class _Sb3Shard:
         self.evaluate()
         self.checkpoint()
         elapsed = self.elapsed + time.perf_counter() - self.t_start
-        mlp = BatchedMLP(1, actor_from_sb3(self.model, cfg.algo)[1].sizes)
-        from raptor.rl.train import load_snapshot
-
-        load_snapshot(mlp, 0, self.best["actor"])
-        actors = TeacherActors(mlp, output="tanh" if cfg.algo == "sac" else "clip")
+        actors, mlp = actor_from_sb3(self.model, cfg.algo)
+        mlp.load_teacher_state(0, self.best["actor"])  # the best snapshot, not the last weights
         airframes = self.rd.airframes()
         out = write_teachers(self.rd, cfg, [self.i], actors, mlp, airframes, [self.curve], [self.best["steps"]],
                              elapsed, f"sb3-{cfg.algo}")
-        import shutil
-
         shutil.rmtree(self.dir, ignore_errors=True)
         return out
 

@@ -17,6 +17,7 @@ import torch
 
 from raptor.errors import PolicyFileError
 from raptor.rl.batched import BatchedMLP
+from raptor.rl.ppo import TeacherActors
 from raptor.sim.airframe import Airframe
 
 TEACHER_FILE_FORMAT = "raptor-teacher"
@@ -130,16 +131,12 @@ def load_teacher(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     if meta.get("format") != TEACHER_FILE_FORMAT:
         raise PolicyFileError(f"'{path}' is not a raptor teacher file (format {meta.get('format')!r})")
     sizes = meta["sizes"]
+    for i in range(len(sizes) - 1):
+        w, b = tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"]
+        if tuple(w.shape) != (sizes[i + 1], sizes[i]) or not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            raise PolicyFileError(f"'{path}': layer {i} has a wrong shape or non-finite weights")
     mlp = BatchedMLP(1, sizes)
-    with torch.no_grad():
-        for i in range(len(sizes) - 1):
-            w, b = tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"]
-            if tuple(w.shape) != (sizes[i + 1], sizes[i]) or not (torch.isfinite(w).all() and torch.isfinite(b).all()):
-                raise PolicyFileError(f"'{path}': layer {i} has a wrong shape or non-finite weights")
-            mlp.weights[i].copy_(w.t()[None])
-            mlp.biases[i].copy_(b[None, None])
-    from raptor.rl.ppo import TeacherActors
-
+    mlp.load_teacher_state(0, tensors)
     return TeacherActors(mlp, meta.get("output", "tanh")), meta
 
 

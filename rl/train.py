@@ -281,13 +281,6 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     return results
 
 
-def load_snapshot(mlp, k: int, snapshot: dict[str, torch.Tensor]) -> None:
-    with torch.no_grad():
-        for i in range(len(mlp.weights)):
-            mlp.weights[i][k].copy_(snapshot[f"layer{i}.weight"].t())
-            mlp.biases[i][k, 0].copy_(snapshot[f"layer{i}.bias"])
-
-
 def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Airframe], airframes: list[Airframe],
                       best: dict, curves: list[list[dict]], elapsed_s: float) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
@@ -297,7 +290,7 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Ai
     K = len(ids)
     mlp = BatchedMLP(K, (OBS_DIM, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
     for k in range(K):
-        load_snapshot(mlp, k, {n: t.to(cfg.device) for n, t in best["actor"][k].items()})
+        mlp.load_teacher_state(k, best["actor"][k])
     return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo")
 
 
