@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4_000_000)
     ap.add_argument("--envs", type=int, default=512)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--smoothness", type=float, default=PPOConfig.smoothness_coef, help="CAPS loss weight")
+    ap.add_argument("--no-trim", action="store_true", help="no hover-offset trim of the teachers")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args()
     rd = RunDir(args.out)
@@ -47,8 +49,8 @@ def main() -> None:
         chosen += [Airframe(f"raptor{i:03d}", pool[i].parameters, pool[i].meta) for i in spanning_ids(pool)]
         rd.root.mkdir(parents=True, exist_ok=True)
         save_airframes(rd.root / "benchmark_airframes.json", chosen)
-    cfg = TrainConfig(steps=args.steps, device=args.device, teachers_per_shard=18,
-                      ppo=replace(PPOConfig(), envs_per_teacher=args.envs))
+    cfg = TrainConfig(steps=args.steps, device=args.device, teachers_per_shard=18, calibrate=not args.no_trim,
+                      ppo=replace(PPOConfig(), envs_per_teacher=args.envs, smoothness_coef=args.smoothness))
     t0 = time.perf_counter()
     train(args.out, str(rd.root / "benchmark_airframes.json"), None, None if args.resume else cfg,
           resume=args.resume)

@@ -84,6 +84,37 @@ def evaluate_teachers(actors: torch.nn.Module, airframes: list[Airframe], episod
 
 
 @torch.no_grad()
+def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int = 16, seed: int = 0,
+                      device: str = "cpu", iterations: int = 2, output: str = "tanh") -> torch.Tensor:
+    """Trim each teacher's steady-state hover offset into its first-layer bias (in place); returns the total
+    shift (K, 3) in m.
+
+    A feed-forward teacher hovers where its output equals the hover command, which for an imprecise policy is a
+    few cm to dm from the target (the reward's position gradient is small there). The dynamics are translation
+    invariant, so feeding the position input p_err + o, where o is the mean hover position error (m, world frame)
+    over the second half of `episodes` surviving hover episodes, moves that equilibrium onto the target exactly and
+    leaves its stability unchanged. Folded into the bias: b0 += o @ W0[0:3]. The same correction as the
+    distillation's steady-state offset correction (spec 5.2), applied once per teacher.
+    """
+    from raptor.evaluation import rollout
+
+    K = mlp.num
+    total = torch.zeros(K, 3, dtype=torch.float64)
+    for it in range(iterations):
+        r = rollout(TeacherPolicy(TeacherActors(mlp, output), K), airframes, "hover", episodes, seed=seed + it,
+                    device=device, config=hover_config(device))
+        err = torch.as_tensor(r.position - r.target)  # (T + 1, E, 3)
+        tail = err[err.shape[0] // 2:].mean(0)  # (E, 3)
+        ok = torch.as_tensor(~r.terminated, dtype=torch.float64).reshape(K, episodes)
+        tail = tail.reshape(K, episodes, 3)
+        o = (tail * ok[..., None]).sum(1) / ok.sum(1).clamp(min=1)[:, None]  # (K, 3); 0 where all crashed
+        mlp.biases[0].data[:, 0] += torch.einsum("kc,kco->ko", o.to(mlp.weights[0].dtype).to(mlp.weights[0].device),
+                                                 mlp.weights[0].data[:, 0:3])
+        total += o
+    return total
+
+
+@torch.no_grad()
 def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 0,
                           device: str = "cpu") -> list[float | None]:
     """The published policy's termination rate on the same airframes and start states (same seed), or None

@@ -17,6 +17,7 @@ trained or written again; `--resume` continues every unfinished shard from its l
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import json
@@ -31,8 +32,15 @@ from pathlib import Path
 import torch
 
 from raptor.errors import ConfigError
-from raptor.rl.ppo import BatchedPPO, PPOConfig
-from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, save_teacher, teacher_score
+from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
+from raptor.rl.teacher import (
+    QualityBar,
+    calibrate_offsets,
+    evaluate_teachers,
+    reference_termination,
+    save_teacher,
+    teacher_score,
+)
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, atomic_write_text, load_airframes, resolve_airframes, save_airframes
 from raptor.sim.env import EnvConfig
@@ -58,6 +66,10 @@ class TrainConfig:
     checkpoint_every_s: float = 60.0
     init_min_position_m: float = 0.5  # teachers also start within +-0.5 m: the hover scenario and distillation
     threads: int = 0  # torch CPU threads per process (0: torch's default)
+    # Trim each teacher's steady-state hover offset into its first-layer bias before every evaluation
+    # (raptor.rl.teacher.calibrate_offsets): the selection and the final teacher see the trimmed actor.
+    calibrate: bool = True
+    calibration_episodes: int = 16
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
@@ -239,7 +251,11 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
             on_checkpoint()
 
     def selection_eval() -> None:
-        m = evaluate_teachers(ppo.deterministic_actors(), afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+        mlp = ppo.actor
+        if cfg.calibrate:  # the trained actor keeps learning untrimmed; the snapshot is trimmed
+            mlp = copy.deepcopy(ppo.actor)
+            calibrate_offsets(mlp, afs, cfg.calibration_episodes, seed=seed + 11, device=cfg.device)
+        m = evaluate_teachers(TeacherActors(mlp), afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
         for k in range(K):
             score = teacher_score(m[k])
             curves[k].append({"steps": ppo.env_steps, "wall_s": round(elapsed, 2),
@@ -247,7 +263,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
                                                       "mean_action_change", "final_position_error_mean")}})
             if score > best["score"][k]:
                 best["score"][k], best["steps"][k] = score, ppo.env_steps
-                best["actor"][k] = ppo.actor.teacher_state(k)
+                best["actor"][k] = mlp.teacher_state(k)
             if writer:
                 for n in ("success_rate", "termination_rate", "mean_return", "mean_action_change"):
                     writer.add_scalar(f"{ids[k]:04d}/eval/{n}", m[k][n], ppo.env_steps)
@@ -285,7 +301,7 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Ai
                       best: dict, curves: list[list[dict]], elapsed_s: float) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
     from raptor.rl.batched import BatchedMLP
-    from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
+    from raptor.rl.ppo import ACT_DIM, OBS_DIM
 
     K = len(ids)
     mlp = BatchedMLP(K, (OBS_DIM, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
@@ -298,6 +314,11 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
                    curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str) -> list[dict]:
     eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
     plain = [airframes[i] for i in ids]
+    offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
+    if cfg.calibrate:  # once more on starts of its own (the selection's trim used fewer episodes)
+        offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg.init_min_position_m) for a in plain],
+                                    2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
+                                    iterations=1, output=actors.output)
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     ref = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     results = []
@@ -309,13 +330,15 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         verdict = cfg.bar.judge(metrics[k], ref[k])
         a = airframes[i]
         meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
-                "trained_steps": int(cfg.steps), "output": actors.output}
+                "trained_steps": int(cfg.steps), "output": actors.output,
+                "hover_trim_m": [round(float(x), 5) for x in offsets[k]]}
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
         ev = {"id": i, "airframe": a.name, "steps": int(cfg.steps), "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
-              "seed": eval_seed, **metrics[k], "reference_termination_rate": ref[k], **verdict}
+              "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], **metrics[k],
+              "reference_termination_rate": ref[k], **verdict}
         atomic_write_text(d / "eval.json", json.dumps(ev, indent=1))  # last: marks the teacher finished
         results.append(ev)
     return results
