@@ -219,6 +219,28 @@ is returned and the state is untouched; the next valid call recovers), TIMESTAMP
 """
 
 
+def export_target(policy, policy_name: str, target: str, out: Path) -> list[Path]:
+    """Flight-controller glue: the C core, the weights header and firmware/targets/<target>/* (adapter, glue, the
+    firmware API header, build snippets, README) in one flat folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    fw = resources.files("raptor.firmware")
+    written = []
+    for name in ("raptor_policy.c", "raptor_policy.h"):
+        with fw.joinpath(name).open("rb") as src, open(out / name, "wb") as f:
+            shutil.copyfileobj(src, f)
+        written.append(out / name)
+    tdir = fw.joinpath("targets").joinpath(target)
+    for entry in sorted(tdir.iterdir(), key=lambda e: e.name):
+        if entry.is_file() and not entry.name.startswith("."):
+            data = entry.read_bytes()
+            if entry.name == "README.md":
+                data = (f"<!-- raptor export --target {target}, policy {policy_name} -->\n").encode() + data
+            (out / entry.name).write_bytes(data)
+            written.append(out / entry.name)
+    (out / "raptor_policy_weights.h").write_text(weights_header(policy, source_file(policy_name), policy_name))
+    return written + [out / "raptor_policy_weights.h"]
+
+
 def export_onnx(policy, out: Path) -> Path:
     try:
         import onnx
@@ -268,15 +290,14 @@ def export(policy_name: str, target: str, out: str | Path, rate_hz: int = 400) -
 
     if target not in TARGETS:
         raise ConfigError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}")
-    if target in ("crazyflie", "px4", "betaflight"):
-        raise ConfigError(f"the {target} glue is not available in this version (see the flight-controller targets "
-                          "issue); export --target generic and integrate raptor_policy_control yourself")
     if rate_hz % 100 or not 100 <= rate_hz <= 10000:
         raise ConfigError(f"--rate-hz must be a multiple of 100 between 100 and 10000 (got {rate_hz})")
     policy = rp.load(policy_name)
     out = Path(out)
     if target == "onnx":
         return [export_onnx(policy, out)]
+    if target in ("crazyflie", "px4", "betaflight"):
+        return export_target(policy, policy_name, target, out)
     return export_generic(policy, policy_name, out, rate_hz)
 
 
