@@ -183,10 +183,20 @@ def msp_parse(buf: bytes) -> tuple[int, bytes, bytes] | None:
 
 class Msp:
     def __init__(self, port: int = PORT_CLI, timeout_s: float = 5.0) -> None:
+        self.port = port
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
         self.buf = b""
 
     def request(self, cmd: int, payload: bytes = b"", timeout_s: float = 2.0) -> bytes:
+        try:
+            return self._request(cmd, payload, timeout_s)
+        except (RaptorError, OSError):  # the SITL drops idle TCP clients: reconnect once
+            self.sock.close()
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout_s)
+            self.buf = b""
+            return self._request(cmd, payload, timeout_s)
+
+    def _request(self, cmd: int, payload: bytes, timeout_s: float) -> bytes:
         self.sock.sendall(msp_frame(cmd, payload))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -593,6 +603,10 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
 
             it = tqdm(it, desc=f"Betaflight SITL {af.name} {scenario}", unit="episode", leave=False)
         for e in it:
+            if e:  # between episodes (the stream goes on): still armed?
+                status = msp.status()
+                if not status["armed"]:
+                    raise RaptorError(f"Betaflight disarmed during episode {e - 1} ({status}; log: {sitl.log_path})")
             s0 = starts[e:e + 1].clone()
             env.set_state(s0)
             # policy off for 50 ms (the next activation is a rising edge: the glue resets the policy)

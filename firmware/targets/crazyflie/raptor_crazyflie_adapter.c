@@ -1,0 +1,78 @@
+/* raptor_crazyflie_adapter: conversions between the Crazyflie firmware and the policy (see the header). */
+#include "raptor_crazyflie_adapter.h"
+
+#define RAPTOR_CF_DEG_TO_RAD 0.017453292519943295f
+
+static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+void raptor_cf_errors(const float position[3], const float setpoint_position[3], const float velocity[3],
+                      const float setpoint_velocity[3], float position_error[3], float velocity_error[3])
+{
+    for (int i = 0; i < 3; i++) {
+        position_error[i] = clampf(position[i] - setpoint_position[i], -RAPTOR_CF_POSITION_CLIP_M,
+                                   RAPTOR_CF_POSITION_CLIP_M);
+        velocity_error[i] = clampf(velocity[i] - setpoint_velocity[i], -RAPTOR_CF_VELOCITY_CLIP_MPS,
+                                   RAPTOR_CF_VELOCITY_CLIP_MPS);
+    }
+}
+
+void raptor_cf_quaternion_to_policy(float x, float y, float z, float w, float q[4])
+{
+    q[0] = w;
+    q[1] = x;
+    q[2] = y;
+    q[3] = z;
+}
+
+void raptor_cf_policy_to_quaternion(const float q[4], float *x, float *y, float *z, float *w)
+{
+    *w = q[0];
+    *x = q[1];
+    *y = q[2];
+    *z = q[3];
+}
+
+void raptor_cf_gyro_to_body_rates(const float gyro_dps[3], float angular_velocity[3])
+{
+    for (int i = 0; i < 3; i++) {
+        angular_velocity[i] = gyro_dps[i] * RAPTOR_CF_DEG_TO_RAD;
+    }
+}
+
+void raptor_cf_body_rates_to_gyro(const float angular_velocity[3], float gyro_dps[3])
+{
+    for (int i = 0; i < 3; i++) {
+        gyro_dps[i] = angular_velocity[i] / RAPTOR_CF_DEG_TO_RAD;
+    }
+}
+
+void raptor_cf_actions_to_forces(const float action[4], float forces[4])
+{
+    for (int i = 0; i < 4; i++) {
+        forces[RAPTOR_CF_MOTOR_INDEX[i]] = (clampf(action[i], -1.0f, 1.0f) + 1.0f) * 0.5f;
+    }
+}
+
+void raptor_cf_forces_to_actions(const float forces[4], float action[4])
+{
+    for (int i = 0; i < 4; i++) {
+        action[i] = forces[RAPTOR_CF_MOTOR_INDEX[i]] * 2.0f - 1.0f;
+    }
+}
+
+uint8_t raptor_cf_gate_update(raptor_cf_gate_t *gate, uint8_t enabled, uint8_t self_test_ok, uint32_t setpoint_stamp,
+                              uint64_t now_us)
+{
+    if (!gate->seen || setpoint_stamp != gate->last_setpoint_stamp) {
+        gate->seen = 1;
+        gate->last_setpoint_stamp = setpoint_stamp;
+        gate->last_fresh_us = now_us;
+    }
+    const uint8_t fresh = (uint8_t)(now_us - gate->last_fresh_us <= RAPTOR_CF_SETPOINT_TIMEOUT_US);
+    const uint8_t want = (uint8_t)(enabled && self_test_ok && fresh);
+    if (want && !gate->active) {
+        gate->reset_pending = 1;
+    }
+    gate->active = want;
+    return want;
+}

@@ -1,0 +1,84 @@
+/* raptor_crazyflie_controller: the RAPTOR policy as a Crazyflie out-of-tree controller (crazyflie-firmware 2025.02).
+ *
+ * The stabilizer calls controllerOutOfTree() at 1 kHz; every call runs the network, every 10th call is a native
+ * step that advances the GRU (the reference executor at 1 kHz). Parameter raptor.active = 1 hands the motors to the
+ * policy; otherwise (and until the first setpoint) the stock PID controller flies. Setpoints (position and velocity,
+ * from the commander: cflib's send_position_setpoint / send_full_state_setpoint, or the high-level commander) must
+ * keep arriving: with no new setpoint for 200 ms the motors stop (dead-man). All frame and motor-order conversions
+ * live in raptor_crazyflie_adapter.c.
+ */
+#include <string.h>
+
+#include "raptor_crazyflie_api.h"
+#include "raptor_crazyflie_adapter.h"
+#include "raptor_policy.h"
+#include "raptor_policy_weights.h"
+
+#define RAPTOR_CF_SELF_TEST_TOLERANCE 1e-5f
+
+static raptor_policy_t raptor_cf_policy;
+static raptor_cf_gate_t raptor_cf_gate;
+static float raptor_cf_previous_action[4];
+static uint8_t raptor_cf_active_param;
+static uint8_t raptor_cf_self_test_ok;
+static uint32_t raptor_cf_status;
+
+void controllerOutOfTreeInit(void)
+{
+    controllerPidInit();
+    raptor_policy_init(&raptor_cf_policy, &RAPTOR_WEIGHTS, RAPTOR_CF_NATIVE_EVERY, 1000000u /* 1 kHz */);
+    memset(&raptor_cf_gate, 0, sizeof(raptor_cf_gate));
+}
+
+bool controllerOutOfTreeTest(void)
+{
+    const float err = raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
+                                              &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
+                                              RAPTOR_SELF_TEST_BATCH);
+    raptor_cf_self_test_ok = (uint8_t)(err <= RAPTOR_CF_SELF_TEST_TOLERANCE);
+    return controllerPidTest() && raptor_cf_self_test_ok;
+}
+
+void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const sensorData_t *sensors,
+                         const state_t *state, const stabilizerStep_t stabilizerStep)
+{
+    const uint64_t now_us = usecTimestamp();
+    const uint8_t engaged = raptor_cf_gate_update(&raptor_cf_gate, raptor_cf_active_param, raptor_cf_self_test_ok,
+                                                  setpoint->timestamp, now_us);
+    if (!raptor_cf_active_param) {
+        controllerPid(control, setpoint, sensors, state, stabilizerStep);
+        return;
+    }
+    control->controlMode = controlModeForce;
+    if (!engaged || setpoint->mode.z == modeDisable) { /* dead-man, failed self-test, or the commander stopped */
+        for (int i = 0; i < STABILIZER_NR_OF_MOTORS; i++) {
+            control->normalizedForces[i] = 0.0f;
+        }
+        return;
+    }
+    if (raptor_cf_gate.reset_pending) {
+        raptor_policy_reset(&raptor_cf_policy);
+        memset(raptor_cf_previous_action, 0, sizeof(raptor_cf_previous_action));
+        raptor_cf_gate.reset_pending = 0;
+    }
+    raptor_observation_t obs;
+    const float p[3] = {state->position.x, state->position.y, state->position.z};
+    const float v[3] = {state->velocity.x, state->velocity.y, state->velocity.z};
+    const float sp[3] = {setpoint->position.x, setpoint->position.y, setpoint->position.z};
+    const float sv[3] = {setpoint->velocity.x, setpoint->velocity.y, setpoint->velocity.z};
+    const float gyro[3] = {sensors->gyro.x, sensors->gyro.y, sensors->gyro.z};
+    raptor_cf_errors(p, sp, v, sv, obs.position, obs.linear_velocity);
+    raptor_cf_quaternion_to_policy(state->attitudeQuaternion.x, state->attitudeQuaternion.y,
+                                   state->attitudeQuaternion.z, state->attitudeQuaternion.w, obs.orientation);
+    raptor_cf_gyro_to_body_rates(gyro, obs.angular_velocity);
+    memcpy(obs.previous_action, raptor_cf_previous_action, sizeof(raptor_cf_previous_action));
+
+    raptor_action_t act;
+    raptor_cf_status = raptor_policy_control(&raptor_cf_policy, now_us * 1000u, &obs, &act);
+    memcpy(raptor_cf_previous_action, act.action, sizeof(raptor_cf_previous_action));
+    raptor_cf_actions_to_forces(act.action, control->normalizedForces);
+}
+
+PARAM_GROUP_START(raptor)
+PARAM_ADD(PARAM_UINT8, active, &raptor_cf_active_param)
+PARAM_GROUP_STOP(raptor)
