@@ -199,10 +199,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--port", help="serial device or URL: /dev/ttyACM0, /dev/pts/N, socket://HOST:PORT")
     dev.add_argument("--qemu", action="store_true", help="build the STM32F405 HIL image and run it in QEMU")
     dev.add_argument("--host-device", action="store_true", help="build the HIL firmware for this host, as a process")
+    dev.add_argument("--sitl", choices=["betaflight"], help="the policy inside Betaflight 4.6.0 SITL (built here with "
+                     "raptor export --target betaflight), flying our simulator over its UDP protocol")
     p.add_argument("--pty", action="store_true", help="with --host-device: talk to it over a pty (pyserial), not pipes")
     p.add_argument("--baud", type=int, default=921600)
     p.add_argument("--policy", default="official", help="official | default | PATH (the policy the device runs)")
-    p.add_argument("--airframes", default="crazyflie")
+    p.add_argument("--airframes", default=None, help="default: crazyflie; with --sitl betaflight: race (one airframe)")
     p.add_argument("--scenario", default="hover")
     p.add_argument("--episodes", type=int, default=10, help="episodes per airframe")
     p.add_argument("--seed", type=int, default=0)
@@ -215,6 +217,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_hil(args: argparse.Namespace) -> int:
+    if args.sitl:
+        from raptor.hil.betaflight_sitl import run_sitl_cli
+
+        return run_sitl_cli(args)
+    args.airframes = args.airframes or "crazyflie"
     with tempfile.TemporaryDirectory(prefix="raptor-hil-") as tmp:
         if args.port:
             transport: Transport = SerialTransport(args.port, args.baud)
