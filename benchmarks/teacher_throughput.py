@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
 import torch
 
-from raptor.rl.ppo import BatchedPPO, PPOConfig
-from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination
+from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
+from raptor.rl.teacher import QualityBar, calibrate_offsets, evaluate_teachers, reference_termination
 from raptor.rl.train import teacher_airframe
 from raptor.sim.airframe import named_airframe, resolve_airframes
 from raptor.sim.env import EnvConfig
@@ -30,7 +31,10 @@ SEED = 1_000_003
 
 
 def bar_check(actors, af, ref):
-    m = evaluate_teachers(actors, [af], BAR.episodes, seed=SEED)[0]
+    """The teacher as `raptor train` writes it (hover offset trimmed, 2 x 16 episodes, ~1 s), judged on the bar."""
+    mlp = copy.deepcopy(actors.mlp)
+    calibrate_offsets(mlp, [af], 16, seed=SEED + 11, output=actors.output)
+    m = evaluate_teachers(TeacherActors(mlp, actors.output), [af], BAR.episodes, seed=SEED)[0]
     return BAR.judge(m, ref)["passed"], m
 
 
