@@ -370,7 +370,7 @@ class SitlProcess:
         self.log_path = workdir / "sitl.log"
 
     def start(self) -> None:
-        """Spawn, stream rest FDM packets at once (self.stream), return when the TCP UART is up."""
+        """Spawn; once its TCP UART is up, stream rest packets (self.stream) and return."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
@@ -548,13 +548,17 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     per = round(float(plain.parameters["integration"]["dt"]) / SITL_DT_S)  # physics steps per policy step
     T = cfg.episode_steps
     workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / "eeprom.bin").is_file():  # first run: configure, save (the SITL exits), restart
+    marker = workdir / "raptor-config.json"
+    config_id = json.dumps({"version": BETAFLIGHT_VERSION, "cli": SITL_CLI})
+    if not (workdir / "eeprom.bin").is_file() or not marker.is_file() or marker.read_text() != config_id:
+        (workdir / "eeprom.bin").unlink(missing_ok=True)  # configure from defaults, save (the SITL exits), restart
         with SitlProcess(binary, workdir) as sitl:
             cli_configure(SITL_CLI)
             try:
                 sitl.wait_exit(10)
             except subprocess.TimeoutExpired:
-                raise RaptorError("Betaflight SITL did not restart after 'save'") from None
+                raise RaptorError("Betaflight SITL did not exit after 'save' (its CLI reboot)") from None
+        marker.write_text(config_id)
     bridge = SitlBridge()
     sitl = SitlProcess(binary, workdir)
     sitl.start()
