@@ -57,6 +57,7 @@ class DistillConfig:
     holdout_episodes: int = 10
     eval_every: int = 5
     only_passed: bool = True  # distill only teachers that pass the quality bar
+    max_teacher_termination: float = 1.0  # with only_passed=False: skip teachers that crash more often than this
     device: str = "cpu"
     seed: int = 0
     threads: int = 0
@@ -75,11 +76,13 @@ class DistillConfig:
 class TeacherSet:
     """All teachers of a `raptor train` run, stacked into one batched actor: (K, N, 26) -> (K, N, 4)."""
 
-    def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True) -> None:
+    def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
+                 max_termination: float = 1.0) -> None:
         from raptor.rl.train import RunDir, status
 
         rd = RunDir(teachers_dir)
-        rows = [r for r in status(rd) if r["state"] == "finished" and (r["passed"] or not only_passed)]
+        rows = [r for r in status(rd) if r["state"] == "finished" and (r["passed"] or not only_passed)
+                and r["termination_rate"] <= max_termination]
         if not rows:
             raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'; train "
                               "them with raptor train (or pass --include-failed)")
@@ -228,7 +231,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         cfg = DistillConfig(**json.loads((outp / "config.json").read_text())["config"])
     if epochs is not None:  # a resumed run can be extended
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    teachers = TeacherSet(teachers_dir, cfg.only_passed).to(cfg.device)
+    teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)
     train_names = {a.name for a in teachers.airframes}
     if any(a.name in train_names for a in holdout):
@@ -321,6 +324,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--any-yaw", type=float, default=None, help="fraction of episodes with any initial yaw (0.5)")
     p.add_argument("--holdout", default=None, help="selection airframes (default sampled:32:4242)")
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
+    p.add_argument("--max-teacher-termination", type=float, default=None,
+                   help="with --include-failed: skip teachers whose hover termination rate is above this")
     p.add_argument("--device", default=None, help="cpu | cuda")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
@@ -339,6 +344,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             kw[name] = getattr(args, arg)
     if args.include_failed:
         kw["only_passed"] = False
+    if args.max_teacher_termination is not None:
+        kw["max_teacher_termination"] = args.max_teacher_termination
     cfg = DistillConfig(**kw)
     t0 = time.perf_counter()
     last = distill(args.teachers, args.out, cfg, resume=args.resume, progress=not args.no_progress,
