@@ -190,7 +190,7 @@ def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset,
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return sum(losses) / max(len(losses), 1)
 
 
