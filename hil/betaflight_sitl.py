@@ -670,7 +670,6 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     return s
 
 
-
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl betaflight`: build, fly, and compare with `raptor eval` on the same airframe and starts."""
     from raptor.evaluation import markdown_table, rollout, summarize
