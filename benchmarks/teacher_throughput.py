@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
 import torch
 
-from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
-from raptor.rl.teacher import QualityBar, calibrate_offsets, evaluate_teachers, reference_termination
+from raptor.rl.ppo import BatchedPPO, PPOConfig
+from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, trimmed_copy
 from raptor.rl.train import teacher_airframe
 from raptor.sim.airframe import named_airframe, resolve_airframes
 from raptor.sim.env import EnvConfig
@@ -32,9 +31,7 @@ SEED = 1_000_003
 
 def bar_check(actors, af, ref):
     """The teacher as `raptor train` writes it (hover offset trimmed, 2 x 16 episodes, ~1 s), judged on the bar."""
-    mlp = copy.deepcopy(actors.mlp)
-    calibrate_offsets(mlp, [af], 16, seed=SEED + 11, output=actors.output)
-    m = evaluate_teachers(TeacherActors(mlp, actors.output), [af], BAR.episodes, seed=SEED)[0]
+    m = evaluate_teachers(trimmed_copy(actors, [af], 16, seed=SEED + 11), [af], BAR.episodes, seed=SEED)[0]
     return BAR.judge(m, ref)["passed"], m
 
 

@@ -396,7 +396,7 @@ class SitlProcess:
             self.proc.wait(timeout=timeout_s)
 
     def stop(self) -> None:
-        if self.stream is not None and not self.stream._stop.is_set():
+        if self.stream is not None:
             self.stream.stop()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -458,9 +458,10 @@ class RestStream:
         return self
 
     def stop(self) -> float:
-        """Stop streaming; the virtual time of the next packet."""
+        """Stop streaming (idempotent); the virtual time of the next packet."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         return self.t
 
 

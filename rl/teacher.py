@@ -7,6 +7,7 @@ layer sizes, the airframe name and the training provenance.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -112,6 +113,14 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
                                                  mlp.weights[0].data[:, 0:3])
         total += o
     return total
+
+
+def trimmed_copy(actors: TeacherActors, airframes: list[Airframe], episodes: int = 16, seed: int = 0,
+                 device: str = "cpu") -> TeacherActors:
+    """A copy of the teachers with their hover offsets trimmed (calibrate_offsets); `actors` stays as it is."""
+    mlp = copy.deepcopy(actors.mlp)
+    calibrate_offsets(mlp, airframes, episodes, seed=seed, device=device, output=actors.output)
+    return TeacherActors(mlp, actors.output)
 
 
 @torch.no_grad()

@@ -17,7 +17,6 @@ trained or written again; `--resume` continues every unfinished shard from its l
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import hashlib
 import json
@@ -40,6 +39,7 @@ from raptor.rl.teacher import (
     reference_termination,
     save_teacher,
     teacher_score,
+    trimmed_copy,
 )
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, atomic_write_text, load_airframes, resolve_airframes, save_airframes
@@ -251,11 +251,11 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
             on_checkpoint()
 
     def selection_eval() -> None:
-        mlp = ppo.actor
+        actors = ppo.deterministic_actors()
         if cfg.calibrate:  # the trained actor keeps learning untrimmed; the snapshot is trimmed
-            mlp = copy.deepcopy(ppo.actor)
-            calibrate_offsets(mlp, afs, cfg.calibration_episodes, seed=seed + 11, device=cfg.device)
-        m = evaluate_teachers(TeacherActors(mlp), afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+            actors = trimmed_copy(actors, afs, cfg.calibration_episodes, seed=seed + 11, device=cfg.device)
+        mlp = actors.mlp
+        m = evaluate_teachers(actors, afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
         for k in range(K):
             score = teacher_score(m[k])
             curves[k].append({"steps": ppo.env_steps, "wall_s": round(elapsed, 2),
