@@ -193,13 +193,15 @@ class Msp:
         self.buf = b""
 
     def request(self, cmd: int, payload: bytes = b"", timeout_s: float = 2.0) -> bytes:
-        try:
-            return self._request(cmd, payload, timeout_s)
-        except (RaptorError, OSError):  # the SITL drops idle TCP clients: reconnect once
-            self.sock.close()
-            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout_s)
-            self.buf = b""
-            return self._request(cmd, payload, timeout_s)
+        for _ in range(2):  # the SITL drops idle TCP clients: reconnect, twice at most
+            try:
+                return self._request(cmd, payload, timeout_s)
+            except (RaptorError, OSError):
+                self.sock.close()
+                time.sleep(0.3)
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout_s)
+                self.buf = b""
+        return self._request(cmd, payload, timeout_s)
 
     def _request(self, cmd: int, payload: bytes, timeout_s: float) -> bytes:
         self.sock.sendall(msp_frame(cmd, payload))
@@ -376,20 +378,25 @@ class SitlProcess:
         line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
         self.proc = subprocess.Popen([*line_buffered, str(self.binary), "127.0.0.1"], cwd=self.workdir,
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # Wait for its TCP UART. The UART serves one client, and a probe connection's close can arrive after the
+        # next client connected and close that one too, so the log line is the signal, not a connection.
+        offset = self._log.tell()  # this start's lines follow
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the CLI/MSP TCP server is up
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RaptorError(f"Betaflight SITL exited at start (code {self.proc.returncode}); log: "
                                   f"{self.log_path}")
-            try:
-                socket.create_connection(("127.0.0.1", PORT_CLI), timeout=0.2).close()
-                time.sleep(0.5)  # the SITL's TCP UART serves one client: let it see this probe's close first
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                up = f"bind port {PORT_CLI}".encode() in f.read()
+            if up:
+                time.sleep(0.3)
                 self.stream = RestStream().start()
                 time.sleep(0.2)
                 return
-            except OSError:
-                time.sleep(0.1)
-        raise RaptorError(f"Betaflight SITL did not open its TCP port {PORT_CLI}; is another SITL running?")
+            time.sleep(0.1)
+        raise RaptorError(f"Betaflight SITL did not open its TCP port {PORT_CLI} within 10 s (log: {self.log_path}; "
+                          "is another SITL running? is stdbuf, from coreutils, installed?)")
 
     def wait_exit(self, timeout_s: float = 10.0) -> None:
         if self.proc is not None:
