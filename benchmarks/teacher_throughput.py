@@ -37,7 +37,7 @@ def bar_check(actors, af, ref):
 
 def batched_time_to_bar(budget_s: float, check_every_s: float, device: str, ref) -> dict:
     af = teacher_airframe(named_airframe("crazyflie"), 0.5)
-    ppo = BatchedPPO([af], PPOConfig(), EnvConfig(observation="teacher", device=device, check_inputs=False))
+    ppo = BatchedPPO([af], PPOConfig(), EnvConfig(observation="privileged", device=device, check_inputs=False))
     train_s, next_check, history = 0.0, check_every_s, []
     while train_s < budget_s:
         t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def sb3_time_to_bar(algo: str, budget_s: float, check_every_s: float, ref) -> di
 def aggregate_throughput(K: int, device: str, iterations: int = 3) -> float:
     afs = [teacher_airframe(a, 0.5) for a in resolve_airframes(f"sampled:{K}:7")]
     cfg = PPOConfig()
-    ppo = BatchedPPO(afs, cfg, EnvConfig(observation="teacher", device=device, check_inputs=False))
+    ppo = BatchedPPO(afs, cfg, EnvConfig(observation="privileged", device=device, check_inputs=False))
     ppo.iterate()  # warm-up
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -30,6 +30,9 @@ STUDENT_OBS_DIM = 22
 # Teacher observation, 26 values: [p - p_des(3), R(9), v - v_des(3), w(3), previous action(4),
 # motor state normalized to [-1, 1](4)].
 TEACHER_OBS_DIM = 26
+# Privileged teacher observation, 29 values: the teacher's 26, then the episode's external (disturbance) force as an
+# acceleration in units of g, world frame: f_dist / (m |g|) (3). Not in the reference (see README, "Teachers").
+PRIVILEGED_OBS_DIM = 29
 ACTION_DIM = 4
 OBS_P = slice(0, 3)
 OBS_R = slice(3, 12)
@@ -37,6 +40,7 @@ OBS_V = slice(12, 15)
 OBS_W = slice(15, 18)
 OBS_PREV_ACTION = slice(18, 22)
 OBS_MOTORS = slice(22, 26)
+OBS_FORCE = slice(26, 29)
 
 STUDENT_OBS_LAYOUT = "Position.OrientationRotationMatrix.LinearVelocity.AngularVelocityDelayed(0).ActionHistory(1)"
 

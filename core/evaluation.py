@@ -65,6 +65,7 @@ class Rollouts:
     returns: np.ndarray  # (E,)
     action_change: np.ndarray  # (E,) mean |a_t - a_{t-1}| per step and motor
     dt_s: float
+    force: np.ndarray | None = None  # (E, 3) N world, each episode's constant disturbance force (our simulator)
 
 
 SIMULATORS = ("raptor", "mujoco")
@@ -98,6 +99,7 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
     T = steps or cfg.episode_steps
     E = env.num_envs
     obs = env.reset()
+    force = env.force.detach().cpu().double().numpy().copy() if hasattr(env, "force") else None
     policy.reset(E)
     pos, tgt = [env.state[:, 0:3].cpu()], [env.target()[:, 0:3].cpu()]
     alive = torch.ones(E, dtype=torch.bool, device=env.device)
@@ -134,7 +136,7 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         airframe_names=[a.name for a in airframes], airframe_index=env.airframe_index.cpu().numpy(),
         position=position, target=target, position_error=np.linalg.norm(position - target, axis=-1),
         terminated=ft >= 0, first_termination=ft, returns=ret.cpu().numpy(),
-        action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]))
+        action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]), force=force)
 
 
 def episode_metrics(r: Rollouts) -> dict[str, np.ndarray]:

@@ -74,7 +74,8 @@ class DistillConfig:
 
 
 class TeacherSet:
-    """All teachers of a `raptor train` run, stacked into one batched actor: (K, N, 26) -> (K, N, 4)."""
+    """All teachers of a `raptor train` run, stacked into one batched actor: (K, N, 29) -> (K, N, 4); teachers
+    trained on the reference observation read its first 26 values."""
 
     def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
                  max_termination: float = 1.0) -> None:
@@ -110,7 +111,7 @@ class TeacherSet:
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(obs)
+        y = self.mlp(obs[..., :self.mlp.sizes[0]])
         return torch.where(self.tanh[:, None, None], torch.tanh(y), y.clamp(-1, 1))
 
 
@@ -156,7 +157,7 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
     zero_target = torch.zeros((B, 6), device=dev, dtype=dt)
     off = None if offsets is None else offsets.repeat_interleave(M, 0)  # (B, 3)
     for t in range(T):
-        t_obs = mdp.observe_teacher(env.params, env.state, env.prev_action_obs, zero_target)
+        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, zero_target, env.external_force())
         label = teachers(t_obs.reshape(K, M, -1)).reshape(B, 4)
         s_obs = obs.clone()
         if off is not None:

@@ -27,7 +27,7 @@ from raptor.rl.batched import BatchedAdam, BatchedMLP
 from raptor.sim.airframe import Airframe
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
-OBS_DIM, ACT_DIM = 26, 4
+OBS_DIM, ACT_DIM = 26, 4  # the reference teacher observation; the privileged one adds the disturbance (29)
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,11 @@ class IterationStats:
 
 
 class TeacherActors(torch.nn.Module):
-    """The deterministic teachers, batched: (K, N, 26) -> (K, N, 4). output "tanh": tanh(mean(obs)) (our PPO and
-    SAC); "clip": clip(mean(obs), -1, 1) (stable-baselines3 PPO's unsquashed Gaussian)."""
+    """The deterministic teachers, batched: (K, N, D) -> (K, N, 4). output "tanh": tanh(mean(obs)) (our PPO and
+    SAC); "clip": clip(mean(obs), -1, 1) (stable-baselines3 PPO's unsquashed Gaussian).
+
+    A teacher reads the first sizes[0] observation values: a reference teacher (26 inputs) flies from the privileged
+    observation (29) too, whose first 26 values are the teacher observation."""
 
     def __init__(self, mlp: BatchedMLP, output: str = "tanh") -> None:
         super().__init__()
@@ -109,7 +112,11 @@ class TeacherActors(torch.nn.Module):
         self.mlp, self.output = mlp, output
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(obs)[..., :ACT_DIM]
+        d = self.mlp.sizes[0]
+        if obs.shape[-1] < d:
+            raise ConfigError(f"this teacher reads {d} observation values, got {obs.shape[-1]}: "
+                              "evaluate it on the privileged teacher observation (EnvConfig(observation='privileged'))")
+        y = self.mlp(obs[..., :d])[..., :ACT_DIM]
         return torch.tanh(y) if self.output == "tanh" else y.clamp(-1.0, 1.0)
 
 
@@ -117,16 +124,18 @@ class BatchedPPO:
     """K teachers, one airframe each, trained together. `iterate()` = one rollout + one update for all."""
 
     def __init__(self, airframes: list[Airframe], config: PPOConfig, env_config: EnvConfig, seed: int = 0) -> None:
-        if env_config.observation != "teacher":
-            raise ConfigError("teachers train on the teacher observation: EnvConfig(observation='teacher')")
+        if not env_config.teacher_observation:
+            raise ConfigError("teachers train on a teacher observation: EnvConfig(observation='privileged' or "
+                              "'teacher')")
         self.config, self.env_config = config, env_config
+        self.obs_dim = OD = env_config.obs_dim
         self.K = K = len(airframes)
         self.E = config.envs_per_teacher
         self.device = torch.device(env_config.device)
         self.env = BatchedQuadrotorEnv(airframes, self.E, env_config, seed=seed)
         gen = torch.Generator().manual_seed(seed)
-        self.actor = BatchedMLP(K, (OBS_DIM, *config.actor_hidden, ACT_DIM), gen, output_scale=0.01).to(self.device)
-        self.critic = BatchedMLP(K, (OBS_DIM, *config.critic_hidden, 1), gen).to(self.device)
+        self.actor = BatchedMLP(K, (OD, *config.actor_hidden, ACT_DIM), gen, output_scale=0.01).to(self.device)
+        self.critic = BatchedMLP(K, (OD, *config.critic_hidden, 1), gen).to(self.device)
         with torch.no_grad():  # start every teacher at its airframe's hover command (all motors equal)
             hover = torch.tensor([a.hover_action for a in airframes], dtype=torch.float32).clamp(-0.95, 0.95)
             self.actor.biases[-1].copy_(torch.atanh(hover)[:, None, None].expand(K, 1, ACT_DIM).to(self.device))
@@ -152,8 +161,8 @@ class BatchedPPO:
         cfg, K, E, T = self.config, self.K, self.E, self.config.horizon
         dtype = self.obs.dtype
         buf = {
-            "obs": torch.empty((T, K, E, OBS_DIM), device=self.device, dtype=dtype),
-            "next_obs": torch.empty((T, K, E, OBS_DIM), device=self.device, dtype=dtype),
+            "obs": torch.empty((T, K, E, self.obs_dim), device=self.device, dtype=dtype),
+            "next_obs": torch.empty((T, K, E, self.obs_dim), device=self.device, dtype=dtype),
             "u": torch.empty((T, K, E, ACT_DIM), device=self.device, dtype=dtype),
             "logp": torch.empty((T, K, E), device=self.device, dtype=dtype),
             "value": torch.empty((T + 1, K, E), device=self.device, dtype=dtype),

@@ -18,6 +18,7 @@ import torch
 
 from raptor.errors import ConfigError
 from raptor.rl.batched import BatchedMLP
+from raptor.conventions import PRIVILEGED_OBS_DIM
 from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
 from raptor.rl.teacher import evaluate_teachers, teacher_score
 from raptor.sim import mdp
@@ -104,7 +105,7 @@ def actor_from_sb3(model, algo: str) -> tuple[TeacherActors, BatchedMLP]:
         net = model.policy.mlp_extractor.policy_net
         layers = [m for m in net if isinstance(m, torch.nn.Linear)] + [model.policy.action_net]
     sizes = [layers[0].in_features] + [m.out_features for m in layers]
-    if sizes[0] != OBS_DIM or sizes[-1] != ACT_DIM:
+    if sizes[0] not in (OBS_DIM, PRIVILEGED_OBS_DIM) or sizes[-1] != ACT_DIM:
         raise ConfigError(f"unexpected sb3 actor layout {sizes}")
     mlp = BatchedMLP(1, sizes)
     with torch.no_grad():
@@ -187,7 +188,7 @@ class _Sb3Shard:
 
         cfg = self.cfg
         n_envs = 1 if cfg.algo == "sac" else 64
-        env_cfg = EnvConfig(observation="teacher", target="airframe", check_inputs=False,
+        env_cfg = EnvConfig(observation=cfg.observation, target="airframe", check_inputs=False,
                             init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
         env = Sb3VecEnv(self.af, n_envs, env_cfg, seed=self.seed)
         old = self.dir.with_name(f".{self.dir.name}.old")

@@ -14,8 +14,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from raptor.conventions import PRIVILEGED_OBS_DIM
 from raptor.errors import PolicyFileError
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.ppo import TeacherActors
@@ -68,7 +70,7 @@ class TeacherPolicy:
 def hover_config(device: str = "cpu"):
     from raptor.evaluation import scenario_config
 
-    return replace(scenario_config("hover", device), observation="teacher")
+    return replace(scenario_config("hover", device), observation="privileged")
 
 
 @torch.no_grad()
@@ -87,32 +89,56 @@ def evaluate_teachers(actors: torch.nn.Module, airframes: list[Airframe], episod
 @torch.no_grad()
 def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int = 16, seed: int = 0,
                       device: str = "cpu", iterations: int = 2, output: str = "tanh") -> torch.Tensor:
-    """Trim each teacher's steady-state hover offset into its first-layer bias (in place); returns the total
+    """Trim each teacher's steady-state hover offset into its first layer (in place); returns the total constant
     shift (K, 3) in m.
 
     A feed-forward teacher hovers where its output equals the hover command, which for an imprecise policy is a
-    few cm to dm from the target (the reward's position gradient is small there). The dynamics are translation
-    invariant, so feeding the position input p_err + o, where o is the mean hover position error (m, world frame)
-    over the second half of `episodes` surviving hover episodes, moves that equilibrium onto the target exactly and
-    leaves its stability unchanged. Folded into the bias: b0 += o @ W0[0:3]. The same correction as the
-    distillation's steady-state offset correction (spec 5.2), applied once per teacher.
+    few cm to dm from the target (the reward's position gradient is small there), and under a constant push f it
+    settles where its position response balances f. The dynamics are translation invariant, so feeding the position
+    input p_err + o moves that equilibrium onto the target and leaves its stability unchanged. o is fitted over the
+    surviving hover episodes from the mean position error of their second half:
+    - reference teachers (26 inputs): o = c, the mean offset; folded into the bias, b0 += c W0[p];
+    - privileged teachers (29 inputs, the last 3 the force f / (m |g|)): o = c + f_obs A, a least-squares fit over
+      the episodes' forces; folded as b0 += c W0[p] and W0[force] += A W0[p], so the teacher cancels the push
+      it observes. The same correction as the distillation's steady-state offset correction (spec 5.2), per teacher.
     """
     from raptor.evaluation import rollout
 
     K = mlp.num
+    privileged = mlp.sizes[0] >= PRIVILEGED_OBS_DIM
     total = torch.zeros(K, 3, dtype=torch.float64)
     for it in range(iterations):
         r = rollout(TeacherPolicy(TeacherActors(mlp, output), K), airframes, "hover", episodes, seed=seed + it,
                     device=device, config=hover_config(device))
         err = torch.as_tensor(r.position - r.target)  # (T + 1, E, 3)
-        tail = err[err.shape[0] // 2:].mean(0)  # (E, 3)
+        tail = err[err.shape[0] // 2:].mean(0).reshape(K, episodes, 3)
         ok = torch.as_tensor(~r.terminated, dtype=torch.float64).reshape(K, episodes)
-        tail = tail.reshape(K, episodes, 3)
-        o = (tail * ok[..., None]).sum(1) / ok.sum(1).clamp(min=1)[:, None]  # (K, 3); 0 where all crashed
-        mlp.biases[0].data[:, 0] += torch.einsum("kc,kco->ko", o.to(mlp.weights[0].dtype).to(mlp.weights[0].device),
-                                                 mlp.weights[0].data[:, 0:3])
-        total += o
+        c = (tail * ok[..., None]).sum(1) / ok.sum(1).clamp(min=1)[:, None]  # (K, 3); 0 where all crashed
+        A = torch.zeros(K, 3, 3, dtype=torch.float64)
+        if privileged and r.force is not None:
+            weight = torch.tensor([a.mass_kg * float(np.linalg.norm(a.array("dynamics.gravity"))) for a in airframes],
+                                  dtype=torch.float64)
+            f = torch.as_tensor(r.force).reshape(K, episodes, 3) / weight[:, None, None]  # the observed f / (m |g|)
+            X = torch.cat([f, torch.ones(K, episodes, 1, dtype=torch.float64)], -1) * ok[..., None]
+            Y = tail * ok[..., None]
+            reg = 1e-6 * torch.eye(4, dtype=torch.float64)
+            coef = torch.linalg.solve(X.transpose(1, 2) @ X + reg, X.transpose(1, 2) @ Y)  # (K, 4, 3)
+            enough = ok.sum(1) >= 8  # a 4-parameter fit per axis needs episodes to spare; else the mean only
+            A = torch.where(enough[:, None, None], coef[:, 0:3], A)
+            c = torch.where(enough[:, None], coef[:, 3], c)
+        fold_position_shift(mlp, c, A if privileged else None)
+        total += c
     return total
+
+
+@torch.no_grad()
+def fold_position_shift(mlp: BatchedMLP, c: torch.Tensor, A: torch.Tensor | None = None) -> None:
+    """Make teacher k read position p + c_k (+ f A_k, f = observation[26:29]) instead of p, in place: the first
+    layer x W0 + b0 becomes exactly the old layer applied to the shifted input. c (K, 3) m; A (K, 3, 3)."""
+    W0, b0 = mlp.weights[0].data, mlp.biases[0].data
+    if A is not None:
+        W0[:, 26:29] += A.to(W0) @ W0[:, 0:3]
+    b0[:, 0] += torch.einsum("kc,kco->ko", c.to(W0), W0[:, 0:3])
 
 
 def trimmed_copy(actors: TeacherActors, airframes: list[Airframe], episodes: int = 16, seed: int = 0,

@@ -71,6 +71,9 @@ class TrainConfig:
     calibrate: bool = True
     calibration_episodes: int = 16
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
+    # What the teachers see: "privileged" (the teacher observation plus the episode's disturbance force, 29) or
+    # "teacher" (the reference's 26). See raptor.sim.mdp.observe_privileged.
+    observation: str = "privileged"
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
 
@@ -82,6 +85,8 @@ class TrainConfig:
         if self.backend in ("batched", "ray") and self.algo != "ppo":
             raise ConfigError(f"the {self.backend} backend trains PPO teachers (--algo ppo); "
                               "SAC is available as the stable-baselines3 reference (--backend sb3 --algo sac)")
+        if self.observation not in ("privileged", "teacher"):
+            raise ConfigError(f"unknown teacher observation '{self.observation}'; choose privileged or teacher")
         if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0:
             raise ConfigError("--steps, --teachers-per-shard and --eval-episodes must be positive")
 
@@ -96,6 +101,7 @@ class TrainConfig:
         d = dict(d)
         d["ppo"] = PPOConfig.from_json(d["ppo"])
         d["bar"] = QualityBar(**d["bar"])
+        d.setdefault("observation", "teacher")  # runs written before the privileged observation existed
         return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
@@ -218,7 +224,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if not todo:
         return []
     afs = [teacher_airframe(airframes[i], cfg.init_min_position_m) for i in ids]
-    env_cfg = EnvConfig(observation="teacher", target="airframe", device=cfg.device, check_inputs=False,
+    env_cfg = EnvConfig(observation=cfg.observation, target="airframe", device=cfg.device, check_inputs=False,
                         init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
     ppo = BatchedPPO(afs, cfg.ppo, env_cfg, seed=seed)
     K = len(ids)
@@ -301,10 +307,11 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Ai
                       best: dict, curves: list[list[dict]], elapsed_s: float) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
     from raptor.rl.batched import BatchedMLP
-    from raptor.rl.ppo import ACT_DIM, OBS_DIM
+    from raptor.rl.ppo import ACT_DIM
 
     K = len(ids)
-    mlp = BatchedMLP(K, (OBS_DIM, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
+    obs_dim = int(best["actor"][0]["layer0.weight"].shape[1])
+    mlp = BatchedMLP(K, (obs_dim, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
     for k in range(K):
         mlp.load_teacher_state(k, best["actor"][k])
     return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo")
@@ -510,6 +517,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="env steps between selection evaluations (default 500,000; sb3 SAC 10,000)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
+    p.add_argument("--observation", default=None, choices=("privileged", "teacher"),
+                   help="what teachers see: privileged = the teacher observation + the disturbance force (default), "
+                        "teacher = the reference's 26 values")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--retrain-failed", action="store_true", help="retrain the finished teachers below the bar")
     p.add_argument("--status", metavar="DIR", default=None, help="list the teachers of a run and exit")
@@ -535,6 +545,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["eval_every_steps"] = args.eval_every
     if args.any_yaw is not None:
         kw["any_yaw_fraction"] = args.any_yaw
+    if args.observation is not None:
+        kw["observation"] = args.observation
     if args.checkpoint_every is not None:
         kw["checkpoint_every_s"] = args.checkpoint_every
     return TrainConfig(**kw)

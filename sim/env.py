@@ -58,7 +58,7 @@ class EnvConfig:
     """Configuration of BatchedQuadrotorEnv."""
 
     episode_steps: int = 500
-    observation: Literal["student", "teacher"] = "student"
+    observation: Literal["student", "teacher", "privileged"] = "student"
     reward: mdp.RewardConfig = field(default_factory=mdp.RewardConfig)
     init: mdp.InitialStateConfig = field(default_factory=mdp.InitialStateConfig)
     target: TargetMode = "airframe"  # airframe: each airframe's trajectory mixture (POSITION or LANGEVIN)
@@ -76,8 +76,9 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if self.episode_steps <= 0:
             raise ConfigError("EnvConfig.episode_steps must be positive")
-        if self.observation not in ("student", "teacher"):
-            raise ConfigError(f"EnvConfig.observation must be 'student' or 'teacher', got {self.observation!r}")
+        if self.observation not in ("student", "teacher", "privileged"):
+            raise ConfigError("EnvConfig.observation must be 'student', 'teacher' or 'privileged', "
+                              f"got {self.observation!r}")
         if self.target not in ("airframe", "hover", "langevin", "figure_eight"):
             raise ConfigError(f"EnvConfig.target must be airframe|hover|langevin|figure_eight, got {self.target!r}")
         if self.dtype not in ("float32", "float64"):
@@ -89,7 +90,12 @@ class EnvConfig:
 
     @property
     def obs_dim(self) -> int:
-        return 22 if self.observation == "student" else 26
+        return {"student": 22, "teacher": 26, "privileged": 29}[self.observation]
+
+    @property
+    def teacher_observation(self) -> bool:
+        """The target-relative teacher observation (26) or its privileged extension (29)."""
+        return self.observation in ("teacher", "privileged")
 
 
 def figure_eight(t_s: torch.Tensor, radius_m: float, period_s: float) -> torch.Tensor:
@@ -116,6 +122,9 @@ def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation:
     if observation == "teacher":
         assert next_target is not None
         obs = mdp.observe_teacher(params, nxt, action, next_target)
+    elif observation == "privileged":
+        assert next_target is not None
+        obs = mdp.observe_privileged(params, nxt, action, next_target, force_w)
     else:
         obs = mdp.observe_student(nxt, action, next_target)
     return nxt, rew, term, obs
@@ -163,7 +172,7 @@ class BatchedQuadrotorEnv:
         self.langevin = torch.zeros(B, dtype=torch.bool, device=self.device)
         self.steps = torch.zeros(B, dtype=torch.long, device=self.device)
         self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
-        self._relative = config.observation == "teacher" or config.student_target_relative
+        self._relative = config.teacher_observation or config.student_target_relative
         self._integrate = dynamics.integrate  # the physics engine; raptor.sim.mujoco_engine swaps in MuJoCo
         if config.compile:
             from raptor.sim.fused import make_transition, pack_constants
@@ -270,10 +279,12 @@ class BatchedQuadrotorEnv:
 
     # ------------------------------------------------------------------------------------------------------------
     def observe(self) -> torch.Tensor:
-        """Observation (B, D) of the current state: student (22) or teacher (26)."""
+        """Observation (B, D) of the current state: student (22), teacher (26) or privileged teacher (29)."""
         tgt = self.target()
         if self.config.observation == "teacher":
             obs = mdp.observe_teacher(self.params, self.state, self.prev_action_obs, tgt)
+        elif self.config.observation == "privileged":
+            obs = mdp.observe_privileged(self.params, self.state, self.prev_action_obs, tgt, self.external_force())
         else:
             obs = mdp.observe_student(self.state, self.prev_action_obs,
                                       tgt if self.config.student_target_relative else None)
@@ -298,6 +309,13 @@ class BatchedQuadrotorEnv:
             raise InputError(f"action contains NaN or inf (envs {bad}); the state was not changed")
         return action
 
+    def _external_force_soa(self) -> torch.Tensor:
+        return self._force + self._gust if self.config.disturbance.gust_fraction > 0 else self._force
+
+    def external_force(self) -> torch.Tensor:
+        """(B, 3) N world: the episode's constant disturbance force plus the gust, if any."""
+        return self._external_force_soa().t()
+
     def physics_step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance every env by one step without autoreset: (reward (B,), terminated (B,), observation (B, D))."""
         action = self.check_action(action)
@@ -306,7 +324,7 @@ class BatchedQuadrotorEnv:
             self._target_state = mdp.langevin_step(self.target_state, self.params.dt, self.gen,
                                                    self.config.langevin).t().contiguous()
         next_tgt = self._next_target(self.steps + 1)
-        force = self._force + self._gust if self.config.disturbance.gust_fraction > 0 else self._force
+        force = self._external_force_soa()
         a_soa = action.t().contiguous()
         if self.config.compile:
             if self.config.target == "hover":  # the stored zero target is already (6, B) and contiguous

@@ -158,8 +158,11 @@ def make_transition(index: dict[str, int], reward_cfg: RewardConfig, observation
             p = [p[i] - nt[i] for i in range(3)]
             v = [v[i] - nt[3 + i] for i in range(3)]
         obs = p + rotation_rows(nxt[3:7]) + v + nxt[10:13] + act
-        if observation == "teacher":
+        if observation in ("teacher", "privileged"):
             obs = obs + [2 * (nxt[13 + i] - lo) / (hi - lo) - 1 for i in range(4)]
+        if observation == "privileged":  # external force in g: f / (m |g|)
+            inv_weight = c("inv_mass", C) / norm([c(f"g{k}", C) for k in range(3)])
+            obs = obs + [fw[k] * inv_weight for k in range(3)]
         return torch.stack(nxt, 0), r, term, torch.stack(obs, 0)
 
     return transition

@@ -3,6 +3,7 @@
 | observation (student, 22) | p - p_des (3) m world, R(q) row-major (9), v - v_des (3) m/s world, w (3) rad/s body,
 |                           | previous action (4) in [-1, 1]                                                     |
 | observation (teacher, 26) | the student's 22 + motor state normalized to [-1, 1] (4)                             |
+| observation (privileged)  | the teacher's 26 + the disturbance force in g, f / (m |g|), world (3): 29            |
 | action (4)                | normalized motor commands in [-1, 1], RAPTOR order [FR, BR, BL, FL]; clipped         |
 | reward                    | RAPTOR teacher reward (spec 4.5); -100 on termination                                 |
 | episode                   | 500 steps of 10 ms; termination when |p_i|, |v_i| or |w_i| leaves its threshold     |

@@ -196,6 +196,19 @@ def observe_teacher(params: AirframeBatch, state: torch.Tensor, prev_action: tor
     return torch.cat([observe_student(state, prev_action, target), normalized_motors(params, state[:, 13:17])], -1)
 
 
+def observe_privileged(params: AirframeBatch, state: torch.Tensor, prev_action: torch.Tensor, target: torch.Tensor,
+                       force_w: torch.Tensor) -> torch.Tensor:
+    """Privileged teacher observation (B, 29): the teacher's 26, then the external force f_dist (B, 3) N world as
+    an acceleration in g, f_dist / (m |g|).
+
+    The reference's teachers do not see the disturbance. A memoryless teacher cannot tell a constant push from an
+    offset, so on airframes with a large disturbance (its std grows with the surplus thrust) it hovers tens of cm
+    from the target; seeing the force, it cancels it, and the recurrent student learns to infer it from its history.
+    """
+    weight = params.mass * torch.linalg.vector_norm(params.gravity, dim=-1)
+    return torch.cat([observe_teacher(params, state, prev_action, target), force_w / weight[:, None]], -1)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Reward and termination
 

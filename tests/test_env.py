@@ -97,6 +97,32 @@ def test_teacher_observation_and_langevin_target():
     torch.testing.assert_close(obs[:, 0:3], env.state[:, 0:3] - tgt[:, 0:3])
 
 
+def test_privileged_observation_is_the_teacher_one_plus_the_force_the_dynamics_apply():
+    afs = sample_airframes(8, seed=3)
+    priv = BatchedQuadrotorEnv(afs, 4, EnvConfig(observation="privileged", target="langevin", dtype="float64"), seed=2)
+    teach = BatchedQuadrotorEnv(afs, 4, EnvConfig(observation="teacher", target="langevin", dtype="float64"), seed=2)
+    o_p, o_t = priv.reset(), teach.reset()
+    assert o_p.shape == (32, 29) and priv.config.obs_dim == 29
+    for _ in range(3):
+        torch.testing.assert_close(o_p[:, :26], o_t)
+        weight = priv.params.mass * 9.81
+        torch.testing.assert_close(o_p[:, 26:29] * weight[:, None], priv.force, rtol=1e-3, atol=1e-12)
+        a = torch.full((32, 4), 0.1, dtype=torch.float64)
+        o_p, *_ = priv.step(a)
+        o_t, *_ = teach.step(a)
+    # the force is what the dynamics apply: the same start without it falls slower or faster by f/m
+    x0 = priv.state.clone()
+    priv.set_state(x0, force=priv.force)
+    v0 = priv.state[:, 7:10].clone()
+    priv.physics_step(a)
+    dv_force = priv.state[:, 7:10] - v0
+    priv.set_state(x0)
+    priv.physics_step(a)
+    dv_none = priv.state[:, 7:10] - v0
+    torch.testing.assert_close((dv_force - dv_none) / priv.params.dt[:, None],
+                               o_p[:, 26:29] * 9.81, rtol=2e-3, atol=1e-9)
+
+
 def test_float32_and_float64_agree():
     afs = sample_airframes(4, seed=1)
     e32 = BatchedQuadrotorEnv(afs, 8, EnvConfig(dtype="float32"), seed=3)

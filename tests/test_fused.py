@@ -33,6 +33,7 @@ def _random_inputs(B: int, gen: torch.Generator):
 @pytest.mark.parametrize("reward, observation, relative", [
     (mdp.RewardConfig(), "student", False),
     (mdp.RewardConfig(), "teacher", True),
+    (mdp.RewardConfig(), "privileged", True),
     (ALL_TERMS, "student", True),
 ])
 def test_fused_equals_reference_transition(reward, observation, relative):

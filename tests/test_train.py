@@ -20,7 +20,7 @@ import torch
 from raptor.errors import ConfigError, PolicyFileError
 from raptor.rl.batched import BatchedAdam, BatchedMLP
 from raptor.rl.ppo import PPOConfig, TeacherActors
-from raptor.rl.teacher import QualityBar, load_teacher, save_teacher
+from raptor.rl.teacher import QualityBar, fold_position_shift, load_teacher, save_teacher
 from raptor.rl.train import RunDir, TrainConfig, parse_ids, status, status_table, train
 
 TINY = TrainConfig(steps=4096, eval_every_steps=2048, eval_episodes=20, ppo=replace(PPOConfig(), envs_per_teacher=32,
@@ -82,6 +82,25 @@ def test_teacher_file_round_trip_and_corrupt_file(tmp_path):
 
 
 @pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_position_shift_folds_exactly_into_the_first_layer():
+    gen = torch.Generator().manual_seed(3)
+    mlp = BatchedMLP(2, (29, 16, 4), gen)
+    before = TeacherActors(BatchedMLP(2, (29, 16, 4)))
+    before.mlp.load_state_dict(mlp.state_dict())
+    c = torch.randn(2, 3, generator=gen, dtype=torch.float64) * 0.2
+    A = torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)
+    fold_position_shift(mlp, c, A)
+    x = torch.randn(2, 50, 29, generator=gen)
+    shifted = x.clone()
+    shifted[..., 0:3] += c[:, None].float() + x[..., 26:29] @ A.float()
+    torch.testing.assert_close(TeacherActors(mlp)(x), before(shifted), rtol=1e-5, atol=1e-5)
+    # a reference teacher (26 inputs) reads the first 26 values of the privileged observation
+    old = TeacherActors(BatchedMLP(2, (26, 16, 4), gen))
+    torch.testing.assert_close(old(x), old(x[..., :26]))
+    with pytest.raises(ConfigError, match="privileged"):
+        TeacherActors(mlp)(x[..., :26])
+
+
 def test_sb3_actor_conversion_matches_predict(algo):
     pytest.importorskip("stable_baselines3")
     from raptor.rl.sb3_backend import Sb3VecEnv, actor_from_sb3, sb3_model
@@ -128,6 +147,7 @@ def test_train_status_and_retrain_failed(tmp_path):
     assert "2 below it" in status_table(rows)
     actors, meta = load_teacher(out / "teachers" / "0000" / "teacher.safetensors")
     assert meta["airframe"] == "crazyflie" and meta["output"] == "tanh"
+    assert meta["sizes"][0] == 29  # privileged teachers by default: they see the disturbance force
     # an existing run is never overwritten by accident
     with pytest.raises(ConfigError, match="--resume"):
         train(str(out), "crazyflie", None, TINY, progress=False)
