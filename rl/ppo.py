@@ -44,7 +44,7 @@ class PPOConfig:
     clip: float = 0.2
     value_coef: float = 1.0
     entropy_coef: float = 0.0
-    smoothness_coef: float = 1.0  # CAPS temporal loss weight on |tanh(mean(s_t)) - tanh(mean(s_t+1))|
+    smoothness_coef: float = 0.1  # CAPS temporal loss weight on |tanh(mean(s_t)) - tanh(mean(s_t+1))|
     max_grad_norm: float = 1.0
     init_log_std: float = -1.0
     # Floor of the exploration std (pre-squash), annealed log-linearly from start to end over `std_anneal_steps`

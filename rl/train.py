@@ -74,6 +74,9 @@ class TrainConfig:
     # What the teachers see: "privileged" (the teacher observation plus the episode's disturbance force, 29) or
     # "teacher" (the reference's 26). See raptor.sim.mdp.observe_privileged.
     observation: str = "privileged"
+    # Training episodes end (truncated, bootstrapped from the critic) after this many steps: shorter than the
+    # evaluation's 500 puts more of the data on the recovery from the start states, where teachers crash.
+    train_episode_steps: int = 200
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
 
@@ -225,6 +228,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         return []
     afs = [teacher_airframe(airframes[i], cfg.init_min_position_m) for i in ids]
     env_cfg = EnvConfig(observation=cfg.observation, target="airframe", device=cfg.device, check_inputs=False,
+                        episode_steps=cfg.train_episode_steps,
                         init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
     ppo = BatchedPPO(afs, cfg.ppo, env_cfg, seed=seed)
     K = len(ids)

@@ -48,7 +48,7 @@ def test_fused_sequence_matches_the_deployment_cell():
 def test_teacher_set_matches_each_teacher_file_and_labels_bc_rollouts(teachers):
     ts = TeacherSet(teachers, only_passed=False)
     assert ts.ids == [0, 1, 2] and [a.name for a in ts.airframes] == ["crazyflie", "x500", "race"]
-    obs = torch.randn(3, 5, 26)
+    obs = torch.randn(3, 5, 29)
     for k, i in enumerate(ts.ids):
         single, _ = load_teacher(teachers / "teachers" / f"{i:04d}" / "teacher.safetensors")
         torch.testing.assert_close(ts(obs)[k], single(obs[k:k + 1])[0].detach())
@@ -61,8 +61,9 @@ def test_teacher_set_matches_each_teacher_file_and_labels_bc_rollouts(teachers):
     first = env.observe()
     assert torch.allclose(data.student_obs[0], first - torch.cat([offsets.repeat_interleave(4, 0),
                                                                   torch.zeros(12, 19)], 1), atol=1e-6)
-    t_obs = mdp.observe_teacher(env.params, env.state, env.prev_action_obs, torch.zeros(12, 6))
-    torch.testing.assert_close(data.labels[0], ts(t_obs.reshape(3, 4, 26)).reshape(12, 4))
+    t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, torch.zeros(12, 6),
+                                   env.external_force())
+    torch.testing.assert_close(data.labels[0], ts(t_obs.reshape(3, 4, 29)).reshape(12, 4))
     assert data.mask[0].all() and data.labels.abs().max() <= 1
 
 

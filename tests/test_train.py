@@ -81,7 +81,6 @@ def test_teacher_file_round_trip_and_corrupt_file(tmp_path):
         load_teacher(tmp_path / "bad.safetensors")
 
 
-@pytest.mark.parametrize("algo", ["sac", "ppo"])
 def test_position_shift_folds_exactly_into_the_first_layer():
     gen = torch.Generator().manual_seed(3)
     mlp = BatchedMLP(2, (29, 16, 4), gen)
@@ -101,6 +100,7 @@ def test_position_shift_folds_exactly_into_the_first_layer():
         TeacherActors(mlp)(x[..., :26])
 
 
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
 def test_sb3_actor_conversion_matches_predict(algo):
     pytest.importorskip("stable_baselines3")
     from raptor.rl.sb3_backend import Sb3VecEnv, actor_from_sb3, sb3_model
