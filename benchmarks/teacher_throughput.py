@@ -21,7 +21,7 @@ import torch
 
 from raptor.rl.ppo import BatchedPPO, PPOConfig
 from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, trimmed_copy
-from raptor.rl.train import teacher_airframe
+from raptor.rl.train import TrainConfig, teacher_airframe
 from raptor.sim.airframe import named_airframe, resolve_airframes
 from raptor.sim.env import EnvConfig
 
@@ -37,7 +37,8 @@ def bar_check(actors, af, ref):
 
 def batched_time_to_bar(budget_s: float, check_every_s: float, device: str, ref) -> dict:
     af = teacher_airframe(named_airframe("crazyflie"), 0.5)
-    ppo = BatchedPPO([af], PPOConfig(), EnvConfig(observation="privileged", device=device, check_inputs=False))
+    ppo = BatchedPPO([af], PPOConfig(), EnvConfig(observation="privileged", device=device, check_inputs=False,
+                                                  episode_steps=TrainConfig().train_episode_steps))
     train_s, next_check, history = 0.0, check_every_s, []
     while train_s < budget_s:
         t0 = time.perf_counter()
@@ -95,7 +96,8 @@ def sb3_time_to_bar(algo: str, budget_s: float, check_every_s: float, ref) -> di
 def aggregate_throughput(K: int, device: str, iterations: int = 3) -> float:
     afs = [teacher_airframe(a, 0.5) for a in resolve_airframes(f"sampled:{K}:7")]
     cfg = PPOConfig()
-    ppo = BatchedPPO(afs, cfg, EnvConfig(observation="privileged", device=device, check_inputs=False))
+    ppo = BatchedPPO(afs, cfg, EnvConfig(observation="privileged", device=device, check_inputs=False,
+                                         episode_steps=TrainConfig().train_episode_steps))
     ppo.iterate()  # warm-up
     if device.startswith("cuda"):
         torch.cuda.synchronize()

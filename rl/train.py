@@ -511,7 +511,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda (default cpu)")
     p.add_argument("--steps", type=int, default=None, help="env steps per teacher (default 5,000,000 for PPO, "
                                                            "300,000 for sb3 SAC)")
-    p.add_argument("--envs", type=int, default=None, help="PPO envs per teacher (default 512)")
+    p.add_argument("--envs", type=int, default=None, help="PPO envs per teacher (default 256)")
     p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 16)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
