@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
+from raptor.conventions import PRIVILEGED_OBS_DIM
 from raptor.errors import ConfigError
 from raptor.rl.batched import BatchedMLP
-from raptor.conventions import PRIVILEGED_OBS_DIM
 from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
 from raptor.rl.teacher import evaluate_teachers, teacher_score
 from raptor.sim import mdp
