@@ -105,6 +105,7 @@ class TrainConfig:
         d["ppo"] = PPOConfig.from_json(d["ppo"])
         d["bar"] = QualityBar(**d["bar"])
         d.setdefault("observation", "teacher")  # runs written before the privileged observation existed
+        d.setdefault("train_episode_steps", 500)  # ... and before training episodes were shortened
         return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
