@@ -35,10 +35,10 @@ def bar_check(actors, af, ref):
     return BAR.judge(m, ref)["passed"], m
 
 
-def batched_time_to_bar(budget_s: float, check_every_s: float, device: str, ref) -> dict:
+def batched_time_to_bar(budget_s: float, check_every_s: float, device: str, ref, seed: int = 0) -> dict:
     af = teacher_airframe(named_airframe("crazyflie"), 0.5)
     ppo = BatchedPPO([af], PPOConfig(), EnvConfig(observation="privileged", device=device, check_inputs=False,
-                                                  episode_steps=TrainConfig().train_episode_steps))
+                                                  episode_steps=TrainConfig().train_episode_steps), seed=seed)
     train_s, next_check, history = 0.0, check_every_s, []
     while train_s < budget_s:
         t0 = time.perf_counter()
@@ -118,6 +118,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--seeds", type=int, default=1, help="batched time-to-bar runs with seeds 0..N-1 (the table "
+                                                        "shows the median)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
     if args.threads:
@@ -129,7 +131,13 @@ def main() -> None:
     print(f"published policy on the crazyflie, same {BAR.episodes} starts: termination "
           f"{'n/a' if ref is None else f'{100 * ref:.1f} %'}; bar: termination <= {100 * limit:.1f} %")
     res: dict = {"reference_termination": ref}
-    res["batched"] = batched_time_to_bar(args.budget, args.check_every, args.device, ref)
+    runs = [batched_time_to_bar(args.budget, args.check_every, args.device, ref, seed) for seed in range(args.seeds)]
+    for seed, r in enumerate(runs):
+        print(f"batched K=1 seed {seed}: {'reached' if r['reached'] else 'not reached'} after {r['train_s']:.0f} s, "
+              f"{r['env_steps']:,} env steps")
+    runs.sort(key=lambda r: (not r["reached"], r["train_s"]))
+    res["batched"] = runs[(len(runs) - 1) // 2]  # the median run (unreached ones count as slowest)
+    res["batched_runs"] = runs
     if not args.skip_sb3:
         sb3_budget = args.sb3_budget or args.budget
         res["sb3_sac"] = sb3_time_to_bar("sac", sb3_budget, max(args.check_every, 30.0), ref)
