@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from raptor.conventions import ACTION_DIM, TEACHER_OBS_DIM
 from raptor.errors import ConfigError
 from raptor.rl.batched import BatchedAdam, BatchedMLP
 from raptor.sim.airframe import Airframe
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
-OBS_DIM, ACT_DIM = 26, 4  # the reference teacher observation; the privileged one adds the disturbance (29)
+OBS_DIM, ACT_DIM = TEACHER_OBS_DIM, ACTION_DIM  # the reference teacher observation; the privileged one is 29
 
 
 @dataclass(frozen=True)

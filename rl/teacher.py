@@ -14,10 +14,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from raptor.conventions import PRIVILEGED_OBS_DIM
+from raptor.conventions import OBS_FORCE, OBS_P, PRIVILEGED_OBS_DIM
 from raptor.errors import PolicyFileError
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.ppo import TeacherActors
@@ -106,6 +105,7 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
 
     K = mlp.num
     privileged = mlp.sizes[0] >= PRIVILEGED_OBS_DIM
+    weight = torch.tensor([a.weight_n for a in airframes], dtype=torch.float64)  # (K,) N
     total = torch.zeros(K, 3, dtype=torch.float64)
     for it in range(iterations):
         r = rollout(TeacherPolicy(TeacherActors(mlp, output), K), airframes, "hover", episodes, seed=seed + it,
@@ -114,19 +114,17 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
         tail = err[err.shape[0] // 2:].mean(0).reshape(K, episodes, 3)
         ok = torch.as_tensor(~r.terminated, dtype=torch.float64).reshape(K, episodes)
         c = (tail * ok[..., None]).sum(1) / ok.sum(1).clamp(min=1)[:, None]  # (K, 3); 0 where all crashed
-        A = torch.zeros(K, 3, 3, dtype=torch.float64)
+        A = None
         if privileged and r.force is not None:
-            weight = torch.tensor([a.mass_kg * float(np.linalg.norm(a.array("dynamics.gravity"))) for a in airframes],
-                                  dtype=torch.float64)
             f = torch.as_tensor(r.force).reshape(K, episodes, 3) / weight[:, None, None]  # the observed f / (m |g|)
             X = torch.cat([f, torch.ones(K, episodes, 1, dtype=torch.float64)], -1) * ok[..., None]
             Y = tail * ok[..., None]
             reg = 1e-6 * torch.eye(4, dtype=torch.float64)
             coef = torch.linalg.solve(X.transpose(1, 2) @ X + reg, X.transpose(1, 2) @ Y)  # (K, 4, 3)
             enough = ok.sum(1) >= 8  # a 4-parameter fit per axis needs episodes to spare; else the mean only
-            A = torch.where(enough[:, None, None], coef[:, 0:3], A)
+            A = torch.where(enough[:, None, None], coef[:, 0:3], 0.0)
             c = torch.where(enough[:, None], coef[:, 3], c)
-        fold_position_shift(mlp, c, A if privileged else None)
+        fold_position_shift(mlp, c, A)
         total += c
     return total
 
@@ -137,8 +135,8 @@ def fold_position_shift(mlp: BatchedMLP, c: torch.Tensor, A: torch.Tensor | None
     layer x W0 + b0 becomes exactly the old layer applied to the shifted input. c (K, 3) m; A (K, 3, 3)."""
     W0, b0 = mlp.weights[0].data, mlp.biases[0].data
     if A is not None:
-        W0[:, 26:29] += A.to(W0) @ W0[:, 0:3]
-    b0[:, 0] += torch.einsum("kc,kco->ko", c.to(W0), W0[:, 0:3])
+        W0[:, OBS_FORCE] += A.to(W0) @ W0[:, OBS_P]
+    b0[:, 0] += torch.einsum("kc,kco->ko", c.to(W0), W0[:, OBS_P])
 
 
 def trimmed_copy(actors: TeacherActors, airframes: list[Airframe], episodes: int = 16, seed: int = 0,

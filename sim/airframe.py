@@ -140,18 +140,23 @@ class Airframe:
         return float(self.array("dynamics.mass"))
 
     @property
+    def weight_n(self) -> float:
+        """m |g| in N."""
+        return self.mass_kg * float(np.linalg.norm(self.array("dynamics.gravity")))
+
+    @property
     def thrust_to_weight(self) -> float:
         c = self.array("dynamics.rotor_thrust_coefficients")
         u = float(self.array("dynamics.action_limit.max"))
         thrust = (c[:, 0] + c[:, 1] * u + c[:, 2] * u * u).sum()
-        return float(thrust / (self.mass_kg * np.linalg.norm(self.array("dynamics.gravity"))))
+        return float(thrust / self.weight_n)
 
     @property
     def hover_action(self) -> float:
         """Normalized action in [-1, 1] whose steady thrust balances gravity (all rotors equal)."""
         c = self.array("dynamics.rotor_thrust_coefficients").mean(0)
         lo, hi = float(self.array("dynamics.action_limit.min")), float(self.array("dynamics.action_limit.max"))
-        w = self.mass_kg * float(np.linalg.norm(self.array("dynamics.gravity"))) / 4
+        w = self.weight_n / 4
         if abs(c[2]) < 1e-15:
             u = (w - c[0]) / c[1]
         else:

@@ -18,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from raptor.conventions import PRIVILEGED_OBS_DIM, STUDENT_OBS_DIM, TEACHER_OBS_DIM
 from raptor.errors import ConfigError, InputError
 from raptor.sim import dynamics, mdp
 from raptor.sim.airframe import Airframe, AirframeBatch
@@ -90,7 +91,8 @@ class EnvConfig:
 
     @property
     def obs_dim(self) -> int:
-        return {"student": 22, "teacher": 26, "privileged": 29}[self.observation]
+        return {"student": STUDENT_OBS_DIM, "teacher": TEACHER_OBS_DIM,
+                "privileged": PRIVILEGED_OBS_DIM}[self.observation]
 
     @property
     def teacher_observation(self) -> bool:
