@@ -77,6 +77,9 @@ class TrainConfig:
     # Training episodes end (truncated, bootstrapped from the critic) after this many steps: shorter than the
     # evaluation's 500 puts more of the data on the recovery from the start states, where teachers crash.
     train_episode_steps: int = 200
+    # Training seconds per shard (None: no limit): at the limit the shard stops, takes a last selection evaluation
+    # and finalizes its teachers with their best snapshots (eval.json records the steps actually trained).
+    time_limit_s: float | None = None
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
 
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ConfigError(f"unknown teacher observation '{self.observation}'; choose privileged or teacher")
         if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0:
             raise ConfigError("--steps, --teachers-per-shard and --eval-episodes must be positive")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ConfigError(f"--time-limit must be a positive number of seconds, got {self.time_limit_s}")
 
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("ppo", "bar")}
@@ -278,17 +283,29 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
             if writer:
                 for n in ("success_rate", "termination_rate", "mean_return", "mean_action_change"):
                     writer.add_scalar(f"{ids[k]:04d}/eval/{n}", m[k][n], ppo.env_steps)
+        line = (f"teachers {ids[0]}-{ids[-1]}: {ppo.env_steps:,} steps each, {elapsed:.0f} s; selection eval: "
+                f"success {100 * sum(x['success_rate'] for x in m) / K:.1f} %, terminated "
+                f"{100 * sum(x['termination_rate'] for x in m) / K:.1f} % (means over {K} teachers)")
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def out_of_time() -> bool:
+        return cfg.time_limit_s is not None and elapsed >= cfg.time_limit_s
 
     last_ckpt = time.monotonic()
-    while ppo.iteration < total_iters:
+    while ppo.iteration < total_iters and not out_of_time():
         t0 = time.perf_counter()
         stats = ppo.iterate()
+        if ppo.device.type == "cuda":
+            torch.cuda.synchronize()
         elapsed += time.perf_counter() - t0
         if writer:
             for k in range(K):
                 writer.add_scalar(f"{ids[k]:04d}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
                 writer.add_scalar(f"{ids[k]:04d}/train/std", float(stats.std[k]), ppo.env_steps)
-        if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters:
+        if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters or out_of_time():
             selection_eval()
         if bar is not None:
             bar.update(1)
@@ -301,7 +318,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if bar is not None:
         bar.close()
     save_checkpoint()  # the trained state is safe before the (slower) final evaluation
-    results = finalize_teachers(rd, cfg, ids, afs, airframes, best, curves, elapsed)
+    results = finalize_teachers(rd, cfg, ids, afs, airframes, best, curves, elapsed, ppo.env_steps)
     if writer:
         writer.close()
     ckpt_path.unlink(missing_ok=True)
@@ -309,7 +326,8 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
 
 
 def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Airframe], airframes: list[Airframe],
-                      best: dict, curves: list[list[dict]], elapsed_s: float) -> list[dict]:
+                      best: dict, curves: list[list[dict]], elapsed_s: float,
+                      trained_steps: int | None = None) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
     from raptor.rl.batched import BatchedMLP
     from raptor.rl.ppo import ACT_DIM
@@ -319,11 +337,13 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Ai
     mlp = BatchedMLP(K, (obs_dim, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
     for k in range(K):
         mlp.load_teacher_state(k, best["actor"][k])
-    return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo")
+    return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo",
+                          trained_steps)
 
 
 def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, airframes: list[Airframe],
-                   curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str) -> list[dict]:
+                   curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str,
+                   trained_steps: int | None = None) -> list[dict]:
     eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
     plain = [airframes[i] for i in ids]
     offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
@@ -342,12 +362,12 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         verdict = cfg.bar.judge(metrics[k], ref[k])
         a = airframes[i]
         meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
-                "trained_steps": int(cfg.steps), "output": actors.output,
+                "trained_steps": int(trained_steps or cfg.steps), "output": actors.output,
                 "hover_trim_m": [round(float(x), 5) for x in offsets[k]]}
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
-        ev = {"id": i, "airframe": a.name, "steps": int(cfg.steps), "selected_steps": int(best_steps[k]),
+        ev = {"id": i, "airframe": a.name, "steps": int(trained_steps or cfg.steps), "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
               "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], **metrics[k],
               "reference_termination_rate": ref[k], **verdict}
@@ -525,6 +545,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--observation", default=None, choices=("privileged", "teacher"),
                    help="what teachers see: privileged = the teacher observation + the disturbance force (default), "
                         "teacher = the reference's 26 values")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="training seconds per shard; at the limit its teachers are finalized with their best "
+                        "snapshot so far (default: train all --steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--retrain-failed", action="store_true", help="retrain the finished teachers below the bar")
     p.add_argument("--status", metavar="DIR", default=None, help="list the teachers of a run and exit")
@@ -554,6 +577,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["observation"] = args.observation
     if args.checkpoint_every is not None:
         kw["checkpoint_every_s"] = args.checkpoint_every
+    if args.time_limit is not None:
+        kw["time_limit_s"] = args.time_limit
     return TrainConfig(**kw)
 
 

@@ -85,6 +85,6 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     ], 1)  # (B, 4 candidates, 4)
     best = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
     k = best.argmax(-1)
-    q = cands[torch.arange(m.shape[0]), k]
+    q = cands[torch.arange(m.shape[0], device=m.device), k]
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     return torch.where(q[:, :1] < 0, -q, q)
