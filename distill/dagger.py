@@ -51,6 +51,11 @@ class DistillConfig:
     episode_steps: int = 500
     batch_size: int = 64
     learning_rate: float = 1e-3
+    # Cosine decay of the learning rate over all epochs down to learning_rate * final_lr_fraction (1: constant).
+    final_lr_fraction: float = 1.0
+    # Passes over each epoch's dataset (the reference: 1). The rollouts cost ~2x one pass on CPU, so a few passes
+    # buy more gradient steps per second; the data stays on-policy (rebuilt every epoch).
+    passes: int = 1
     any_yaw_fraction: float = 0.5
     offset_correction: bool = True
     holdout: str = "sampled:32:4242"  # selection airframes, disjoint from the teachers' (another sampler seed)
@@ -67,6 +72,14 @@ class DistillConfig:
             raise ConfigError("distill: epochs, episodes_per_teacher and batch_size must be positive")
         if not 0 <= self.any_yaw_fraction <= 1:
             raise ConfigError("distill: any_yaw_fraction must be in [0, 1]")
+        if self.passes <= 0 or not 0 < self.final_lr_fraction <= 1:
+            raise ConfigError("distill: passes must be positive and final_lr_fraction in (0, 1]")
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine from learning_rate at epoch 0 to learning_rate * final_lr_fraction at the last epoch."""
+        frac = epoch / max(self.epochs - 1, 1)
+        f = self.final_lr_fraction
+        return self.learning_rate * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -273,7 +286,9 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
             state["offsets"] = offsets
         data = collect(env, teachers, None if bc else net, cfg.episode_steps, offsets, seed=cfg.seed + epoch)
         net.train()
-        loss = train_epoch(net, opt, data, cfg.batch_size, gen)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(epoch)
+        loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen) for _ in range(cfg.passes)) / cfg.passes
         entry = {"epoch": epoch, "phase": "bc" if bc else "dagger", "loss": loss,
                  "rollout_return": float(data.returns.mean()),
                  "rollout_terminated": float(data.terminated.float().mean()),
@@ -322,6 +337,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bc-epochs", type=int, default=None)
     p.add_argument("--episodes-per-teacher", type=int, default=None, help="episodes per teacher per epoch (10)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--final-lr", type=float, default=None, metavar="FRACTION",
+                   help="cosine-decay the learning rate to this fraction of --lr by the last epoch (default 1)")
+    p.add_argument("--passes", type=int, default=None, help="training passes over each epoch's data (default 1)")
+    p.add_argument("--eval-every", type=int, default=None, help="DAgger epochs between held-out evaluations (5)")
     p.add_argument("--any-yaw", type=float, default=None, help="fraction of episodes with any initial yaw (0.5)")
     p.add_argument("--holdout", default=None, help="selection airframes (default sampled:32:4242)")
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
@@ -340,6 +359,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     kw = {}
     for arg, name in (("epochs", "epochs"), ("bc_epochs", "bc_epochs"), ("episodes_per_teacher",
                       "episodes_per_teacher"), ("lr", "learning_rate"), ("any_yaw", "any_yaw_fraction"),
+                      ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
                       ("holdout", "holdout"), ("device", "device"), ("seed", "seed"), ("threads", "threads")):
         if getattr(args, arg) is not None:
             kw[name] = getattr(args, arg)
