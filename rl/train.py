@@ -367,7 +367,8 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
-        ev = {"id": i, "airframe": a.name, "steps": int(trained_steps or cfg.steps), "selected_steps": int(best_steps[k]),
+        ev = {"id": i, "airframe": a.name, "steps": int(trained_steps or cfg.steps),
+              "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
               "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], **metrics[k],
               "reference_termination_rate": ref[k], **verdict}
