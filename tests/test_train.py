@@ -159,6 +159,20 @@ def test_train_status_and_retrain_failed(tmp_path):
     assert all(r["state"] == "finished" for r in status(RunDir(out)))
 
 
+def test_time_limit_stops_training_and_finalizes_the_best_snapshot(tmp_path):
+    """--time-limit: the shard stops at the limit (long before --steps), evaluates once more and writes finished
+    teachers whose eval.json records the steps actually trained."""
+    cfg = replace(TINY, steps=10**9, time_limit_s=1.0, teachers_per_shard=1)
+    results = train(str(tmp_path / "run"), "crazyflie", None, cfg, progress=False)
+    assert len(results) == 1
+    steps = results[0]["steps"]
+    assert 0 < steps < 10**7 and steps % (32 * 32) == 0  # whole iterations, far fewer than asked
+    curve = json.loads((tmp_path / "run" / "teachers" / "0000" / "curve.json").read_text())
+    assert curve[-1]["steps"] == steps  # the last selection evaluation is at the stop
+    with pytest.raises(ConfigError, match="time-limit"):
+        replace(TINY, time_limit_s=0.0)
+
+
 def test_resume_without_run_and_corrupt_checkpoint(tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(str(tmp_path / "none"), resume=True, progress=False)
