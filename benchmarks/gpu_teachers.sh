@@ -10,6 +10,10 @@
 # (split in 15 MB parts), and a 2-epoch `raptor distill` smoke run on the device if time is left (DEADLINE_S).
 # On a machine without the package installed (the lent GPU machines), it imports raptor from this checkout and
 # installs the wheels in .dev/whl (gymnasium) and .dev/foundation_policy (the published checkpoint) if present.
+# Filled on a machine with pip access (the GPU machine has none), for its Python 3.12:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .dev/whl gymnasium==1.4.0 \
+#       farama-notifications==0.0.4 importlib_resources==7.1.0
+#   cp -r "$(python3 -c 'import foundation_policy, os; print(os.path.dirname(foundation_policy.__file__))')" .dev/
 set -u -o pipefail
 OUT=${1:?usage: gpu_teachers.sh OUT [TRAIN_SECONDS] [K]}
 LIMIT=${2:-200}
