@@ -345,6 +345,7 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
                    curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str,
                    trained_steps: int | None = None) -> list[dict]:
     eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
+    steps_trained = int(trained_steps or cfg.steps)
     plain = [airframes[i] for i in ids]
     offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
     if cfg.calibrate:  # once more on starts of its own (the selection's trim used fewer episodes)
@@ -362,13 +363,12 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         verdict = cfg.bar.judge(metrics[k], ref[k])
         a = airframes[i]
         meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
-                "trained_steps": int(trained_steps or cfg.steps), "output": actors.output,
+                "trained_steps": steps_trained, "output": actors.output,
                 "hover_trim_m": [round(float(x), 5) for x in offsets[k]]}
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
-        ev = {"id": i, "airframe": a.name, "steps": int(trained_steps or cfg.steps),
-              "selected_steps": int(best_steps[k]),
+        ev = {"id": i, "airframe": a.name, "steps": steps_trained, "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
               "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], **metrics[k],
               "reference_termination_rate": ref[k], **verdict}
