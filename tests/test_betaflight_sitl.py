@@ -18,6 +18,17 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("pa
 RAW_GYRO_DPS_PER_LSB = 2000.0 / 32767.0  # MSP_RAW_IMU reports gyroADCf / GYRO_SCALE_2000DPS
 
 
+def settled(read, expected, atol: float, timeout_s: float = 5.0) -> np.ndarray:
+    """Poll read() until it is within atol of expected or timeout_s passes; the last reading. The SITL starts
+    streaming some time after its TCP port is up, and each state change takes a few of its loop cycles."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = np.asarray(read(), dtype=float)
+        if np.allclose(got, expected, rtol=0.0, atol=atol) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def binary():
     return bf.build_sitl("official", log=lambda *_: None)
@@ -34,13 +45,11 @@ def test_sitl_frames_match_the_adapter(binary, work):
     with bf.SitlProcess(binary, work / "frames") as sitl:
         msp = bf.Msp()
         try:
-            time.sleep(1.0)
             for axis in range(3):
                 w = np.zeros(3)
                 w[axis] = 0.5
                 sitl.stream._state[10:13] = w
-                time.sleep(0.4)
-                got = msp.raw_gyro() * RAW_GYRO_DPS_PER_LSB
+                got = settled(lambda: msp.raw_gyro() * RAW_GYRO_DPS_PER_LSB, np.degrees(w), 0.5)
                 np.testing.assert_allclose(got, np.degrees(w), atol=0.5)
             sitl.stream._state[10:13] = 0.0
             half = np.radians(10.0) / 2
@@ -49,8 +58,8 @@ def test_sitl_frames_match_the_adapter(binary, work):
                 q = np.zeros(4)
                 q[0], q[1 + axis] = np.cos(half), np.sin(half)
                 sitl.stream._state[3:7] = q
-                time.sleep(0.4)
-                np.testing.assert_allclose(msp.attitude(), expected[axis], atol=0.6)
+                got = settled(msp.attitude, expected[axis], 0.6)
+                np.testing.assert_allclose(got, expected[axis], atol=0.6)
             # RC: the bridge's AETR packet lands in Betaflight's internal order (roll, pitch, yaw, throttle, AUX...)
             rc = msp.rc()
             assert rc[3] == 1000 and rc[bf.RC_ACTIVATE] == 1000 and rc[bf.RC_ARM] == 1000  # rest stream: z = -1 m
