@@ -37,7 +37,7 @@ from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.teacher import load_teacher
-from raptor.rl.train import atomic_torch_save
+from raptor.rl.train import atomic_torch_save, parse_ids
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, atomic_write_text, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
@@ -63,6 +63,7 @@ class DistillConfig:
     eval_every: int = 5
     only_passed: bool = True  # distill only teachers that pass the quality bar
     max_teacher_termination: float = 1.0  # with only_passed=False: skip teachers that crash more often than this
+    teacher_ids: str | None = None  # which teachers of the run ("0-63", "0-9,12"; None: all), e.g. for scaling studies
     device: str = "cpu"
     seed: int = 0
     threads: int = 0
@@ -91,15 +92,20 @@ class TeacherSet:
     trained on the reference observation read its first 26 values."""
 
     def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
-                 max_termination: float = 1.0) -> None:
+                 max_termination: float = 1.0, ids: str | None = None) -> None:
         from raptor.rl.train import RunDir, status
 
         rd = RunDir(teachers_dir)
-        rows = [r for r in status(rd) if r["state"] == "finished" and (r["passed"] or not only_passed)
+        rows = status(rd)
+        if ids is not None:
+            wanted = set(parse_ids(ids, 1 + max((r["id"] for r in rows), default=-1)))
+            rows = [r for r in rows if r["id"] in wanted]
+        rows = [r for r in rows if r["state"] == "finished" and (r["passed"] or not only_passed)
                 and r["termination_rate"] <= max_termination]
         if not rows:
-            raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'; train "
-                              "them with raptor train (or pass --include-failed)")
+            raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'"
+                              f"{'' if ids is None else f' among --ids {ids}'}; train them with raptor train "
+                              "(or pass --include-failed)")
         self.ids = [r["id"] for r in rows]
         actors, metas, self.airframes = [], [], []
         for i in self.ids:
@@ -245,7 +251,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         cfg = DistillConfig(**json.loads((outp / "config.json").read_text())["config"])
     if epochs is not None:  # a resumed run can be extended
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination).to(cfg.device)
+    teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)
     train_names = {a.name for a in teachers.airframes}
     if any(a.name in train_names for a in holdout):
@@ -343,6 +349,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="DAgger epochs between held-out evaluations (5)")
     p.add_argument("--any-yaw", type=float, default=None, help="fraction of episodes with any initial yaw (0.5)")
     p.add_argument("--holdout", default=None, help="selection airframes (default sampled:32:4242)")
+    p.add_argument("--ids", default=None, help="which teachers of the run, e.g. 0-63 or 0-9,12 (default all)")
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
     p.add_argument("--max-teacher-termination", type=float, default=None,
                    help="with --include-failed: skip teachers whose hover termination rate is above this")
@@ -360,7 +367,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     for arg, name in (("epochs", "epochs"), ("bc_epochs", "bc_epochs"), ("episodes_per_teacher",
                       "episodes_per_teacher"), ("lr", "learning_rate"), ("any_yaw", "any_yaw_fraction"),
                       ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
-                      ("holdout", "holdout"), ("device", "device"), ("seed", "seed"), ("threads", "threads")):
+                      ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"), ("seed", "seed"),
+                      ("threads", "threads")):
         if getattr(args, arg) is not None:
             kw[name] = getattr(args, arg)
     if args.include_failed:

@@ -71,6 +71,9 @@ class TrainConfig:
     calibrate: bool = True
     calibration_episodes: int = 16
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
+    # Multiplies the linear and angular velocity ranges of the training starts (the evaluation keeps the spec's):
+    # > 1 trains the recovery from faster starts than the teacher is judged on, where slow-motor airframes crash.
+    start_velocity_scale: float = 1.0
     # What the teachers see: "privileged" (the teacher observation plus the episode's disturbance force, 29) or
     # "teacher" (the reference's 26). See raptor.sim.mdp.observe_privileged.
     observation: str = "privileged"
@@ -95,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"unknown teacher observation '{self.observation}'; choose privileged or teacher")
         if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0:
             raise ConfigError("--steps, --teachers-per-shard and --eval-episodes must be positive")
+        if not self.start_velocity_scale > 0:
+            raise ConfigError(f"--start-scale must be positive, got {self.start_velocity_scale}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ConfigError(f"--time-limit must be a positive number of seconds, got {self.time_limit_s}")
 
@@ -135,6 +140,15 @@ def parse_ids(text: str | None, n: int) -> list[int]:
     if bad:
         raise ConfigError(f"--ids {bad[:5]} out of range: the airframe spec has {n} airframes (ids 0-{n - 1})")
     return sorted(set(ids))
+
+
+def training_env_config(cfg: TrainConfig) -> EnvConfig:
+    """The env teachers train in: the airframe's own targets (hover and Langevin), short episodes, and starts
+    widened by any_yaw_fraction and start_velocity_scale (the final evaluation keeps the spec's)."""
+    init = mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction, linear_velocity_scale=cfg.start_velocity_scale,
+                                  angular_velocity_scale=cfg.start_velocity_scale)
+    return EnvConfig(observation=cfg.observation, target="airframe", device=cfg.device, check_inputs=False,
+                     episode_steps=cfg.train_episode_steps, init=init)
 
 
 def teacher_airframe(a: Airframe, min_position_m: float) -> Airframe:
@@ -233,10 +247,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if not todo:
         return []
     afs = [teacher_airframe(airframes[i], cfg.init_min_position_m) for i in ids]
-    env_cfg = EnvConfig(observation=cfg.observation, target="airframe", device=cfg.device, check_inputs=False,
-                        episode_steps=cfg.train_episode_steps,
-                        init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
-    ppo = BatchedPPO(afs, cfg.ppo, env_cfg, seed=seed)
+    ppo = BatchedPPO(afs, cfg.ppo, training_env_config(cfg), seed=seed)
     K = len(ids)
     best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
             "steps": [0] * K}
@@ -543,6 +554,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="env steps between selection evaluations (default 500,000; sb3 SAC 10,000)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
+    p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
+                   help="multiply the training starts' linear and angular velocity ranges (default 1: the spec's; "
+                        "the final evaluation always uses the spec's starts)")
     p.add_argument("--observation", default=None, choices=("privileged", "teacher"),
                    help="what teachers see: privileged = the teacher observation + the disturbance force (default), "
                         "teacher = the reference's 26 values")
@@ -576,6 +590,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["any_yaw_fraction"] = args.any_yaw
     if args.observation is not None:
         kw["observation"] = args.observation
+    if args.start_scale is not None:
+        kw["start_velocity_scale"] = args.start_scale
     if args.checkpoint_every is not None:
         kw["checkpoint_every_s"] = args.checkpoint_every
     if args.time_limit is not None:

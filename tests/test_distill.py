@@ -48,6 +48,10 @@ def test_fused_sequence_matches_the_deployment_cell():
 def test_teacher_set_matches_each_teacher_file_and_labels_bc_rollouts(teachers):
     ts = TeacherSet(teachers, only_passed=False)
     assert ts.ids == [0, 1, 2] and [a.name for a in ts.airframes] == ["crazyflie", "x500", "race"]
+    sub = TeacherSet(teachers, only_passed=False, ids="0,2")  # raptor distill --ids: a subset of the run
+    assert sub.ids == [0, 2] and [a.name for a in sub.airframes] == ["crazyflie", "race"]
+    with pytest.raises(ConfigError, match="bad --ids"):
+        TeacherSet(teachers, only_passed=False, ids="zero")
     obs = torch.randn(3, 5, 29)
     for k, i in enumerate(ts.ids):
         single, _ = load_teacher(teachers / "teachers" / f"{i:04d}" / "teacher.safetensors")

@@ -130,6 +130,23 @@ def test_parse_ids_and_bad_specs():
         TrainConfig(backend="batched", algo="sac")
 
 
+def test_start_scale_widens_only_the_training_starts():
+    from raptor.rl.train import teacher_airframe, training_env_config
+    from raptor.sim.airframe import named_airframe
+    from raptor.sim.env import BatchedQuadrotorEnv
+
+    af = teacher_airframe(named_airframe("x500"), 0.5)  # starts: |v_i| <= 1 m/s, |w_i| <= 1 rad/s per axis
+    speeds = {}
+    for scale in (1.0, 2.0):
+        env = BatchedQuadrotorEnv([af], 2000, training_env_config(TrainConfig(start_velocity_scale=scale)), seed=0)
+        env.reset(seed=0)
+        speeds[scale] = (env.state[:, 7:10].abs().max().item(), env.state[:, 10:13].abs().max().item())
+    assert max(speeds[1.0]) <= 1.0 + 1e-6
+    assert 1.9 < speeds[2.0][0] <= 2.0 + 1e-6 and 1.9 < speeds[2.0][1] <= 2.0 + 1e-6
+    with pytest.raises(ConfigError, match="--start-scale"):
+        TrainConfig(start_velocity_scale=0)
+
+
 def test_train_status_and_retrain_failed(tmp_path):
     out = tmp_path / "run"
     results = train(str(out), "crazyflie,x500", None, TINY, progress=False)
