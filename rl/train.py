@@ -65,6 +65,11 @@ class TrainConfig:
     eval_episodes: int = 100
     checkpoint_every_s: float = 60.0
     init_min_position_m: float = 0.5  # teachers also start within +-0.5 m: the hover scenario and distillation
+    # ... and no farther (None: the airframe's own range, up to ~2 m on large frames, the reference's). Teachers are
+    # judged and distilled from +-0.5 m starts; trained from 2 m they learn to fly fast toward the target and cross
+    # the 2 m/s termination speed from the judged starts (on 4.3-4.8 kg benchmark frames: 2-3 % crashes and a slow
+    # altitude drift, both gone with the cap).
+    init_max_position_m: float | None = 0.5
     threads: int = 0  # torch CPU threads per process (0: torch's default)
     # Trim each teacher's steady-state hover offset into its first-layer bias before every evaluation
     # (raptor.rl.teacher.calibrate_offsets): the selection and the final teacher see the trimmed actor.
@@ -98,6 +103,9 @@ class TrainConfig:
             raise ConfigError(f"unknown teacher observation '{self.observation}'; choose privileged or teacher")
         if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0:
             raise ConfigError("--steps, --teachers-per-shard and --eval-episodes must be positive")
+        if self.init_max_position_m is not None and not self.init_max_position_m >= self.init_min_position_m:
+            raise ConfigError(f"init_max_position_m ({self.init_max_position_m}) must be >= init_min_position_m "
+                              f"({self.init_min_position_m}) or None")
         if not self.start_velocity_scale > 0:
             raise ConfigError(f"--start-scale must be positive, got {self.start_velocity_scale}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
@@ -116,6 +124,7 @@ class TrainConfig:
         d["bar"] = QualityBar(**d["bar"])
         d.setdefault("observation", "teacher")  # runs written before the privileged observation existed
         d.setdefault("train_episode_steps", 500)  # ... and before training episodes were shortened
+        d.setdefault("init_max_position_m", None)  # ... and before training starts were capped at +-0.5 m
         return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
@@ -151,11 +160,14 @@ def training_env_config(cfg: TrainConfig) -> EnvConfig:
                      episode_steps=cfg.train_episode_steps, init=init)
 
 
-def teacher_airframe(a: Airframe, min_position_m: float) -> Airframe:
-    """The airframe a teacher trains on: its own parameters, with starts covering at least +-min_position_m."""
+def teacher_airframe(a: Airframe, min_position_m: float, max_position_m: float | None = None) -> Airframe:
+    """The airframe a teacher trains on: its own parameters, with starts covering at least +-min_position_m and
+    at most +-max_position_m (None: no cap)."""
     p = json.loads(json.dumps(a.parameters))
     init = p["mdp"]["init"]
     init["max_position"] = max(float(init["max_position"]), min_position_m)
+    if max_position_m is not None:
+        init["max_position"] = min(init["max_position"], max_position_m)
     return Airframe(a.name, p, dict(a.meta))
 
 
@@ -246,7 +258,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     todo = [i for i in ids if not rd.finished(i)]
     if not todo:
         return []
-    afs = [teacher_airframe(airframes[i], cfg.init_min_position_m) for i in ids]
+    afs = [teacher_airframe(airframes[i], cfg.init_min_position_m, cfg.init_max_position_m) for i in ids]
     ppo = BatchedPPO(afs, cfg.ppo, training_env_config(cfg), seed=seed)
     K = len(ids)
     best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
@@ -360,7 +372,8 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
     plain = [airframes[i] for i in ids]
     offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
     if cfg.calibrate:  # once more on starts of its own (the selection's trim used fewer episodes)
-        offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg.init_min_position_m) for a in plain],
+        offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg.init_min_position_m, cfg.init_max_position_m)
+                                                  for a in plain],
                                     2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
                                     iterations=1, output=actors.output)
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
