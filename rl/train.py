@@ -455,6 +455,43 @@ def mark_failed_for_retraining(rd: RunDir, run: dict, cfg: TrainConfig) -> list[
     return failed
 
 
+def _attempt_rank(ev: dict) -> tuple[bool, float]:
+    return bool(ev.get("passed")), teacher_score(ev)
+
+
+def keep_best_attempts(rd: RunDir) -> list[int]:
+    """A retrain never makes a teacher worse: where an archived attempt of a finished teacher ranks above the
+    current one (passes the bar, then success - termination), swap them. Returns the ids swapped back.
+
+    Two renames: a crash between them leaves both attempts in archive/ and the teacher pending (retrained by the
+    next --resume or --retrain-failed), never lost."""
+    archive = rd.root / "archive"
+    if not archive.is_dir():
+        return []
+    swapped = []
+    by_id: dict[int, list[Path]] = {}
+    for d in archive.glob("*/[0-9][0-9][0-9][0-9]"):  # attemptN/ and superseded*/
+        if (d / "eval.json").is_file():
+            by_id.setdefault(int(d.name), []).append(d)
+    for i, dirs in sorted(by_id.items()):
+        if not rd.finished(i):
+            continue
+        current = json.loads((rd.teacher_dir(i) / "eval.json").read_text())
+        ranked = [(_attempt_rank(json.loads((d / "eval.json").read_text())), str(d), d) for d in dirs]
+        best_rank, _, best = max(ranked)
+        if best_rank <= _attempt_rank(current):
+            continue
+        n = 0
+        while (archive / f"superseded{n}" / f"{i:04d}").exists():
+            n += 1
+        slot = archive / f"superseded{n}" / f"{i:04d}"
+        slot.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(rd.teacher_dir(i), slot)
+        os.replace(best, rd.teacher_dir(i))
+        swapped.append(i)
+    return swapped
+
+
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
           address: str | None = None, retrain_steps: int | None = None) -> list[dict]:
@@ -474,7 +511,8 @@ def train(out: str, airframe_spec: str | None = None, ids_text: str | None = Non
     if cfg.backend == "ray":
         from raptor.rl.ray_backend import train_ray
 
-        return train_ray(rd, cfg, plan, address=address, progress=progress)
+        results = train_ray(rd, cfg, plan, address=address, progress=progress)
+        plan = []
     for key, ids, seed in plan:
         if cfg.backend == "sb3":
             from raptor.rl.sb3_backend import train_shard_sb3
@@ -483,6 +521,9 @@ def train(out: str, airframe_spec: str | None = None, ids_text: str | None = Non
         else:
             results += train_shard_batched(rd, cfg, key, ids, seed, airframes, progress=progress,
                                            tensorboard=tensorboard)
+    swapped = keep_best_attempts(rd)
+    if swapped and progress:
+        print(f"kept the earlier, better attempt of teachers {swapped} (the retrain ranked lower)")
     return results
 
 

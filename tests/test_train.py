@@ -21,7 +21,7 @@ from raptor.errors import ConfigError, PolicyFileError
 from raptor.rl.batched import BatchedAdam, BatchedMLP
 from raptor.rl.ppo import PPOConfig, TeacherActors
 from raptor.rl.teacher import QualityBar, fold_position_shift, load_teacher, save_teacher
-from raptor.rl.train import RunDir, TrainConfig, parse_ids, status, status_table, train
+from raptor.rl.train import RunDir, TrainConfig, keep_best_attempts, parse_ids, status, status_table, train
 
 TINY = TrainConfig(steps=4096, eval_every_steps=2048, eval_episodes=20, ppo=replace(PPOConfig(), envs_per_teacher=32,
                                                                                      horizon=32, minibatches=2),
@@ -174,6 +174,17 @@ def test_train_status_and_retrain_failed(tmp_path):
     assert run["retrain_attempts"][0]["ids"] == [0, 1]
     assert (out / "archive" / "attempt0" / "0000" / "eval.json").is_file()
     assert all(r["state"] == "finished" for r in status(RunDir(out)))
+    # a retrain never makes a teacher worse: an archived attempt that ranks higher is put back
+    # (train() already compared the two attempts; the loser of each is in archive/, under attempt0 or superseded)
+    archived = sorted((out / "archive").glob("*/0001/eval.json"))
+    assert len(archived) == 1 and (out / "teachers" / "0001" / "eval.json").is_file()
+    ev = json.loads(archived[0].read_text())
+    archived[0].write_text(json.dumps({**ev, "success_rate": 0.95, "termination_rate": 0.0, "passed": True}))
+    assert keep_best_attempts(RunDir(out)) == [1]
+    rows = status(RunDir(out))
+    assert rows[1]["passed"] is True and rows[1]["success_rate"] == 0.95 and rows[0]["passed"] is False
+    assert len(list((out / "archive").glob("*/0001/teacher.safetensors"))) == 1  # the other attempt, kept
+    assert keep_best_attempts(RunDir(out)) == []  # nothing archived ranks higher any more
 
 
 def test_time_limit_stops_training_and_finalizes_the_best_snapshot(tmp_path):
