@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -21,7 +22,6 @@ from raptor.errors import ConfigError
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
 from raptor.rl.teacher import evaluate_teachers, teacher_score
-from raptor.sim import mdp
 from raptor.sim.airframe import Airframe
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
@@ -184,12 +184,12 @@ class _Sb3Shard:
         self.last_ckpt = time.monotonic()
 
     def run(self) -> list[dict]:
-        from raptor.rl.train import write_teachers
+        from raptor.rl.train import training_env_config, write_teachers
 
         cfg = self.cfg
         n_envs = 1 if cfg.algo == "sac" else 64
-        env_cfg = EnvConfig(observation=cfg.observation, target="airframe", check_inputs=False,
-                            init=mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction))
+        # the batched trainer's starts, with the spec's 500-step episodes on the CPU (the reference trainer)
+        env_cfg = replace(training_env_config(cfg), device="cpu", episode_steps=EnvConfig().episode_steps)
         env = Sb3VecEnv(self.af, n_envs, env_cfg, seed=self.seed)
         old = self.dir.with_name(f".{self.dir.name}.old")
         if not self.dir.exists() and old.exists():  # killed between the two renames of a checkpoint
