@@ -36,7 +36,7 @@ def bar_check(actors, af, ref):
 
 
 def batched_time_to_bar(budget_s: float, check_every_s: float, device: str, ref, seed: int = 0) -> dict:
-    af = teacher_airframe(named_airframe("crazyflie"), 0.5)
+    af = teacher_airframe(named_airframe("crazyflie"), TrainConfig())
     ppo = BatchedPPO([af], PPOConfig(), EnvConfig(observation="privileged", device=device, check_inputs=False,
                                                   episode_steps=TrainConfig().train_episode_steps), seed=seed)
     train_s, next_check, history = 0.0, check_every_s, []
@@ -59,7 +59,7 @@ def sb3_time_to_bar(algo: str, budget_s: float, check_every_s: float, ref) -> di
 
     from raptor.rl.sb3_backend import Sb3VecEnv, actor_from_sb3, sb3_model
 
-    af = teacher_airframe(named_airframe("crazyflie"), 0.5)
+    af = teacher_airframe(named_airframe("crazyflie"), TrainConfig())
     env = Sb3VecEnv(af, 1 if algo == "sac" else 64, EnvConfig(observation="teacher", check_inputs=False))
     model = sb3_model(algo, env, seed=0, device="cpu")
     state = {"train_s": 0.0, "t0": time.perf_counter(), "next": check_every_s, "result": None, "history": [],
@@ -94,7 +94,7 @@ def sb3_time_to_bar(algo: str, budget_s: float, check_every_s: float, ref) -> di
 
 
 def aggregate_throughput(K: int, device: str, iterations: int = 3) -> float:
-    afs = [teacher_airframe(a, 0.5) for a in resolve_airframes(f"sampled:{K}:7")]
+    afs = [teacher_airframe(a, TrainConfig()) for a in resolve_airframes(f"sampled:{K}:7")]
     cfg = PPOConfig()
     ppo = BatchedPPO(afs, cfg, EnvConfig(observation="privileged", device=device, check_inputs=False,
                                          episode_steps=TrainConfig().train_episode_steps))

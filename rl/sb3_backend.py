@@ -131,7 +131,7 @@ class _Sb3Shard:
         from raptor.rl.train import teacher_airframe
 
         self.rd, self.cfg, self.key, self.i, self.seed = rd, cfg, key, i, seed
-        self.af = teacher_airframe(airframe, cfg.init_min_position_m, cfg.init_max_position_m)
+        self.af = teacher_airframe(airframe, cfg)
         self.dir = rd.checkpoints / key
         self.progress = progress
         self.best = {"score": -math.inf, "steps": 0, "actor": None}

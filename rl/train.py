@@ -160,14 +160,14 @@ def training_env_config(cfg: TrainConfig) -> EnvConfig:
                      episode_steps=cfg.train_episode_steps, init=init)
 
 
-def teacher_airframe(a: Airframe, min_position_m: float, max_position_m: float | None = None) -> Airframe:
-    """The airframe a teacher trains on: its own parameters, with starts covering at least +-min_position_m and
-    at most +-max_position_m (None: no cap)."""
+def teacher_airframe(a: Airframe, cfg: TrainConfig) -> Airframe:
+    """The airframe a teacher trains on: its own parameters, with starts covering at least +-init_min_position_m and
+    at most +-init_max_position_m (None: no cap)."""
     p = json.loads(json.dumps(a.parameters))
     init = p["mdp"]["init"]
-    init["max_position"] = max(float(init["max_position"]), min_position_m)
-    if max_position_m is not None:
-        init["max_position"] = min(init["max_position"], max_position_m)
+    init["max_position"] = max(float(init["max_position"]), cfg.init_min_position_m)
+    if cfg.init_max_position_m is not None:
+        init["max_position"] = min(init["max_position"], cfg.init_max_position_m)
     return Airframe(a.name, p, dict(a.meta))
 
 
@@ -258,7 +258,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     todo = [i for i in ids if not rd.finished(i)]
     if not todo:
         return []
-    afs = [teacher_airframe(airframes[i], cfg.init_min_position_m, cfg.init_max_position_m) for i in ids]
+    afs = [teacher_airframe(airframes[i], cfg) for i in ids]
     ppo = BatchedPPO(afs, cfg.ppo, training_env_config(cfg), seed=seed)
     K = len(ids)
     best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
@@ -372,8 +372,7 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
     plain = [airframes[i] for i in ids]
     offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
     if cfg.calibrate:  # once more on starts of its own (the selection's trim used fewer episodes)
-        offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg.init_min_position_m, cfg.init_max_position_m)
-                                                  for a in plain],
+        offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg) for a in plain],
                                     2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
                                     iterations=1, output=actors.output)
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
@@ -512,13 +511,13 @@ def train(out: str, airframe_spec: str | None = None, ids_text: str | None = Non
         from raptor.rl.ray_backend import train_ray
 
         results = train_ray(rd, cfg, plan, address=address, progress=progress)
-        plan = []
-    for key, ids, seed in plan:
-        if cfg.backend == "sb3":
-            from raptor.rl.sb3_backend import train_shard_sb3
+    elif cfg.backend == "sb3":
+        from raptor.rl.sb3_backend import train_shard_sb3
 
+        for key, ids, seed in plan:
             results += train_shard_sb3(rd, cfg, key, ids, seed, airframes, progress=progress)
-        else:
+    else:
+        for key, ids, seed in plan:
             results += train_shard_batched(rd, cfg, key, ids, seed, airframes, progress=progress,
                                            tensorboard=tensorboard)
     swapped = keep_best_attempts(rd)

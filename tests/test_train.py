@@ -135,7 +135,7 @@ def test_start_scale_widens_only_the_training_starts():
     from raptor.sim.airframe import named_airframe
     from raptor.sim.env import BatchedQuadrotorEnv
 
-    af = teacher_airframe(named_airframe("x500"), 0.5)  # starts: |v_i| <= 1 m/s, |w_i| <= 1 rad/s per axis
+    af = teacher_airframe(named_airframe("x500"), TrainConfig())  # starts: |v_i|, |w_i| <= 1 per axis
     speeds = {}
     for scale in (1.0, 2.0):
         env = BatchedQuadrotorEnv([af], 2000, training_env_config(TrainConfig(start_velocity_scale=scale)), seed=0)
