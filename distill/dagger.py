@@ -58,6 +58,10 @@ class DistillConfig:
     passes: int = 1
     any_yaw_fraction: float = 0.5
     offset_correction: bool = True
+    # Weight of an auxiliary loss during training only: a linear head on the GRU output predicts the episode's
+    # disturbance force (in units of 0.1 g). The deployed student is unchanged (2084 parameters); the head makes
+    # its hidden state carry the estimate the teachers' labels depend on. 0 disables it (the reference).
+    disturbance_aux_weight: float = 0.0
     holdout: str = "sampled:32:4242"  # selection airframes, disjoint from the teachers' (another sampler seed)
     holdout_episodes: int = 10
     eval_every: int = 5
@@ -75,6 +79,8 @@ class DistillConfig:
             raise ConfigError("distill: any_yaw_fraction must be in [0, 1]")
         if self.passes <= 0 or not 0 < self.final_lr_fraction <= 1:
             raise ConfigError("distill: passes must be positive and final_lr_fraction in (0, 1]")
+        if not self.disturbance_aux_weight >= 0:
+            raise ConfigError(f"--disturbance-aux must be >= 0, got {self.disturbance_aux_weight}")
 
     def lr_at(self, epoch: int) -> float:
         """Cosine from learning_rate at epoch 0 to learning_rate * final_lr_fraction at the last epoch."""
@@ -138,14 +144,18 @@ class TeacherSet:
 # Student sequences
 
 
-def student_sequence(net: RaptorPolicyNet, obs: torch.Tensor) -> torch.Tensor:
-    """obs (T, B, 22) from the learned h0 -> raw actions (T, B, 4), with PyTorch's fused GRU (same gate layout)."""
+def student_sequence(net: RaptorPolicyNet, obs: torch.Tensor, hidden: bool = False):
+    """obs (T, B, 22) from the learned h0 -> raw actions (T, B, 4), with PyTorch's fused GRU (same gate layout);
+    hidden=True: (actions, GRU outputs (T, B, 16))."""
     x = torch.relu(net.input_layer(obs))
     h0 = net.gru.h0.expand(1, obs.shape[1], -1).contiguous()
     g = net.gru
     out, _ = torch._VF.gru(x, h0, [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh], True, 1, 0.0, net.training,
                            False, False)
-    return net.output_layer(out)
+    return (net.output_layer(out), out) if hidden else net.output_layer(out)
+
+
+AUX_SCALE = 10.0  # disturbance targets in 0.1 g: the std is mu * t2w / 3 g, a few hundredths to a tenth of g
 
 
 @dataclass
@@ -156,6 +166,7 @@ class Dataset:
     returns: torch.Tensor  # (E,) RAPTOR reward of the flying policy
     terminated: torch.Tensor  # (E,) bool
     final_position: torch.Tensor  # (250, E, 3) positions over steps 250-499 (offset estimate)
+    disturbance: torch.Tensor  # (E, 3) the episode's constant disturbance force in g (f / (m |g|)), world frame
 
 
 @torch.no_grad()
@@ -175,8 +186,11 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
     h = student.initial_hidden(B) if student is not None else None
     zero_target = torch.zeros((B, 6), device=dev, dtype=dt)
     off = None if offsets is None else offsets.repeat_interleave(M, 0)  # (B, 3)
+    disturbance = None
     for t in range(T):
         t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, zero_target, env.external_force())
+        if disturbance is None:
+            disturbance = t_obs[:, 26:29].clone()
         label = teachers(t_obs.reshape(K, M, -1)).reshape(B, 4)
         s_obs = obs.clone()
         if off is not None:
@@ -192,11 +206,13 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
         alive = alive & ~term
         if t >= T // 2:
             final_pos[t - T // 2] = env.state[:, 0:3]
-    return Dataset(S, L, mask, ret, ~alive, final_pos)
+    return Dataset(S, L, mask, ret, ~alive, final_pos, disturbance)
 
 
 def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset, batch_size: int,
-                gen: torch.Generator) -> float:
+                gen: torch.Generator, aux: torch.nn.Linear | None = None, aux_weight: float = 0.0) -> float:
+    """One pass over the episodes in batches of `batch_size`; returns the mean imitation loss (MSE). With `aux`,
+    adds aux_weight * MSE of the head's disturbance prediction from the GRU output (training only)."""
     E = data.student_obs.shape[1]
     perm = torch.randperm(E, generator=gen).to(data.student_obs.device)
     bs = min(batch_size, E)
@@ -204,11 +220,16 @@ def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset,
     for i in range(0, E - bs + 1, bs):  # the partial final batch is dropped (as the reference)
         idx = perm[i:i + bs]
         m = data.mask[:, idx].to(data.labels.dtype)
-        pred = student_sequence(net, data.student_obs[:, idx].float())
+        pred, h = student_sequence(net, data.student_obs[:, idx].float(), hidden=True)
         err = ((pred - data.labels[:, idx].float()) ** 2).mean(-1)
         loss = (err * m).sum() / m.sum().clamp(min=1)
+        total = loss
+        if aux is not None and aux_weight > 0:
+            target = (AUX_SCALE * data.disturbance[idx].float())[None]  # (1, bs, 3)
+            aerr = ((aux(h) - target) ** 2).mean(-1)
+            total = loss + aux_weight * (aerr * m).sum() / m.sum().clamp(min=1)
         opt.zero_grad()
-        loss.backward()
+        total.backward()
         opt.step()
         losses.append(float(loss.detach()))
     return sum(losses) / max(len(losses), 1)
@@ -264,12 +285,16 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     env = BatchedQuadrotorEnv(teachers.airframes, cfg.episodes_per_teacher, env_cfg, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     net = RaptorPolicyNet().to(cfg.device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-7)
+    aux = torch.nn.Linear(net.gru.h0.shape[0], 3).to(cfg.device)  # training only, never exported
+    params = list(net.parameters()) + (list(aux.parameters()) if cfg.disturbance_aux_weight > 0 else [])
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-7)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "log": [], "best": None, "best_score": -math.inf, "offsets": None}
     if resume:
         st = torch.load(ckpt, map_location=cfg.device, weights_only=False)
         net.load_state_dict(st["net"])
+        if "aux" in st:
+            aux.load_state_dict(st["aux"])
         opt.load_state_dict(st["opt"])
         gen.set_state(st["gen"])
         state = st["state"]
@@ -294,7 +319,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         net.train()
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(epoch)
-        loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen) for _ in range(cfg.passes)) / cfg.passes
+        loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen, aux, cfg.disturbance_aux_weight)
+                   for _ in range(cfg.passes)) / cfg.passes
         entry = {"epoch": epoch, "phase": "bc" if bc else "dagger", "loss": loss,
                  "rollout_return": float(data.returns.mean()),
                  "rollout_terminated": float(data.terminated.float().mean()),
@@ -309,8 +335,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
                 state["best_epoch"] = epoch
         state["log"].append(entry)
         state["epoch"] = epoch + 1
-        atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                            "state": state}, ckpt)
+        atomic_torch_save({"net": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
+                           "gen": gen.get_state(), "state": state}, ckpt)
         atomic_write_text(outp / "log.json", json.dumps(state["log"], indent=1))
         if bar is not None:
             bar.update(1)
@@ -349,6 +375,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="DAgger epochs between held-out evaluations (5)")
     p.add_argument("--any-yaw", type=float, default=None, help="fraction of episodes with any initial yaw (0.5)")
     p.add_argument("--holdout", default=None, help="selection airframes (default sampled:32:4242)")
+    p.add_argument("--disturbance-aux", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the training-only loss that predicts the episode's disturbance from the GRU "
+                        "state (default 0: the reference's loss)")
     p.add_argument("--ids", default=None, help="which teachers of the run, e.g. 0-63 or 0-9,12 (default all)")
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
     p.add_argument("--max-teacher-termination", type=float, default=None,
@@ -367,7 +396,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     for arg, name in (("epochs", "epochs"), ("bc_epochs", "bc_epochs"), ("episodes_per_teacher",
                       "episodes_per_teacher"), ("lr", "learning_rate"), ("any_yaw", "any_yaw_fraction"),
                       ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
-                      ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"), ("seed", "seed"),
+                      ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"),
+                      ("disturbance_aux", "disturbance_aux_weight"), ("seed", "seed"),
                       ("threads", "threads")):
         if getattr(args, arg) is not None:
             kw[name] = getattr(args, arg)

@@ -9,7 +9,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from raptor.distill.dagger import DistillConfig, TeacherSet, collect, distill, student_sequence
+from raptor.distill.dagger import (
+    AUX_SCALE,
+    Dataset,
+    DistillConfig,
+    TeacherSet,
+    collect,
+    distill,
+    student_sequence,
+    train_epoch,
+)
 from raptor.errors import ConfigError
 from raptor.policy import load
 from raptor.policy.network import RaptorPolicyNet
@@ -17,6 +26,7 @@ from raptor.rl.ppo import PPOConfig
 from raptor.rl.teacher import QualityBar, load_teacher
 from raptor.rl.train import TrainConfig, train
 from raptor.sim import mdp
+from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
 
@@ -69,6 +79,52 @@ def test_teacher_set_matches_each_teacher_file_and_labels_bc_rollouts(teachers):
                                    env.external_force())
     torch.testing.assert_close(data.labels[0], ts(t_obs.reshape(3, 4, 29)).reshape(12, 4))
     assert data.mask[0].all() and data.labels.abs().max() <= 1
+    weight = env.params.mass * torch.linalg.vector_norm(env.params.gravity, dim=-1)  # the episode's push, in g
+    torch.testing.assert_close(data.disturbance, (env.external_force() / weight[:, None]).to(data.disturbance.dtype))
+
+
+def test_disturbance_head_learns_the_push_and_leaves_the_student_unchanged(teachers, tmp_path):
+    ts = TeacherSet(teachers, only_passed=False)
+    cfg = EnvConfig(observation="student", target="hover", init=mdp.InitialStateConfig(max_position_m=0.5),
+                    check_inputs=False)
+    env = BatchedQuadrotorEnv(resolve_airframes("sampled:3:7"), 8, cfg, seed=0)  # pushed (the named frames are not)
+    data = collect(env, ts, None, 40, None, seed=3)
+    weight = env.params.mass * torch.linalg.vector_norm(env.params.gravity, dim=-1)
+    torch.testing.assert_close(data.disturbance, (env.external_force() / weight[:, None]).to(data.disturbance.dtype))
+    assert data.disturbance.abs().max() > 0.01
+    torch.manual_seed(0)
+    net, head = RaptorPolicyNet(), torch.nn.Linear(16, 3)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-2)
+
+    # The head learns what the history reveals: here each episode's velocity drifts at its push (v = d t), the
+    # way an uncompensated disturbance shows in flight.
+    E, T = 48, 40
+    d = 0.05 * torch.randn(E, 3, generator=torch.Generator().manual_seed(1))
+    obs = torch.zeros(T, E, 22)
+    obs[:, :, 12:15] = 9.81 * d[None] * 0.01 * torch.arange(1, T + 1)[:, None, None]  # v [m/s] after t steps
+    synth = Dataset(obs, torch.zeros(T, E, 4), torch.ones(T, E, dtype=torch.bool), torch.zeros(E),
+                    torch.zeros(E, dtype=torch.bool), torch.zeros(1, E, 3), d)
+
+    def head_error() -> float:
+        with torch.no_grad():
+            _, h = student_sequence(net, synth.student_obs, hidden=True)
+            return float(((head(h[T // 2:]) - AUX_SCALE * d) ** 2).mean())
+
+    constant_guess = float(((AUX_SCALE * d) ** 2).mean())  # what a head without the history can do
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        train_epoch(net, opt, synth, 16, gen, head, aux_weight=1.0)
+    assert head_error() < 0.2 * constant_guess  # the GRU state now carries each episode's push
+    out = tmp_path / "student"
+    dcfg = DistillConfig(epochs=2, bc_epochs=1, episodes_per_teacher=2, episode_steps=30, batch_size=4,
+                         holdout="sampled:2:4242", holdout_episodes=1, eval_every=1, only_passed=False, threads=1,
+                         disturbance_aux_weight=1.0)
+    distill(str(teachers), str(out), dcfg, progress=False)
+    student = load(str(out / "student.safetensors"))
+    assert sum(p.numel() for p in student.net.parameters()) == 2084  # the head is never exported
+    assert "aux" in torch.load(out / "checkpoint.pt", weights_only=False)  # ... but resumes with the run
+    with pytest.raises(ConfigError, match="--disturbance-aux"):
+        DistillConfig(disturbance_aux_weight=-1.0)
 
 
 def test_distill_runs_resumes_and_writes_a_policy(teachers, tmp_path):
