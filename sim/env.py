@@ -12,6 +12,7 @@ first observation and `info["final_observation"]` holds the last one.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -56,7 +57,8 @@ class DisturbanceConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Configuration of BatchedQuadrotorEnv."""
+    """Configuration of BatchedQuadrotorEnv. The reward is the env's (`reward`), the same for every airframe:
+    an airframe file's own "mdp.reward" block is not used (a warning says so where it differs)."""
 
     episode_steps: int = 500
     observation: Literal["student", "teacher", "privileged"] = "student"
@@ -132,6 +134,24 @@ def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation:
     return nxt, rew, term, obs
 
 
+_REWARD_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_reward_mismatch(airframes: Sequence[Airframe], reward: mdp.RewardConfig) -> None:
+    """Warn (once per airframe and field) where an airframe file's reward weights differ from the env's: the
+    env's RewardConfig is the one applied, the file's block is ignored."""
+    for a in airframes:
+        block = a.parameters.get("mdp", {}).get("reward", {})
+        for name, value in block.items():
+            if not hasattr(reward, name) or isinstance(value, str):
+                continue
+            if float(value) != float(getattr(reward, name)) and (a.name, name) not in _REWARD_WARNED:
+                _REWARD_WARNED.add((a.name, name))
+                warnings.warn(f"airframe '{a.name}' sets reward {name} = {value}, but the env applies its own "
+                              f"reward ({name} = {getattr(reward, name)}); set it with "
+                              f"EnvConfig(reward=RewardConfig({name}={value}, ...))", stacklevel=3)
+
+
 class BatchedQuadrotorEnv:
     """N airframes x M envs per airframe; env b flies airframe `airframe_index[b]` = b // M.
 
@@ -154,6 +174,7 @@ class BatchedQuadrotorEnv:
         else:
             self.airframes = list(airframes)
             base = AirframeBatch.from_airframes(self.airframes, self.device, dtype)
+            warn_reward_mismatch(self.airframes, config.reward)
         self.num_airframes = base.batch_size
         self.envs_per_airframe = envs_per_airframe
         self.airframe_index = torch.arange(self.num_airframes, device=self.device).repeat_interleave(envs_per_airframe)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch
 import raptor  # noqa: F401  (registers raptor/Quadrotor-v0)
 from raptor.errors import InputError
 from raptor.sim import mdp
-from raptor.sim.airframe import named_airframe
+from raptor.sim.airframe import Airframe, named_airframe
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 from raptor.sim.gym_env import QuadrotorVectorEnv
 from raptor.sim.sampling import sample_airframes
@@ -54,6 +56,25 @@ def test_termination_gives_penalty_and_reset():
     assert torch.all(rew == -100.0)
     assert torch.all(env.steps == 0)  # autoreset happened
     assert torch.allclose(info["final_observation"][:, 0], torch.full((4,), 1.009, dtype=torch.float64), atol=1e-3)
+
+
+def test_an_airframe_files_own_reward_is_not_silently_ignored():
+    a = named_airframe("crazyflie")
+    p = json.loads(json.dumps(a.parameters))
+    p["mdp"]["reward"]["termination_penalty"] = -300.0
+    pushed = Airframe("crazyflie-harsh", p, a.meta)
+    with pytest.warns(UserWarning, match=r"termination_penalty = -300.0.*EnvConfig\(reward=RewardConfig"):
+        env = BatchedQuadrotorEnv([pushed], 2, EnvConfig(dtype="float64"), seed=0)
+    env.reset()
+    far = env.state.clone()
+    far[:, 0] = 1.5
+    env.set_state(far)
+    _, rew, term, _, _ = env.step(torch.zeros(2, 4, dtype=torch.float64))
+    assert term.all() and torch.all(rew == -100.0)  # the env's reward applies, as the warning says
+    env = BatchedQuadrotorEnv([pushed], 2, EnvConfig(reward=mdp.RewardConfig(termination_penalty=-300.0)), seed=0)
+    env.reset()
+    env.set_state(far.float())
+    assert torch.all(env.step(torch.zeros(2, 4))[1] == -300.0)
 
 
 def test_seeded_resets_are_deterministic():
