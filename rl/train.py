@@ -493,10 +493,15 @@ def keep_best_attempts(rd: RunDir) -> list[int]:
 
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
-          address: str | None = None, retrain_steps: int | None = None) -> list[dict]:
+          address: str | None = None, retrain_steps: int | None = None,
+          retrain_eval_episodes: int | None = None) -> list[dict]:
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
-    if retrain_failed and retrain_steps is not None:  # failed teachers often need a longer run
-        cfg = replace(cfg, steps=retrain_steps)
+    # Failed teachers often need a longer run, and a larger selection evaluation: they sit a few episodes from the
+    # bar, where the best of ~20 snapshots ranked on 100 episodes is mostly the luckiest (it then loses 2-4 points
+    # in the final 500-episode evaluation).
+    over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes)) if v is not None}
+    if retrain_failed and over:
+        cfg = replace(cfg, **over)
         run["config"] = cfg.to_json()
         rd.write_run(run)
     if retrain_failed:
@@ -605,6 +610,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="seconds between checkpoints (default 60)")
     p.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
                    help="env steps between selection evaluations (default 500,000; sb3 SAC 10,000)")
+    p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
+                   help="hover episodes per teacher in each selection evaluation (default 100; with "
+                        "--retrain-failed a larger one, e.g. 500, ranks snapshots of borderline teachers better)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
     p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
@@ -639,6 +647,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["eval_every_steps"] = 10_000
     if args.eval_every is not None:
         kw["eval_every_steps"] = args.eval_every
+    if args.eval_episodes is not None:
+        kw["eval_episodes"] = args.eval_episodes
     if args.any_yaw is not None:
         kw["any_yaw_fraction"] = args.any_yaw
     if args.observation is not None:
@@ -663,7 +673,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     train(args.out, args.airframes, args.ids, cfg, resume=args.resume, retrain_failed=args.retrain_failed,
           progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address,
-          retrain_steps=args.steps if args.retrain_failed else None)
+          retrain_steps=args.steps if args.retrain_failed else None,
+          retrain_eval_episodes=args.eval_episodes if args.retrain_failed else None)
     rows = status(RunDir(args.out))
     print(status_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")

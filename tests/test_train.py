@@ -168,10 +168,12 @@ def test_train_status_and_retrain_failed(tmp_path):
     # an existing run is never overwritten by accident
     with pytest.raises(ConfigError, match="--resume"):
         train(str(out), "crazyflie", None, TINY, progress=False)
-    # --retrain-failed archives the failed teachers and trains them again (another seed)
-    train(str(out), retrain_failed=True, progress=False)
+    # --retrain-failed archives the failed teachers and trains them again (another seed), here with a larger
+    # selection evaluation (--eval-episodes), which the run's config records for the attempt
+    train(str(out), retrain_failed=True, progress=False, retrain_eval_episodes=7)
     run = json.loads((out / "run.json").read_text())
     assert run["retrain_attempts"][0]["ids"] == [0, 1]
+    assert run["config"]["eval_episodes"] == 7
     assert (out / "archive" / "attempt0" / "0000" / "eval.json").is_file()
     assert all(r["state"] == "finished" for r in status(RunDir(out)))
     # a retrain never makes a teacher worse: an archived attempt that ranks higher is put back
