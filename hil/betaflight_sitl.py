@@ -371,8 +371,29 @@ class SitlProcess:
         self.stream: RestStream | None = None
         self.log_path = workdir / "sitl.log"
 
-    def start(self) -> None:
-        """Spawn; once its TCP UART is up, stream rest packets (self.stream) and return."""
+    def start(self, attempts: int = 3) -> None:
+        """Spawn; once its TCP UART is up, stream rest packets (self.stream), check that it answers MSP, return.
+
+        A start can stall for good (on a loaded machine its clock-rate estimate, see RestStream, can come out near
+        zero: the port is open but the scheduler sleeps and MSP is never answered); such a start is killed and
+        retried, `attempts` times in all."""
+        for attempt in range(attempts):
+            self._spawn()
+            try:
+                probe = Msp(timeout_s=2.0)
+                try:
+                    probe._request(1, b"", 3.0)  # MSP_API_VERSION
+                finally:
+                    probe.close()
+                time.sleep(0.5)  # the probe's close lands before the next client connects
+                return
+            except (RaptorError, OSError) as e:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise RaptorError(f"Betaflight SITL did not answer MSP after {attempts} starts ({e}); log: "
+                                      f"{self.log_path}") from e
+
+    def _spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
