@@ -496,9 +496,9 @@ def train(out: str, airframe_spec: str | None = None, ids_text: str | None = Non
           address: str | None = None, retrain_steps: int | None = None,
           retrain_eval_episodes: int | None = None) -> list[dict]:
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
-    # Failed teachers often need a longer run, and a larger selection evaluation: they sit a few episodes from the
-    # bar, where the best of ~20 snapshots ranked on 100 episodes is mostly the luckiest (it then loses 2-4 points
-    # in the final 500-episode evaluation).
+    # A retrain round may change the training length and the selection evaluation's size (failed teachers often
+    # need a longer run; the best of ~20 snapshots ranked on 100 episodes tends to lose 2-4 points in the final
+    # 500-episode evaluation, and on raptor061 still ~3 when ranked on 500 fixed starts).
     over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes)) if v is not None}
     if retrain_failed and over:
         cfg = replace(cfg, **over)
@@ -612,7 +612,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="env steps between selection evaluations (default 500,000; sb3 SAC 10,000)")
     p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
                    help="hover episodes per teacher in each selection evaluation (default 100; with "
-                        "--retrain-failed a larger one, e.g. 500, ranks snapshots of borderline teachers better)")
+                        "--retrain-failed it applies to that round)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
     p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
