@@ -88,6 +88,11 @@ class TrainConfig:
     # Training seconds per shard (None: no limit): at the limit the shard stops, takes a last selection evaluation
     # and finalizes its teachers with their best snapshots (eval.json records the steps actually trained).
     time_limit_s: float | None = None
+    # Independent seeds trained per teacher in the shard (batched and ray backends): each airframe gets this many
+    # networks, and the one ranked best by the selection evaluations (never the final evaluation's starts) is
+    # finalized. PPO teachers of one airframe differ by seed: raptor061's two seeds at 4M steps terminated 5.6 and
+    # 2.4 % in their 500-episode evaluations.
+    candidates: int = 1
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
 
@@ -101,8 +106,10 @@ class TrainConfig:
                               "SAC is available as the stable-baselines3 reference (--backend sb3 --algo sac)")
         if self.observation not in ("privileged", "teacher"):
             raise ConfigError(f"unknown teacher observation '{self.observation}'; choose privileged or teacher")
-        if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0:
-            raise ConfigError("--steps, --teachers-per-shard and --eval-episodes must be positive")
+        if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0 or self.candidates <= 0:
+            raise ConfigError("--steps, --teachers-per-shard, --eval-episodes and --candidates must be positive")
+        if self.candidates > 1 and self.backend == "sb3":
+            raise ConfigError("--candidates needs the batched or ray backend (sb3 trains one network per run)")
         if self.init_max_position_m is not None and not self.init_max_position_m >= self.init_min_position_m:
             raise ConfigError(f"init_max_position_m ({self.init_max_position_m}) must be >= init_min_position_m "
                               f"({self.init_min_position_m}) or None")
@@ -252,18 +259,21 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         except Exception as err:  # noqa: BLE001 - a torn file cannot happen (atomic rename), but disks fail
             raise ConfigError(f"checkpoint '{ckpt_path}' is unreadable ({err}); "
                               "delete it to restart this shard") from None
-        if state.get("ids") != ids:
-            raise ConfigError(f"checkpoint '{ckpt_path}' belongs to teachers {state.get('ids')}, not {ids}; "
+        if state.get("ids") != ids or state.get("candidates", 1) != cfg.candidates:
+            raise ConfigError(f"checkpoint '{ckpt_path}' belongs to teachers {state.get('ids')} with "
+                              f"{state.get('candidates', 1)} candidates each, not {ids} with {cfg.candidates}; "
                               "delete it to restart this shard")
     todo = [i for i in ids if not rd.finished(i)]
     if not todo:
         return []
-    afs = [teacher_airframe(airframes[i], cfg) for i in ids]
+    C = cfg.candidates
+    slots = [i for i in ids for _ in range(C)]  # network k trains airframe slots[k] (candidate k % C)
+    afs = [teacher_airframe(airframes[i], cfg) for i in slots]
     ppo = BatchedPPO(afs, cfg.ppo, training_env_config(cfg), seed=seed)
-    K = len(ids)
+    K = len(slots)
     best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
             "steps": [0] * K}
-    curves: list[list[dict]] = [[] for _ in ids]
+    curves: list[list[dict]] = [[] for _ in slots]
     elapsed = 0.0
     if state is not None:
         ppo.load_state_dict(state["ppo"])
@@ -283,8 +293,11 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         bar = tqdm(total=total_iters, initial=ppo.iteration, unit="it", leave=False,
                    desc=f"teachers {ids[0]}-{ids[-1]}" if K > 1 else f"teacher {ids[0]}")
 
+    def tag(k: int) -> str:
+        return f"{slots[k]:04d}" + (f"c{k % C}" if C > 1 else "")
+
     def save_checkpoint() -> None:
-        atomic_torch_save({"ids": ids, "ppo": ppo.state_dict(), "best": best, "curves": curves,
+        atomic_torch_save({"ids": ids, "candidates": C, "ppo": ppo.state_dict(), "best": best, "curves": curves,
                             "elapsed_s": elapsed, "config": cfg.to_json()}, ckpt_path)
         if on_checkpoint:
             on_checkpoint()
@@ -305,10 +318,11 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
                 best["actor"][k] = mlp.teacher_state(k)
             if writer:
                 for n in ("success_rate", "termination_rate", "mean_return", "mean_action_change"):
-                    writer.add_scalar(f"{ids[k]:04d}/eval/{n}", m[k][n], ppo.env_steps)
+                    writer.add_scalar(f"{tag(k)}/eval/{n}", m[k][n], ppo.env_steps)
         line = (f"teachers {ids[0]}-{ids[-1]}: {ppo.env_steps:,} steps each, {elapsed:.0f} s; selection eval: "
                 f"success {100 * sum(x['success_rate'] for x in m) / K:.1f} %, terminated "
-                f"{100 * sum(x['termination_rate'] for x in m) / K:.1f} % (means over {K} teachers)")
+                f"{100 * sum(x['termination_rate'] for x in m) / K:.1f} % (means over {K} "
+                + (f"networks, {C} per teacher)" if C > 1 else "teachers)"))
         if bar is not None:
             bar.write(line)
         else:
@@ -326,8 +340,8 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         elapsed += time.perf_counter() - t0
         if writer:
             for k in range(K):
-                writer.add_scalar(f"{ids[k]:04d}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
-                writer.add_scalar(f"{ids[k]:04d}/train/std", float(stats.std[k]), ppo.env_steps)
+                writer.add_scalar(f"{tag(k)}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
+                writer.add_scalar(f"{tag(k)}/train/std", float(stats.std[k]), ppo.env_steps)
         if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters or out_of_time():
             selection_eval()
         if bar is not None:
@@ -341,6 +355,13 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if bar is not None:
         bar.close()
     save_checkpoint()  # the trained state is safe before the (slower) final evaluation
+    if C > 1:  # each teacher's best candidate by its selection score; the final evaluation sees only that one
+        pick = [max(range(j * C, (j + 1) * C), key=lambda k: best["score"][k]) for j in range(len(ids))]
+        scores = [[round(best["score"][k], 5) for k in range(j * C, (j + 1) * C)] for j in range(len(ids))]
+        best = {"score": [best["score"][k] for k in pick], "actor": [best["actor"][k] for k in pick],
+                "steps": [best["steps"][k] for k in pick],
+                "candidates": [{"chosen": k - j * C, "selection_scores": scores[j]} for j, k in enumerate(pick)]}
+        curves = [curves[k] for k in pick]
     results = finalize_teachers(rd, cfg, ids, afs, airframes, best, curves, elapsed, ppo.env_steps)
     if writer:
         writer.close()
@@ -361,12 +382,14 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Ai
     for k in range(K):
         mlp.load_teacher_state(k, best["actor"][k])
     return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo",
-                          trained_steps)
+                          trained_steps, extra=best.get("candidates"))
 
 
 def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, airframes: list[Airframe],
                    curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str,
-                   trained_steps: int | None = None) -> list[dict]:
+                   trained_steps: int | None = None, extra: list[dict] | None = None) -> list[dict]:
+    """Evaluate (bar.episodes hover episodes, starts disjoint from the selection's) and write each unfinished
+    teacher; `extra[k]` (if given) is merged into teacher k's eval.json."""
     eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
     steps_trained = int(trained_steps or cfg.steps)
     plain = [airframes[i] for i in ids]
@@ -394,7 +417,7 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         ev = {"id": i, "airframe": a.name, "steps": steps_trained, "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
               "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], **metrics[k],
-              "reference_termination_rate": ref[k], **verdict}
+              "reference_termination_rate": ref[k], **verdict, **(extra[k] if extra else {})}
         atomic_write_text(d / "eval.json", json.dumps(ev, indent=1))  # last: marks the teacher finished
         results.append(ev)
     return results
@@ -494,12 +517,13 @@ def keep_best_attempts(rd: RunDir) -> list[int]:
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
           address: str | None = None, retrain_steps: int | None = None,
-          retrain_eval_episodes: int | None = None) -> list[dict]:
+          retrain_eval_episodes: int | None = None, retrain_candidates: int | None = None) -> list[dict]:
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
     # A retrain round may change the training length and the selection evaluation's size (failed teachers often
     # need a longer run; the best of ~20 snapshots ranked on 100 episodes tends to lose 2-4 points in the final
     # 500-episode evaluation, and on raptor061 still ~3 when ranked on 500 fixed starts).
-    over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes)) if v is not None}
+    over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes),
+                              ("candidates", retrain_candidates)) if v is not None}
     if retrain_failed and over:
         cfg = replace(cfg, **over)
         run["config"] = cfg.to_json()
@@ -613,6 +637,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
                    help="hover episodes per teacher in each selection evaluation (default 100; with "
                         "--retrain-failed it applies to that round)")
+    p.add_argument("--candidates", type=int, default=None, metavar="N",
+                   help="independent seeds trained per teacher; the best by the selection evaluations is kept "
+                        "(default 1; batched and ray backends; with --retrain-failed it applies to that round)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
     p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
@@ -649,6 +676,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["eval_every_steps"] = args.eval_every
     if args.eval_episodes is not None:
         kw["eval_episodes"] = args.eval_episodes
+    if args.candidates is not None:
+        kw["candidates"] = args.candidates
     if args.any_yaw is not None:
         kw["any_yaw_fraction"] = args.any_yaw
     if args.observation is not None:
@@ -674,7 +703,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     train(args.out, args.airframes, args.ids, cfg, resume=args.resume, retrain_failed=args.retrain_failed,
           progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address,
           retrain_steps=args.steps if args.retrain_failed else None,
-          retrain_eval_episodes=args.eval_episodes if args.retrain_failed else None)
+          retrain_eval_episodes=args.eval_episodes if args.retrain_failed else None,
+          retrain_candidates=args.candidates if args.retrain_failed else None)
     rows = status(RunDir(args.out))
     print(status_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")

@@ -145,6 +145,10 @@ def test_start_scale_widens_only_the_training_starts():
     assert 1.9 < speeds[2.0][0] <= 2.0 + 1e-6 and 1.9 < speeds[2.0][1] <= 2.0 + 1e-6
     with pytest.raises(ConfigError, match="--start-scale"):
         TrainConfig(start_velocity_scale=0)
+    with pytest.raises(ConfigError, match="--candidates"):
+        TrainConfig(candidates=0)
+    with pytest.raises(ConfigError, match="--candidates needs the batched or ray backend"):
+        TrainConfig(backend="sb3", algo="sac", candidates=2)
 
 
 def test_train_status_and_retrain_failed(tmp_path):
@@ -169,11 +173,19 @@ def test_train_status_and_retrain_failed(tmp_path):
     with pytest.raises(ConfigError, match="--resume"):
         train(str(out), "crazyflie", None, TINY, progress=False)
     # --retrain-failed archives the failed teachers and trains them again (another seed), here with a larger
-    # selection evaluation (--eval-episodes), which the run's config records for the attempt
-    train(str(out), retrain_failed=True, progress=False, retrain_eval_episodes=7)
+    # selection evaluation (--eval-episodes) and three seeds per teacher (--candidates), which the run's config
+    # records for the attempt
+    train(str(out), retrain_failed=True, progress=False, retrain_eval_episodes=7, retrain_candidates=3)
     run = json.loads((out / "run.json").read_text())
     assert run["retrain_attempts"][0]["ids"] == [0, 1]
-    assert run["config"]["eval_episodes"] == 7
+    assert run["config"]["eval_episodes"] == 7 and run["config"]["candidates"] == 3
+    for i in (0, 1):  # the kept candidate (in teachers/, or archived if the first attempt ranked higher) is the one
+        # the selection evaluations ranked first
+        evs = [json.loads(f.read_text()) for f in [out / "teachers" / f"{i:04d}" / "eval.json",
+                                                   *(out / "archive").glob(f"*/{i:04d}/eval.json")]]
+        (ev,) = [e for e in evs if "selection_scores" in e]
+        assert len(ev["selection_scores"]) == 3
+        assert ev["chosen"] == ev["selection_scores"].index(max(ev["selection_scores"]))
     assert (out / "archive" / "attempt0" / "0000" / "eval.json").is_file()
     assert all(r["state"] == "finished" for r in status(RunDir(out)))
     # a retrain never makes a teacher worse: an archived attempt that ranks higher is put back
