@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from raptor.conventions import OBS_FORCE, OBS_MOTORS
+from raptor.conventions import OBS_FORCE
 from raptor.errors import ConfigError
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
@@ -66,11 +66,6 @@ class DistillConfig:
     # disturbance force (in units of 0.1 g). The deployed student is unchanged (2084 parameters); the head makes
     # its hidden state carry the estimate the teachers' labels depend on. 0 disables it (the reference's loss).
     disturbance_aux_weight: float = 0.05
-    # The same for the motor state the teachers observe (their 4 normalized motor speeds, OBS_MOTORS): a second
-    # linear head predicts it from the GRU output. The student sees only its past actions; on airframes with slow,
-    # asymmetric motor lag (spin-down time constant ~0.29 s vs spin-up ~0.1 s) jittery commands raise the mean
-    # thrust, and a student that cannot track the motor speeds climbs away from the target. 0 disables it.
-    motor_aux_weight: float = 0.0
     holdout: str = "sampled:32:4242"  # selection airframes, disjoint from the teachers' (another sampler seed)
     holdout_episodes: int = 10
     eval_every: int = 5
@@ -90,8 +85,6 @@ class DistillConfig:
             raise ConfigError("distill: passes must be positive and final_lr_fraction in (0, 1]")
         if not self.disturbance_aux_weight >= 0:
             raise ConfigError(f"--disturbance-aux must be >= 0, got {self.disturbance_aux_weight}")
-        if not self.motor_aux_weight >= 0:
-            raise ConfigError(f"--motor-aux must be >= 0, got {self.motor_aux_weight}")
 
     def lr_at(self, epoch: int) -> float:
         """Cosine from learning_rate at epoch 0 to learning_rate * final_lr_fraction at the last epoch."""
@@ -178,7 +171,6 @@ class Dataset:
     terminated: torch.Tensor  # (E,) bool
     final_position: torch.Tensor  # (250, E, 3) positions over steps 250-499 (offset estimate)
     disturbance: torch.Tensor  # (E, 3) the episode's constant disturbance force in g (f / (m |g|)), world frame
-    motors: torch.Tensor  # (T, E, 4) the teacher observation's motor speeds (OBS_MOTORS) at each step
 
 
 @torch.no_grad()
@@ -191,7 +183,6 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
     obs = env.reset(seed=seed)
     S = torch.zeros((T, B, 22), device=dev, dtype=dt)
     L = torch.zeros((T, B, 4), device=dev, dtype=dt)
-    R = torch.zeros((T, B, 4), device=dev, dtype=dt)
     mask = torch.zeros((T, B), dtype=torch.bool, device=dev)
     final_pos = torch.zeros((max(T - T // 2, 1), B, 3), device=dev, dtype=dt)
     alive = torch.ones(B, dtype=torch.bool, device=dev)
@@ -209,7 +200,6 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
         if off is not None:
             s_obs[:, 0:3] -= off
         S[t], L[t], mask[t] = torch.where(alive[:, None], s_obs, 0.0), label, alive
-        R[t] = t_obs[:, OBS_MOTORS]
         if student is None:
             a = label
         else:
@@ -220,15 +210,13 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
         alive = alive & ~term
         if t >= T // 2:
             final_pos[t - T // 2] = env.state[:, 0:3]
-    return Dataset(S, L, mask, ret, ~alive, final_pos, disturbance, R)
+    return Dataset(S, L, mask, ret, ~alive, final_pos, disturbance)
 
 
 def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset, batch_size: int,
-                gen: torch.Generator, aux: torch.nn.Linear | None = None, aux_weight: float = 0.0,
-                motor_aux: torch.nn.Linear | None = None, motor_aux_weight: float = 0.0) -> float:
+                gen: torch.Generator, aux: torch.nn.Linear | None = None, aux_weight: float = 0.0) -> float:
     """One pass over the episodes in batches of `batch_size`; returns the mean imitation loss (MSE). With `aux`,
-    adds aux_weight * MSE of the head's disturbance prediction from the GRU output, with `motor_aux`
-    motor_aux_weight * MSE of its motor-speed prediction (training only)."""
+    adds aux_weight * MSE of the head's disturbance prediction from the GRU output (training only)."""
     E = data.student_obs.shape[1]
     perm = torch.randperm(E, generator=gen).to(data.student_obs.device)
     bs = min(batch_size, E)
@@ -243,10 +231,7 @@ def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset,
         if aux is not None and aux_weight > 0:
             target = (AUX_SCALE * data.disturbance[idx].float())[None]  # (1, bs, 3)
             aerr = ((aux(h) - target) ** 2).mean(-1)
-            total = total + aux_weight * (aerr * m).sum() / m.sum().clamp(min=1)
-        if motor_aux is not None and motor_aux_weight > 0:
-            merr = ((motor_aux(h) - data.motors[:, idx].float()) ** 2).mean(-1)
-            total = total + motor_aux_weight * (merr * m).sum() / m.sum().clamp(min=1)
+            total = loss + aux_weight * (aerr * m).sum() / m.sum().clamp(min=1)
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -278,7 +263,6 @@ def stored_config(out: Path) -> DistillConfig:
     """The config a distillation was started with (resumes keep it)."""
     d = dict(json.loads((out / "config.json").read_text())["config"])
     d.setdefault("disturbance_aux_weight", 0.0)  # runs started before the auxiliary loss existed
-    d.setdefault("motor_aux_weight", 0.0)  # ... and before the motor-state one
     return DistillConfig(**d)
 
 
@@ -313,9 +297,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     torch.manual_seed(cfg.seed)
     net = RaptorPolicyNet().to(cfg.device)
     aux = torch.nn.Linear(net.gru.h0.shape[0], 3).to(cfg.device)  # training only, never exported
-    motor_aux = torch.nn.Linear(net.gru.h0.shape[0], 4).to(cfg.device)  # training only, never exported
-    params = (list(net.parameters()) + (list(aux.parameters()) if cfg.disturbance_aux_weight > 0 else [])
-              + (list(motor_aux.parameters()) if cfg.motor_aux_weight > 0 else []))
+    params = list(net.parameters()) + (list(aux.parameters()) if cfg.disturbance_aux_weight > 0 else [])
     opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-7)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "log": [], "best": None, "best_score": -math.inf, "offsets": None}
@@ -324,8 +306,6 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         net.load_state_dict(st["net"])
         if "aux" in st:
             aux.load_state_dict(st["aux"])
-        if "motor_aux" in st:
-            motor_aux.load_state_dict(st["motor_aux"])
         opt.load_state_dict(st["opt"])
         gen.set_state(st["gen"])
         state = st["state"]
@@ -350,8 +330,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         net.train()
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(epoch)
-        loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen, aux, cfg.disturbance_aux_weight,
-                               motor_aux, cfg.motor_aux_weight)
+        loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen, aux, cfg.disturbance_aux_weight)
                    for _ in range(cfg.passes)) / cfg.passes
         entry = {"epoch": epoch, "phase": "bc" if bc else "dagger", "loss": loss,
                  "rollout_return": float(data.returns.mean()),
@@ -367,8 +346,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
                 state["best_epoch"] = epoch
         state["log"].append(entry)
         state["epoch"] = epoch + 1
-        atomic_torch_save({"net": net.state_dict(), "aux": aux.state_dict(), "motor_aux": motor_aux.state_dict(),
-                           "opt": opt.state_dict(),
+        atomic_torch_save({"net": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
                            "gen": gen.get_state(), "state": state}, ckpt)
         atomic_write_text(outp / "log.json", json.dumps(state["log"], indent=1))
         if bar is not None:
@@ -411,9 +389,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disturbance-aux", type=float, default=None, metavar="WEIGHT",
                    help="weight of the training-only loss that predicts the episode's disturbance from the GRU "
                         "state (default 0.05; 0: the reference's loss)")
-    p.add_argument("--motor-aux", type=float, default=None, metavar="WEIGHT",
-                   help="weight of the training-only loss that predicts the motor speeds the teachers see from "
-                        "the GRU state (default 0: off)")
     p.add_argument("--ids", default=None, help="which teachers of the run, e.g. 0-63 or 0-9,12 (default all)")
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
     p.add_argument("--max-teacher-termination", type=float, default=None,
@@ -433,8 +408,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                       "episodes_per_teacher"), ("lr", "learning_rate"), ("any_yaw", "any_yaw_fraction"),
                       ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
                       ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"),
-                      ("disturbance_aux", "disturbance_aux_weight"), ("motor_aux", "motor_aux_weight"),
-                      ("seed", "seed"),
+                      ("disturbance_aux", "disturbance_aux_weight"), ("seed", "seed"),
                       ("threads", "threads")):
         if getattr(args, arg) is not None:
             kw[name] = getattr(args, arg)

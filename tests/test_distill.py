@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from raptor.conventions import OBS_MOTORS
 from raptor.distill.dagger import (
     AUX_SCALE,
     Dataset,
@@ -104,7 +103,7 @@ def test_disturbance_head_learns_the_push_and_leaves_the_student_unchanged(teach
     obs = torch.zeros(T, E, 22)
     obs[:, :, 12:15] = 9.81 * d[None] * 0.01 * torch.arange(1, T + 1)[:, None, None]  # v [m/s] after t steps
     synth = Dataset(obs, torch.zeros(T, E, 4), torch.ones(T, E, dtype=torch.bool), torch.zeros(E),
-                    torch.zeros(E, dtype=torch.bool), torch.zeros(1, E, 3), d, torch.zeros(T, E, 4))
+                    torch.zeros(E, dtype=torch.bool), torch.zeros(1, E, 3), d)
 
     def head_error() -> float:
         with torch.no_grad():
@@ -126,48 +125,6 @@ def test_disturbance_head_learns_the_push_and_leaves_the_student_unchanged(teach
     assert "aux" in torch.load(out / "checkpoint.pt", weights_only=False)  # ... but resumes with the run
     with pytest.raises(ConfigError, match="--disturbance-aux"):
         DistillConfig(disturbance_aux_weight=-1.0)
-
-
-def test_motor_head_learns_the_lagged_motor_speeds_from_the_action_history(teachers):
-    """--motor-aux: collect records the motor speeds the teachers observe, and a head on the GRU state learns them
-    from the student's own past actions (a first-order lag the student cannot see directly)."""
-    ts = TeacherSet(teachers, only_passed=False)
-    cfg = EnvConfig(observation="student", target="hover", init=mdp.InitialStateConfig(max_position_m=0.5),
-                    check_inputs=False)
-    env = BatchedQuadrotorEnv(resolve_airframes("sampled:3:7"), 4, cfg, seed=0)
-    data = collect(env, ts, None, 20, None, seed=3)
-    env.reset(seed=3)
-    first = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, torch.zeros(env.num_envs, 6),
-                                   env.external_force())[:, OBS_MOTORS]
-    torch.testing.assert_close(data.motors[0], first.to(data.motors.dtype))
-    assert data.motors.shape == (20, 12, 4) and float(data.motors[1:].std()) > 0.01  # the motors respond
-
-    E, T = 48, 60
-    g = torch.Generator().manual_seed(2)
-    actions = (0.3 * torch.randn(T, E, 4, generator=g)).cumsum(0).clamp(-1, 1)
-    motors = torch.zeros(T, E, 4)
-    for t in range(1, T):  # spin-up and spin-down lag, 0.1 per step
-        motors[t] = motors[t - 1] + 0.1 * (actions[t - 1] - motors[t - 1])
-    obs = torch.zeros(T, E, 22)
-    obs[1:, :, 18:22] = actions[:-1]  # the previous action, as the student observes it
-    synth = Dataset(obs, torch.zeros(T, E, 4), torch.ones(T, E, dtype=torch.bool), torch.zeros(E),
-                    torch.zeros(E, dtype=torch.bool), torch.zeros(1, E, 3), torch.zeros(E, 3), motors)
-    torch.manual_seed(0)
-    net, head = RaptorPolicyNet(), torch.nn.Linear(16, 4)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-2)
-
-    def head_error() -> float:
-        with torch.no_grad():
-            _, h = student_sequence(net, synth.student_obs, hidden=True)
-            return float(((head(h) - motors) ** 2).mean())
-
-    last_action_guess = float(((obs[:, :, 18:22] - motors) ** 2).mean())  # a memoryless head's best cue
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(150):
-        train_epoch(net, opt, synth, 16, gen, motor_aux=head, motor_aux_weight=1.0)
-    assert head_error() < 0.3 * last_action_guess
-    with pytest.raises(ConfigError, match="--motor-aux"):
-        DistillConfig(motor_aux_weight=-1.0)
 
 
 def test_distill_runs_resumes_and_writes_a_policy(teachers, tmp_path):
