@@ -356,21 +356,28 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if bar is not None:
         bar.close()
     save_checkpoint()  # the trained state is safe before the (slower) final evaluation
-    if C > 1:  # each teacher's best candidate by its selection score; the final evaluation sees only that one
-        pick = [max(range(j * C, (j + 1) * C), key=lambda k: best["score"][k]) for j in range(len(ids))]
-        scores = [[round(best["score"][k], 5) for k in range(j * C, (j + 1) * C)] for j in range(len(ids))]
-        best = {"score": [best["score"][k] for k in pick], "actor": [best["actor"][k] for k in pick],
-                "steps": [best["steps"][k] for k in pick],
-                "candidates": [{"chosen": k - j * C, "selection_scores": scores[j]} for j, k in enumerate(pick)]}
-        curves = [curves[k] for k in pick]
-    results = finalize_teachers(rd, cfg, ids, afs, airframes, best, curves, elapsed, ppo.env_steps)
+    if C > 1:  # the final evaluation sees only each teacher's first-ranked candidate
+        best, curves = best_candidates(best, curves, C)
+    results = finalize_teachers(rd, cfg, ids, airframes, best, curves, elapsed, ppo.env_steps)
     if writer:
         writer.close()
     ckpt_path.unlink(missing_ok=True)
     return results
 
 
-def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], afs: list[Airframe], airframes: list[Airframe],
+def best_candidates(best: dict, curves: list[list[dict]], C: int) -> tuple[dict, list[list[dict]]]:
+    """Of every C consecutive networks (one teacher's candidates), the one with the highest selection score: its
+    snapshot, steps and curve, and which it was with every candidate's score (for eval.json)."""
+    groups = [range(j, j + C) for j in range(0, len(best["score"]), C)]
+    pick = [max(g, key=lambda k: best["score"][k]) for g in groups]
+    return ({"score": [best["score"][k] for k in pick], "actor": [best["actor"][k] for k in pick],
+             "steps": [best["steps"][k] for k in pick],
+             "candidates": [{"chosen": k - g.start, "selection_scores": [round(best["score"][i], 5) for i in g]}
+                            for g, k in zip(groups, pick)]},
+            [curves[k] for k in pick])
+
+
+def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], airframes: list[Airframe],
                       best: dict, curves: list[list[dict]], elapsed_s: float,
                       trained_steps: int | None = None) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
