@@ -111,6 +111,8 @@ class TrainConfig:
             raise ConfigError("--steps, --teachers-per-shard, --eval-episodes and --candidates must be positive")
         if self.candidates > 1 and self.backend == "sb3":
             raise ConfigError("--candidates needs the batched or ray backend (sb3 trains one network per run)")
+        if not self.init_min_position_m > 0:
+            raise ConfigError(f"--start-position must be positive, got {self.init_min_position_m}")
         if self.init_max_position_m is not None and not self.init_max_position_m >= self.init_min_position_m:
             raise ConfigError(f"init_max_position_m ({self.init_max_position_m}) must be >= init_min_position_m "
                               f"({self.init_min_position_m}) or None")
@@ -525,13 +527,15 @@ def keep_best_attempts(rd: RunDir) -> list[int]:
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
           address: str | None = None, retrain_steps: int | None = None,
-          retrain_eval_episodes: int | None = None, retrain_candidates: int | None = None) -> list[dict]:
+          retrain_eval_episodes: int | None = None, retrain_candidates: int | None = None,
+          retrain_start_position: float | None = None) -> list[dict]:
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
     # A retrain round may change the training length and the selection evaluation's size (failed teachers often
     # need a longer run; the best of ~20 snapshots ranked on 100 episodes tends to lose 2-4 points in the final
     # 500-episode evaluation, and on raptor061 still ~3 when ranked on 500 fixed starts).
     over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes),
-                              ("candidates", retrain_candidates)) if v is not None}
+                              ("candidates", retrain_candidates), ("init_min_position_m", retrain_start_position),
+                              ("init_max_position_m", retrain_start_position)) if v is not None}
     if retrain_failed and over:
         cfg = replace(cfg, **over)
         run["config"] = cfg.to_json()
@@ -653,6 +657,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
                    help="multiply the training starts' linear and angular velocity ranges (default 1: the spec's; "
                         "the final evaluation always uses the spec's starts)")
+    p.add_argument("--start-position", type=float, default=None, metavar="METERS",
+                   help="training starts within +-METERS of the target on every axis (default 0.5, the hover "
+                        "scenario's; larger trains the recovery from the box's edge; evaluations keep 0.5; with "
+                        "--retrain-failed it applies to that round)")
     p.add_argument("--observation", default=None, choices=("privileged", "teacher"),
                    help="what teachers see: privileged = the teacher observation + the disturbance force (default), "
                         "teacher = the reference's 26 values")
@@ -692,6 +700,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["observation"] = args.observation
     if args.start_scale is not None:
         kw["start_velocity_scale"] = args.start_scale
+    if args.start_position is not None:
+        kw["init_min_position_m"] = kw["init_max_position_m"] = args.start_position
     if args.checkpoint_every is not None:
         kw["checkpoint_every_s"] = args.checkpoint_every
     if args.time_limit is not None:
@@ -712,7 +722,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
           progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address,
           retrain_steps=args.steps if args.retrain_failed else None,
           retrain_eval_episodes=args.eval_episodes if args.retrain_failed else None,
-          retrain_candidates=args.candidates if args.retrain_failed else None)
+          retrain_candidates=args.candidates if args.retrain_failed else None,
+          retrain_start_position=args.start_position if args.retrain_failed else None)
     rows = status(RunDir(args.out))
     print(status_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")

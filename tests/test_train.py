@@ -130,6 +130,29 @@ def test_parse_ids_and_bad_specs():
         TrainConfig(backend="batched", algo="sac")
 
 
+def test_start_position_widens_only_the_training_starts():
+    """`raptor train --start-position 0.6`: the envs the trainer steps start up to 0.6 m from the target on an
+    axis; the hover scenario that selects and judges the teacher keeps its 0.5 m."""
+    from raptor.cli import build_parser
+    from raptor.evaluation import scenario_config
+    from raptor.rl.train import config_from_args, teacher_airframe, training_env_config
+    from raptor.sim.airframe import named_airframe
+    from raptor.sim.env import BatchedQuadrotorEnv
+
+    args = build_parser().parse_args(["train", "--airframes", "named", "--out", "x", "--start-position", "0.6"])
+    cfg = config_from_args(args)
+    assert (cfg.init_min_position_m, cfg.init_max_position_m) == (0.6, 0.6)
+    af = teacher_airframe(named_airframe("crazyflie"), cfg)
+    reach = {}
+    for name, env_cfg in (("trained", training_env_config(cfg)), ("judged", scenario_config("hover"))):
+        env = BatchedQuadrotorEnv([af], 4000, env_cfg, seed=0)
+        env.reset(seed=0)
+        reach[name] = env.state[:, 0:3].abs().max().item()
+    assert 0.58 < reach["trained"] <= 0.6 + 1e-6 and 0.48 < reach["judged"] <= 0.5 + 1e-6
+    with pytest.raises(ConfigError, match="--start-position must be positive"):
+        TrainConfig(init_min_position_m=0.0, init_max_position_m=0.0)
+
+
 def test_start_scale_widens_only_the_training_starts():
     from raptor.rl.train import teacher_airframe, training_env_config
     from raptor.sim.airframe import named_airframe
@@ -173,12 +196,14 @@ def test_train_status_and_retrain_failed(tmp_path):
     with pytest.raises(ConfigError, match="--resume"):
         train(str(out), "crazyflie", None, TINY, progress=False)
     # --retrain-failed archives the failed teachers and trains them again (another seed), here with a larger
-    # selection evaluation (--eval-episodes) and three seeds per teacher (--candidates), which the run's config
-    # records for the attempt
-    train(str(out), retrain_failed=True, progress=False, retrain_eval_episodes=7, retrain_candidates=3)
+    # selection evaluation (--eval-episodes), three seeds per teacher (--candidates) and starts out to 0.6 m
+    # (--start-position), which the run's config records for the attempt
+    train(str(out), retrain_failed=True, progress=False, retrain_eval_episodes=7, retrain_candidates=3,
+          retrain_start_position=0.6)
     run = json.loads((out / "run.json").read_text())
     assert run["retrain_attempts"][0]["ids"] == [0, 1]
     assert run["config"]["eval_episodes"] == 7 and run["config"]["candidates"] == 3
+    assert run["config"]["init_min_position_m"] == run["config"]["init_max_position_m"] == 0.6
     for i in (0, 1):  # the kept candidate (in teachers/, or archived if the first attempt ranked higher) is the one
         # the selection evaluations ranked first
         evs = [json.loads(f.read_text()) for f in [out / "teachers" / f"{i:04d}" / "eval.json",
