@@ -34,6 +34,7 @@ from raptor.errors import ConfigError
 from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
 from raptor.rl.teacher import (
     QualityBar,
+    calibrate_gain,
     calibrate_offsets,
     evaluate_teachers,
     reference_termination,
@@ -75,6 +76,11 @@ class TrainConfig:
     # (raptor.rl.teacher.calibrate_offsets): the selection and the final teacher see the trimmed actor.
     calibrate: bool = True
     calibration_episodes: int = 16
+    # Before the final evaluation, each teacher's feedback around its hover command is scaled by the gain of this
+    # list that scores best on `gain_episodes` hover episodes of its own (raptor.rl.teacher.calibrate_gain); (1.0,)
+    # keeps the trained actor as it is.
+    feedback_gains: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3, 1.4)
+    gain_episodes: int = 500
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
     # Multiplies the linear and angular velocity ranges of the training starts (the evaluation keeps the spec's):
     # > 1 trains the recovery from faster starts than the teacher is judged on, where slow-motor airframes crash.
@@ -111,6 +117,8 @@ class TrainConfig:
             raise ConfigError("--steps, --teachers-per-shard, --eval-episodes and --candidates must be positive")
         if self.candidates > 1 and self.backend == "sb3":
             raise ConfigError("--candidates needs the batched or ray backend (sb3 trains one network per run)")
+        if not self.feedback_gains or not all(g > 0 for g in self.feedback_gains) or self.gain_episodes <= 0:
+            raise ConfigError(f"--feedback-gains must be positive numbers, e.g. 1,1.2,1.4 (got {self.feedback_gains})")
         if not self.init_min_position_m > 0:
             raise ConfigError(f"--start-position must be positive, got {self.init_min_position_m}")
         if self.init_max_position_m is not None and not self.init_max_position_m >= self.init_min_position_m:
@@ -125,6 +133,7 @@ class TrainConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("ppo", "bar")}
         d["ppo"] = self.ppo.to_json()
         d["bar"] = dataclasses.asdict(self.bar)
+        d["feedback_gains"] = list(self.feedback_gains)
         return d
 
     @staticmethod
@@ -135,6 +144,7 @@ class TrainConfig:
         d.setdefault("observation", "teacher")  # runs written before the privileged observation existed
         d.setdefault("train_episode_steps", 500)  # ... and before training episodes were shortened
         d.setdefault("init_max_position_m", None)  # ... and before training starts were capped at +-0.5 m
+        d["feedback_gains"] = tuple(d.get("feedback_gains", (1.0,)))  # ... and before the gain calibration
         return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
@@ -408,6 +418,10 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg) for a in plain],
                                     2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
                                     iterations=1, output=actors.output)
+    gains = [1.0] * len(ids)
+    if tuple(cfg.feedback_gains) != (1.0,):  # on starts of its own, after the trim
+        gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], tuple(cfg.feedback_gains),
+                               cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output)
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     ref = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     results = []
@@ -420,13 +434,13 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         a = airframes[i]
         meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
                 "trained_steps": steps_trained, "output": actors.output,
-                "hover_trim_m": [round(float(x), 5) for x in offsets[k]]}
+                "hover_trim_m": [round(float(x), 5) for x in offsets[k]], "feedback_gain": gains[k]}
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
         ev = {"id": i, "airframe": a.name, "steps": steps_trained, "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
-              "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], **metrics[k],
+              "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], "feedback_gain": gains[k], **metrics[k],
               "reference_termination_rate": ref[k], **verdict, **(extra[k] if extra else {})}
         atomic_write_text(d / "eval.json", json.dumps(ev, indent=1))  # last: marks the teacher finished
         results.append(ev)
@@ -661,6 +675,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="training starts within +-METERS of the target on every axis (default 0.5, the hover "
                         "scenario's; larger trains the recovery from the box's edge; evaluations keep 0.5; with "
                         "--retrain-failed it applies to that round)")
+    p.add_argument("--feedback-gains", default=None, metavar="LIST",
+                   help="gains tried on each finished teacher's feedback around hover, the best on its own hover "
+                        "episodes kept (default 1,1.1,1.2,1.3,1.4; 1 keeps the trained actor)")
     p.add_argument("--observation", default=None, choices=("privileged", "teacher"),
                    help="what teachers see: privileged = the teacher observation + the disturbance force (default), "
                         "teacher = the reference's 26 values")
@@ -700,6 +717,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["observation"] = args.observation
     if args.start_scale is not None:
         kw["start_velocity_scale"] = args.start_scale
+    if args.feedback_gains is not None:
+        try:
+            kw["feedback_gains"] = tuple(float(x) for x in args.feedback_gains.split(","))
+        except ValueError:
+            raise ConfigError(f"bad --feedback-gains '{args.feedback_gains}': use e.g. 1,1.2,1.4") from None
     if args.start_position is not None:
         kw["init_min_position_m"] = kw["init_max_position_m"] = args.start_position
     if args.checkpoint_every is not None:

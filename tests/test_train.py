@@ -324,3 +324,36 @@ def test_ray_backend_local_cluster(tmp_path):
     assert [r["state"] for r in rows] == ["finished", "finished"]
     assert [r["airframe"] for r in rows] == ["crazyflie", "x500"]
     load_teacher(rd.teacher_dir(1) / "teacher.safetensors")
+
+
+def test_calibrate_gain_scales_the_feedback_around_hover_and_keeps_the_best(monkeypatch):
+    """The chosen gain g turns every action pre-activation y into y0 + g (y - y0): differences between two
+    observations scale by g exactly; each teacher keeps the gain its own evaluation scored best."""
+    import raptor.rl.teacher as T
+    from raptor.rl.batched import BatchedMLP
+    from raptor.sim.airframe import named_airframe
+
+    torch.manual_seed(0)
+    mlp = BatchedMLP(2, (29, 16, 16, 8))
+    x = torch.randn(2, 2, 29)
+    y, log_std = mlp(x)[..., :4].detach().clone(), mlp(x)[..., 4:].detach().clone()
+    afs = [named_airframe("crazyflie"), named_airframe("x500")]
+    gains = (1.0, 1.5, 0.5)
+    calls = []
+
+    def fake_evaluate(actors, airframes, episodes, seed=0, device="cpu"):  # teacher 0 likes 1.5, teacher 1 0.5
+        g = gains[len(calls)]
+        calls.append(g)
+        return [{"success_rate": 1.0 - abs(g - 1.5), "termination_rate": 0.0},
+                {"success_rate": 1.0 - abs(g - 0.5), "termination_rate": 0.0}]
+
+    monkeypatch.setattr(T, "evaluate_teachers", fake_evaluate)
+    chosen = T.calibrate_gain(mlp, afs, gains, episodes=4, seed=0)
+    assert chosen == [1.5, 0.5] and calls == list(gains)
+    y_new = mlp(x)[..., :4].detach()
+    torch.testing.assert_close(y_new[:, 0] - y_new[:, 1], torch.tensor([1.5, 0.5])[:, None] * (y[:, 0] - y[:, 1]))
+    assert torch.equal(mlp(x)[..., 4:].detach(), log_std)  # the log-std head is left alone
+    with pytest.raises(ConfigError, match="--feedback-gains"):
+        TrainConfig(feedback_gains=())
+    with pytest.raises(ConfigError, match="--feedback-gains"):
+        TrainConfig(feedback_gains=(1.0, -1.0))
