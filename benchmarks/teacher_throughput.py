@@ -30,7 +30,8 @@ SEED = 1_000_003
 
 
 def bar_check(actors, af, ref):
-    """The teacher as `raptor train` writes it (hover offset trimmed, 2 x 16 episodes, ~1 s), judged on the bar."""
+    """The teacher with its hover offset trimmed as `raptor train` does (2 x 16 episodes, ~1 s), judged on the bar;
+    without the feedback-gain calibration `raptor train` adds before its final evaluation (measured before it)."""
     m = evaluate_teachers(trimmed_copy(actors, [af], 16, seed=SEED + 11), [af], BAR.episodes, seed=SEED)[0]
     return BAR.judge(m, ref)["passed"], m
 
