@@ -33,7 +33,7 @@ from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory):
     out = tmp_path_factory.mktemp("teachers") / "run"
-    cfg = TrainConfig(steps=2048, eval_every_steps=2048, eval_episodes=10, threads=1,
+    cfg = TrainConfig(steps=2048, eval_every_steps=2048, eval_episodes=10, threads=1, gain_episodes=10,
                       ppo=replace(PPOConfig(), envs_per_teacher=32, horizon=32, minibatches=2),
                       bar=replace(QualityBar(), episodes=20))
     train(str(out), "crazyflie,x500,race", None, cfg, progress=False)

@@ -25,7 +25,7 @@ from raptor.rl.train import RunDir, TrainConfig, keep_best_attempts, parse_ids, 
 
 TINY = TrainConfig(steps=4096, eval_every_steps=2048, eval_episodes=20, ppo=replace(PPOConfig(), envs_per_teacher=32,
                                                                                      horizon=32, minibatches=2),
-                   bar=replace(QualityBar(), episodes=50), teachers_per_shard=2, threads=1)
+                   bar=replace(QualityBar(), episodes=50), teachers_per_shard=2, threads=1, gain_episodes=20)
 
 
 def test_batched_mlp_is_k_independent_linear_stacks():
