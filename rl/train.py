@@ -37,6 +37,7 @@ from raptor.rl.teacher import (
     calibrate_gain,
     calibrate_offsets,
     evaluate_teachers,
+    merge_candidates,
     reference_termination,
     save_teacher,
     teacher_score,
@@ -100,6 +101,12 @@ class TrainConfig:
     # (success - termination) in the same selection evaluation. The pick is ranked on few episodes, so its judged
     # result is typically lower (raptor061's first-ranked: 0.87 in selection, 0.81 judged).
     candidates: int = 1
+    # With candidates > 1: instead of keeping the first-ranked candidate, train one actor per teacher to imitate the
+    # mean action of all its candidates, each trimmed and gain-calibrated first (raptor.rl.teacher.merge_candidates,
+    # DAgger: merge_rounds rounds of merge_envs hover episodes). Seeds crash on different starts; their mean on fewer.
+    merge_candidates: bool = False
+    merge_rounds: int = 12
+    merge_envs: int = 1024
     ppo: PPOConfig = field(default_factory=PPOConfig)
     bar: QualityBar = field(default_factory=QualityBar)
 
@@ -115,6 +122,10 @@ class TrainConfig:
             raise ConfigError(f"unknown teacher observation '{self.observation}'; choose privileged or teacher")
         if self.steps <= 0 or self.teachers_per_shard <= 0 or self.eval_episodes <= 0 or self.candidates <= 0:
             raise ConfigError("--steps, --teachers-per-shard, --eval-episodes and --candidates must be positive")
+        if self.merge_candidates and self.candidates < 2:
+            raise ConfigError("--merge-candidates needs --candidates 2 or more")
+        if self.merge_rounds <= 0 or self.merge_envs <= 0:
+            raise ConfigError("merge_rounds and merge_envs must be positive")
         if self.candidates > 1 and self.backend == "sb3":
             raise ConfigError("--candidates needs the batched or ray backend (sb3 trains one network per run)")
         if not self.feedback_gains or not all(g > 0 for g in self.feedback_gains) or self.gain_episodes <= 0:
@@ -368,13 +379,43 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if bar is not None:
         bar.close()
     save_checkpoint()  # the trained state is safe before the (slower) final evaluation
-    if C > 1:  # the final evaluation sees only each teacher's first-ranked candidate
+    if C > 1:  # the final evaluation sees each teacher's first-ranked candidate, or all of them merged into one
+        everyone = best["actor"]
         best, curves = best_candidates(best, curves, C)
+        if cfg.merge_candidates:
+            best["actor"] = merged_actors(cfg, ids, airframes, everyone, best["actor"], seed)
+            for c in best["candidates"]:
+                c["merged"] = True
     results = finalize_teachers(rd, cfg, ids, airframes, best, curves, elapsed, ppo.env_steps)
     if writer:
         writer.close()
     ckpt_path.unlink(missing_ok=True)
     return results
+
+
+def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], everyone: list[dict],
+                  picked: list[dict], seed: int) -> list[dict]:
+    """Each teacher's candidates (C consecutive snapshots of `everyone`), trimmed and gain-calibrated, merged into
+    one actor that starts from the first-ranked (`picked`): raptor.rl.teacher.merge_candidates."""
+    from raptor.rl.batched import BatchedMLP
+    from raptor.rl.ppo import ACT_DIM
+
+    sizes = (int(everyone[0]["layer0.weight"].shape[1]), *cfg.ppo.actor_hidden, ACT_DIM)
+    cands = BatchedMLP(len(everyone), sizes).to(cfg.device)
+    for k, st in enumerate(everyone):
+        cands.load_teacher_state(k, st)
+    afs = [teacher_airframe(airframes[i], cfg) for i in ids]
+    slots = [a for a in afs for _ in range(cfg.candidates)]
+    if cfg.calibrate:
+        calibrate_offsets(cands, slots, cfg.calibration_episodes, seed=seed + 13, device=cfg.device, iterations=1)
+    if tuple(cfg.feedback_gains) != (1.0,):
+        calibrate_gain(cands, slots, tuple(cfg.feedback_gains), cfg.gain_episodes, seed=seed + 17, device=cfg.device)
+    init = BatchedMLP(len(ids), sizes).to(cfg.device)
+    for k, st in enumerate(picked):
+        init.load_teacher_state(k, st)
+    merge_candidates(cands, init, afs, cfg.merge_rounds, cfg.merge_envs, cfg.train_episode_steps, seed=seed + 19,
+                     device=cfg.device)
+    return [init.teacher_state(k) for k in range(len(ids))]
 
 
 def best_candidates(best: dict, curves: list[list[dict]], C: int) -> tuple[dict, list[list[dict]]]:
@@ -542,14 +583,15 @@ def train(out: str, airframe_spec: str | None = None, ids_text: str | None = Non
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
           address: str | None = None, retrain_steps: int | None = None,
           retrain_eval_episodes: int | None = None, retrain_candidates: int | None = None,
-          retrain_start_position: float | None = None) -> list[dict]:
+          retrain_start_position: float | None = None, retrain_merge_candidates: bool | None = None) -> list[dict]:
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
     # A retrain round may change the training length and the selection evaluation's size (failed teachers often
     # need a longer run; the best of ~20 snapshots ranked on 100 episodes tends to lose 2-4 points in the final
     # 500-episode evaluation, and on raptor061 still ~3 when ranked on 500 fixed starts).
     over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes),
                               ("candidates", retrain_candidates), ("init_min_position_m", retrain_start_position),
-                              ("init_max_position_m", retrain_start_position)) if v is not None}
+                              ("init_max_position_m", retrain_start_position),
+                              ("merge_candidates", retrain_merge_candidates)) if v is not None}
     if retrain_failed and over:
         cfg = replace(cfg, **over)
         run["config"] = cfg.to_json()
@@ -666,6 +708,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=None, metavar="N",
                    help="independent seeds trained per teacher; the best by the selection evaluations is kept "
                         "(default 1; batched and ray backends; with --retrain-failed it applies to that round)")
+    p.add_argument("--merge-candidates", action="store_true",
+                   help="with --candidates N: train one actor per teacher on the mean action of its N candidates "
+                        "(gain-calibrated) instead of keeping the first-ranked (also per --retrain-failed round)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
     p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
@@ -711,6 +756,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["eval_episodes"] = args.eval_episodes
     if args.candidates is not None:
         kw["candidates"] = args.candidates
+    if args.merge_candidates:
+        kw["merge_candidates"] = True
     if args.any_yaw is not None:
         kw["any_yaw_fraction"] = args.any_yaw
     if args.observation is not None:
@@ -745,7 +792,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
           retrain_steps=args.steps if args.retrain_failed else None,
           retrain_eval_episodes=args.eval_episodes if args.retrain_failed else None,
           retrain_candidates=args.candidates if args.retrain_failed else None,
-          retrain_start_position=args.start_position if args.retrain_failed else None)
+          retrain_start_position=args.start_position if args.retrain_failed else None,
+          retrain_merge_candidates=True if args.retrain_failed and args.merge_candidates else None)
     rows = status(RunDir(args.out))
     print(status_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")

@@ -357,3 +357,37 @@ def test_calibrate_gain_scales_the_feedback_around_hover_and_keeps_the_best(monk
         TrainConfig(feedback_gains=())
     with pytest.raises(ConfigError, match="--feedback-gains"):
         TrainConfig(feedback_gains=(1.0, -1.0))
+
+
+def test_merge_candidates_imitates_the_candidates_mean(tmp_path):
+    """`--candidates 2 --merge-candidates`: the written teacher is one actor trained on its candidates' mean action;
+    on the states it visits it is closer to that mean than the first-ranked candidate it started from."""
+    from raptor.rl.batched import BatchedMLP
+    from raptor.rl.ppo import TeacherActors
+    from raptor.rl.teacher import hover_config, merge_candidates
+    from raptor.sim.airframe import named_airframe
+    from raptor.sim.env import BatchedQuadrotorEnv
+
+    torch.manual_seed(0)
+    sizes = (29, 16, 16, 4)
+    cands, init = BatchedMLP(2, sizes), BatchedMLP(1, sizes)
+    init.load_teacher_state(0, cands.teacher_state(0))
+    start = BatchedMLP(1, sizes)
+    start.load_teacher_state(0, cands.teacher_state(0))
+    af = [named_airframe("crazyflie")]
+    merge_candidates(cands, init, af, rounds=20, envs=256, episode_steps=50, seed=0)
+    env = BatchedQuadrotorEnv(af, 256, hover_config(), seed=9)
+    obs = env.reset(seed=9).float()[None]
+    with torch.no_grad():
+        mean = TeacherActors(cands)(obs.expand(2, -1, -1)).mean(0)
+        err_merged = (TeacherActors(init)(obs)[0] - mean).pow(2).mean()
+        err_start = (TeacherActors(start)(obs)[0] - mean).pow(2).mean()
+    assert err_merged < 0.3 * err_start
+    # end to end: the run writes one teacher per airframe and records the merge
+    out = tmp_path / "run"
+    train(str(out), "crazyflie", None, replace(TINY, candidates=2, merge_candidates=True, merge_rounds=1,
+                                                merge_envs=16), progress=False)
+    ev = json.loads((out / "teachers" / "0000" / "eval.json").read_text())
+    assert ev["merged"] is True and len(ev["selection_scores"]) == 2
+    with pytest.raises(ConfigError, match="--merge-candidates needs --candidates 2"):
+        TrainConfig(merge_candidates=True)
