@@ -296,10 +296,10 @@ def merge_candidates(candidates: BatchedMLP, init: BatchedMLP, airframes: list[A
                 if r == 0:
                     a = 0.5 * (a + label(o))
                 obs, *_ = env.step(a.reshape(K * envs, -1).to(env.state.dtype))
-        X = torch.cat(states, 1)  # (K, steps * envs, D_obs)
-        Y = label(X)
-        X = X[..., :D]
+        X = torch.cat(states, 1)  # (K, steps * envs, D_obs): K * 24 MB at the defaults; lower envs for large K
         n = X.shape[1]
+        Y = torch.cat([label(X[:, j:j + 8192]) for j in range(0, n, 8192)], 1)  # the C candidates, in chunks
+        X = X[..., :D]
         for _ in range(4):
             perm = torch.randperm(n, generator=gen).to(X.device)
             for j in range(0, n, 4096):
