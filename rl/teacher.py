@@ -145,6 +145,8 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     from raptor.evaluation import rollout
 
     K = mlp.num
+    if tuple(gains) == (1.0,):  # nothing to try: the trained actor as it is
+        return [1.0] * K
     pre: list[torch.Tensor] = []
 
     class Recorder(torch.nn.Module):
@@ -159,18 +161,19 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     y0 = (pre[-1] * ok).sum(1) / ok.sum(1).clamp(min=1)  # (K, 4) the hover pre-activation
     W, b = mlp.weights[-1].data, mlp.biases[-1].data  # (K, in, out), (K, 1, out); out[:4] is the action mean
     W0, b0 = W.clone(), b.clone()
-    scores = []
-    for g in gains:
+
+    def fold(g: torch.Tensor) -> None:  # g (K,): y -> y0 + g (y - y0) on the action outputs
+        g = g.to(W)[:, None, None]
         W[..., :4] = g * W0[..., :4]
         b[..., :4] = g * b0[..., :4] + (1.0 - g) * y0[:, None, :].to(b)
+
+    scores = []
+    for g in gains:
+        fold(torch.full((K,), g))
         m = evaluate_teachers(TeacherActors(mlp, output), airframes, episodes, seed=seed, device=device)
         scores.append([teacher_score(x) for x in m])
     best = [max(range(len(gains)), key=lambda j: scores[j][k]) for k in range(K)]
-    chosen = torch.tensor([gains[j] for j in best], dtype=W.dtype, device=W.device)
-    W.copy_(W0)
-    b.copy_(b0)
-    W[..., :4] *= chosen[:, None, None]
-    b[..., :4] = chosen[:, None, None] * b0[..., :4] + (1.0 - chosen[:, None, None]) * y0[:, None, :].to(b)
+    fold(torch.tensor([gains[j] for j in best]))
     return [float(gains[j]) for j in best]
 
 
@@ -274,7 +277,6 @@ def merge_candidates(candidates: BatchedMLP, init: BatchedMLP, airframes: list[A
     if C * K != candidates.num or len(airframes) != K:
         raise ValueError(f"{candidates.num} candidates for {K} teachers and {len(airframes)} airframes")
     labeler, student = TeacherActors(candidates, output), TeacherActors(init, output)
-    D = init.sizes[0]
 
     def label(obs: torch.Tensor) -> torch.Tensor:  # (K, N, D) -> (K, N, 4), each teacher's candidates' mean
         N = obs.shape[1]
@@ -299,7 +301,6 @@ def merge_candidates(candidates: BatchedMLP, init: BatchedMLP, airframes: list[A
         X = torch.cat(states, 1)  # (K, steps * envs, D_obs): K * 24 MB at the defaults; lower envs for large K
         n = X.shape[1]
         Y = torch.cat([label(X[:, j:j + 8192]) for j in range(0, n, 8192)], 1)  # the C candidates, in chunks
-        X = X[..., :D]
         for _ in range(4):
             perm = torch.randperm(n, generator=gen).to(X.device)
             for j in range(0, n, 4096):

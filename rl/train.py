@@ -408,8 +408,7 @@ def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], e
     slots = [a for a in afs for _ in range(cfg.candidates)]
     if cfg.calibrate:
         calibrate_offsets(cands, slots, cfg.calibration_episodes, seed=seed + 13, device=cfg.device, iterations=1)
-    if tuple(cfg.feedback_gains) != (1.0,):
-        calibrate_gain(cands, slots, tuple(cfg.feedback_gains), cfg.gain_episodes, seed=seed + 17, device=cfg.device)
+    calibrate_gain(cands, slots, cfg.feedback_gains, cfg.gain_episodes, seed=seed + 17, device=cfg.device)
     init = BatchedMLP(len(ids), sizes).to(cfg.device)
     for k, st in enumerate(picked):
         init.load_teacher_state(k, st)
@@ -459,10 +458,8 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg) for a in plain],
                                     2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
                                     iterations=1, output=actors.output)
-    gains = [1.0] * len(ids)
-    if tuple(cfg.feedback_gains) != (1.0,):  # on starts of its own, after the trim
-        gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], tuple(cfg.feedback_gains),
-                               cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output)
+    gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], cfg.feedback_gains,  # own starts,
+                           cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output)  # after trim
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     ref = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     results = []
