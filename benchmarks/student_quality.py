@@ -1,0 +1,118 @@
+"""Student quality against its teachers and the published policy (issue: `raptor distill` acceptance).
+
+For each student (a `raptor distill` output directory or a policy file) and the published policy, on the same
+fresh airframes (another sampler seed than teachers and selection) and the same starts:
+hover and recovery (any yaw) success / termination; the student on its own teachers' airframes; its teachers'
+success on their own airframes (their `raptor train` evaluations, 500 episodes each); hover success by motor lag
+(the slow-motor corner: spin-up >= 0.08 s and spin-down >= 0.25 s).
+
+    python benchmarks/student_quality.py runs/student [runs/student2 ...] [--fresh sampled:200:777] [--episodes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from raptor import policy as rp
+from raptor.evaluation import episode_metrics, rollout
+from raptor.rl.train import RunDir, status
+from raptor.sim.airframe import Airframe, resolve_airframes
+
+SLOW_RISE_S, SLOW_FALL_S = 0.08, 0.25
+
+
+def lag_class(a: Airframe) -> str:
+    d = a.parameters["dynamics"]
+    up = d["rotor_time_constants_rising"][0] >= SLOW_RISE_S
+    down = d["rotor_time_constants_falling"][0] >= SLOW_FALL_S
+    return "both slow" if up and down else ("one slow" if up or down else "fast")
+
+
+def fly(policy_path: str, afs: list[Airframe], scenario: str, episodes: int, seed: int) -> dict:
+    r = rollout(rp.load(policy_path), afs, scenario, episodes, seed)
+    m = episode_metrics(r)
+    classes = np.array([lag_class(afs[i]) for i in r.airframe_index])
+    out = {"success": float(m["success"].mean()), "terminated": float(m["terminated"].mean()),
+           "final_error_median": float(np.nanmedian(m["final_position_error"])),
+           "by_lag": {c: (float(m["success"][classes == c].mean()), int((classes == c).sum() // episodes))
+                      for c in ("fast", "one slow", "both slow") if (classes == c).any()}}
+    return out
+
+
+def teachers_of(student_dir: Path) -> tuple[list[Airframe], dict]:
+    cfg = json.loads((student_dir / "config.json").read_text())
+    rd = RunDir(cfg["teachers_dir"])
+    rows = {r["id"]: r for r in status(rd)}
+    ids = cfg["teachers"]
+    afs = []
+    for i in ids:
+        af = json.loads((rd.teacher_dir(i) / "airframe.json").read_text())
+        afs.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
+    done = [r for r in rows.values() if r["state"] == "finished"]
+    summary = {"distilled": len(ids),
+               "distilled_success": float(np.mean([rows[i]["success_rate"] for i in ids])),
+               "distilled_terminated": float(np.mean([rows[i]["termination_rate"] for i in ids])),
+               "run_trained": len(done),
+               "run_success": float(np.mean([r["success_rate"] for r in done])),
+               "run_passed": sum(bool(r["passed"]) for r in done)}
+    return afs, summary
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("students", nargs="+", help="raptor distill output directories or policy files")
+    ap.add_argument("--fresh", default="sampled:200:777")
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--own-episodes", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    args = ap.parse_args()
+    fresh = resolve_airframes(args.fresh)
+    rows, results = [], {}
+    for name in ["official", *args.students]:
+        t0 = time.perf_counter()
+        p = Path(name)
+        path = str(p / "student.safetensors") if p.is_dir() else name
+        res = {s: fly(path, fresh, s, args.episodes, args.seed) for s in ("hover", "recovery")}
+        if p.is_dir() and (p / "config.json").is_file():
+            afs, res["teachers"] = teachers_of(p)
+            res["own"] = fly(path, afs, "hover", args.own_episodes, args.seed)
+        results[name] = res
+        h, r = res["hover"], res["recovery"]
+        lag = " / ".join(f"{pct(s)} ({n})" for s, n in h["by_lag"].values())
+        own = (f"{pct(res['own']['success'])} / {pct(res['own']['terminated'])}" if "own" in res else "")
+        tq = res.get("teachers")
+        teach = (f"{tq['distilled']} distilled: {pct(tq['distilled_success'])} / {pct(tq['distilled_terminated'])};"
+                 f" all {tq['run_trained']} trained: {pct(tq['run_success'])} ({tq['run_passed']} at the bar)"
+                 if tq else "")
+        gap = f"{100 * (tq['distilled_success'] - h['success']):+.1f}" if tq else ""
+        rows.append(f"| {name} | {pct(h['success'])} / {pct(h['terminated'])} | {pct(r['success'])} / "
+                    f"{pct(r['terminated'])} | {h['final_error_median']:.3f} | {lag} | {own} | {teach} | {gap} |")
+        print(f"# {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"\nfresh airframes {args.fresh}, {args.episodes} episodes each, seed {args.seed}; by lag: "
+          f"{' / '.join(fresh_counts(fresh))}")
+    print("| policy | hover success / terminated | recovery success / terminated | hover final error median [m] | "
+          "hover success by motor lag (fast / one slow / both slow) | on its teachers' airframes | "
+          "its teachers on their own airframes | teachers minus student [points] |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def fresh_counts(afs: list[Airframe]) -> list[str]:
+    classes = [lag_class(a) for a in afs]
+    return [f"{c} {classes.count(c)}" for c in ("fast", "one slow", "both slow")]
+
+
+if __name__ == "__main__":
+    main()
