@@ -232,6 +232,11 @@ class HilClient:
                 if pkt.seq == seq and pkt.type in (expect, P.STATUS) and not (
                         pkt.type == P.STATUS and pkt.fields[0] == P.STATUS_BOOT):
                     self.pending.remove(pkt)
+                    # what arrived with the reply (a BOOT read in the same chunk as a HELLO_ACK) is handled now, so
+                    # statistics reset after this request never count it
+                    for other in self.pending:
+                        self._handle_unsolicited(other)
+                    self.pending.clear()
                     if pkt.type == P.STATUS:
                         self._handle_unsolicited(pkt)
                         return None
