@@ -46,6 +46,9 @@ def fly(policy_path: str, afs: list[Airframe], scenario: str, episodes: int, see
 
 def teachers_of(student_dir: Path) -> tuple[list[Airframe], dict]:
     cfg = json.loads((student_dir / "config.json").read_text())
+    if not (Path(cfg["teachers_dir"]) / "run.json").is_file():
+        raise SystemExit(f"{student_dir}: its teachers' run '{cfg['teachers_dir']}' is not here (paths are as given to "
+                         "raptor distill; run from the same directory, or pass the student file instead of the folder)")
     rd = RunDir(cfg["teachers_dir"])
     rows = {r["id"]: r for r in status(rd)}
     ids = cfg["teachers"]
