@@ -21,7 +21,7 @@ import numpy as np
 from raptor import policy as rp
 from raptor.evaluation import episode_metrics, rollout
 from raptor.rl.train import RunDir, status
-from raptor.sim.airframe import Airframe, resolve_airframes
+from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes
 
 SLOW_RISE_S, SLOW_FALL_S = 0.08, 0.25
 
@@ -52,10 +52,8 @@ def teachers_of(student_dir: Path) -> tuple[list[Airframe], dict]:
     rd = RunDir(cfg["teachers_dir"])
     rows = {r["id"]: r for r in status(rd)}
     ids = cfg["teachers"]
-    afs = []
-    for i in ids:
-        af = json.loads((rd.teacher_dir(i) / "airframe.json").read_text())
-        afs.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
+    run_airframes = load_airframes(Path(cfg["teachers_dir"]) / "airframes.json")  # the run's, indexed by teacher id
+    afs = [run_airframes[i] for i in ids]
     done = [r for r in rows.values() if r["state"] == "finished"]
     summary = {"distilled": len(ids),
                "distilled_success": float(np.mean([rows[i]["success_rate"] for i in ids])),
