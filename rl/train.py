@@ -497,12 +497,17 @@ def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, c
             raise ConfigError(f"'{out}' already holds a training run; continue it with --resume, or choose another "
                               "--out")
         run = rd.read_run()
+        if airframe_spec is not None and airframe_spec != run["airframe_spec"]:
+            raise ConfigError(f"'{out}' trains airframes '{run['airframe_spec']}', not '{airframe_spec}'; resume "
+                              f"without --airframes (or with that spec), or start another --out")
         stored = TrainConfig.from_json(run["config"])
         if cfg is not None and cfg.backend != stored.backend:
             stored = replace(stored, backend=cfg.backend, teachers_per_shard=cfg.teachers_per_shard,
                              device=cfg.device, threads=cfg.threads)
             run["config"] = stored.to_json()
             rd.write_run(run)
+        if ids_text is not None and resume:
+            extend_run(rd, run, parse_ids(ids_text, len(rd.airframes())))
         return rd, run, stored
     if resume or retrain_failed:
         raise ConfigError(f"nothing to resume: '{out}' holds no run.json; start with --airframes SPEC --out {out}")
@@ -518,6 +523,27 @@ def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, c
            "config": cfg.to_json(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "retrain_attempts": []}
     rd.write_run(run)
     return rd, run, cfg
+
+
+def extend_run(rd: RunDir, run: dict, ids: list[int]) -> list[int]:
+    """`--resume --ids`: add the ids the run does not have yet, trained with the run's stored recipe (steps, bar,
+    seed) as an attempt of their own, so the finished shards keep their keys and are never retrained. Refused while
+    the current attempt has unfinished teachers (their checkpoints belong to its shards). Returns the ids added."""
+    new = sorted(set(ids) - set(run["ids"]))
+    if not new:
+        return []
+    attempts = run.setdefault("retrain_attempts", [])
+    current = run["ids"] if not attempts else attempts[-1]["ids"]
+    unfinished = [i for i in current if not rd.finished(i)]
+    if unfinished:
+        raise ConfigError(f"cannot add teachers {new[:5]}{'...' if len(new) > 5 else ''} yet: teachers "
+                          f"{unfinished[:5]}{'...' if len(unfinished) > 5 else ''} of the run are unfinished; finish "
+                          f"them first (raptor train --out {rd.root} --resume), then resume with --ids")
+    run["ids"] = sorted(set(run["ids"]) | set(new))
+    attempts.append({"attempt": len(attempts) + 1, "ids": new, "added": True,
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    rd.write_run(run)
+    return new
 
 
 def mark_failed_for_retraining(rd: RunDir, run: dict, cfg: TrainConfig) -> list[int]:
@@ -684,7 +710,9 @@ def status_table(rows: list[dict]) -> str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one RL teacher per airframe (batched, sb3 or ray backend)")
     p.add_argument("--airframes", default=None, help="named | NAME,... | FILE | sampled:N:SEED")
-    p.add_argument("--ids", default=None, help="which airframes of the spec, e.g. 0-999 or 0-9,12 (default all)")
+    p.add_argument("--ids", default=None, help="which airframes of the spec, e.g. 0-999 or 0-9,12 (default all); "
+                                                 "with --resume, the ids the run lacks are added and trained "
+                                                 "with its stored recipe")
     p.add_argument("--out", default=None, help="output directory (teachers, checkpoints, run.json)")
     p.add_argument("--algo", default=None, help="ppo (batched, ray, sb3) | sac (sb3) (default ppo)")
     p.add_argument("--backend", default=None, help="batched | sb3 | ray (default batched)")

@@ -258,6 +258,28 @@ def test_resume_without_run_and_corrupt_checkpoint(tmp_path):
         train(str(out), resume=True, progress=False)
 
 
+def test_resume_with_more_ids_adds_teachers_and_keeps_the_finished(tmp_path):
+    """`raptor train --resume --ids`: a run grows by the airframes it lacks (the same spec and recipe); the finished
+    teachers are not touched, and a wrong spec or a run with unfinished teachers is refused with the fix."""
+    out = tmp_path / "run"
+    cfg = replace(TINY, teachers_per_shard=1)
+    train(str(out), "crazyflie,x500,mrs", "0", cfg, progress=False)
+    before = _tree_hash(out / "teachers" / "0000")
+    with pytest.raises(ConfigError, match="not 'crazyflie,x500'"):
+        train(str(out), "crazyflie,x500", "0-1", None, resume=True, progress=False)
+    results = train(str(out), None, "0,2", None, resume=True, progress=False)
+    assert [r["id"] for r in results] == [2]
+    assert _tree_hash(out / "teachers" / "0000") == before
+    run = json.loads((out / "run.json").read_text())
+    assert run["ids"] == [0, 2] and run["retrain_attempts"][-1]["ids"] == [2]
+    assert [r["airframe"] for r in status(RunDir(out))] == ["crazyflie", "mrs"]
+    assert train(str(out), None, "0,2", None, resume=True, progress=False) == []  # nothing new: nothing trained
+    (out / "teachers" / "0002" / "eval.json").unlink()  # teacher 2 unfinished: adding 1 must wait for it
+    with pytest.raises(ConfigError, match="unfinished"):
+        train(str(out), None, "1", None, resume=True, progress=False)
+    assert json.loads((out / "run.json").read_text())["ids"] == [0, 2]
+
+
 def _tree_hash(d: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(d.rglob("*")):
