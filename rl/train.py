@@ -1,7 +1,8 @@
 """`raptor train`: one RL teacher per airframe, in an output directory that survives kills and resumes.
 
 Layout of OUT:
-    run.json                      the run: airframe spec, ids, backend, algorithm, configs, retrain attempts (and ids added by --resume --ids)
+    run.json                      the run: airframe spec, ids, backend, algorithm, configs, retrain attempts
+                                  (and the ids added by --resume --ids)
     airframes.json                the run's airframes (ids in their metadata)
     teachers/NNNN/                one finished teacher: teacher.safetensors (deterministic actor),
                                   airframe.json, curve.json (learning curve), eval.json (written last: the
