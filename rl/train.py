@@ -252,11 +252,16 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def attempt_ids(run: dict) -> list[int]:
+    """The ids the run's current attempt trains: all of them first, then those of the last retrain or addition."""
+    attempts = run.get("retrain_attempts", [])
+    return attempts[-1]["ids"] if attempts else run["ids"]
+
+
 def shard_plan(run: dict, cfg: TrainConfig) -> list[tuple[str, list[int], int]]:
     """(key, ids, seed) of every shard of the current attempt; keys are stable across resumes."""
-    attempts = run.get("retrain_attempts", [])
-    attempt = len(attempts)
-    ids = run["ids"] if attempt == 0 else attempts[-1]["ids"]
+    attempt = len(run.get("retrain_attempts", []))
+    ids = attempt_ids(run)
     per = 1 if cfg.backend == "sb3" else cfg.teachers_per_shard
     plan = []
     for j in range(0, len(ids), per):
@@ -533,14 +538,13 @@ def extend_run(rd: RunDir, run: dict, ids: list[int]) -> list[int]:
     new = sorted(set(ids) - set(run["ids"]))
     if not new:
         return []
-    attempts = run.setdefault("retrain_attempts", [])
-    current = run["ids"] if not attempts else attempts[-1]["ids"]
-    unfinished = [i for i in current if not rd.finished(i)]
+    unfinished = [i for i in attempt_ids(run) if not rd.finished(i)]
     if unfinished:
         raise ConfigError(f"cannot add teachers {new[:5]}{'...' if len(new) > 5 else ''} yet: teachers "
                           f"{unfinished[:5]}{'...' if len(unfinished) > 5 else ''} of the run are unfinished; finish "
                           f"them first (raptor train --out {rd.root} --resume), then resume with --ids")
     run["ids"] = sorted(set(run["ids"]) | set(new))
+    attempts = run.setdefault("retrain_attempts", [])
     attempts.append({"attempt": len(attempts) + 1, "ids": new, "added": True,
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     rd.write_run(run)
