@@ -66,6 +66,8 @@ class DistillConfig:
     # disturbance force (in units of 0.1 g). The deployed student is unchanged (2084 parameters); the head makes
     # its hidden state carry the estimate the teachers' labels depend on. 0 disables it (the reference's loss).
     disturbance_aux_weight: float = 0.05
+    # Start from this policy file's weights instead of a fresh network (fine-tune a student on these teachers).
+    init_from: str | None = None
     holdout: str = "sampled:32:4242"  # selection airframes, disjoint from the teachers' (another sampler seed)
     holdout_episodes: int = 10
     eval_every: int = 5
@@ -160,6 +162,7 @@ def student_sequence(net: RaptorPolicyNet, obs: torch.Tensor, hidden: bool = Fal
 
 
 AUX_SCALE = 10.0  # disturbance targets in 0.1 g (RMS over sampled airframes ~0.06 g, up to ~0.5 g)
+SUCCESS_RADIUS_M, SUCCESS_WINDOW = 0.1, 100  # raptor.evaluation's success: within 0.1 m for the last second
 
 
 @dataclass
@@ -171,6 +174,12 @@ class Dataset:
     terminated: torch.Tensor  # (E,) bool
     final_position: torch.Tensor  # (250, E, 3) positions over steps 250-499 (offset estimate)
     disturbance: torch.Tensor  # (E, 3) the episode's constant disturbance force in g (f / (m |g|)), world frame
+
+    def failed(self) -> torch.Tensor:
+        """(E,) bool: the episode did not succeed as raptor.evaluation counts it (terminated, or farther than
+        0.1 m from the target at some step of the last second)."""
+        far = (self.final_position[-SUCCESS_WINDOW:].norm(dim=-1) > SUCCESS_RADIUS_M).any(0)
+        return self.terminated | far
 
 
 @torch.no_grad()
@@ -283,6 +292,11 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         cfg = stored_config(outp)
     if epochs is not None:  # a resumed run can be extended
         cfg = dataclasses.replace(cfg, epochs=epochs)
+    warm = None  # the warm start, read before anything is written (a resume takes the checkpoint's weights)
+    if cfg.init_from is not None and not resume:
+        from raptor.policy import load as load_policy
+
+        warm = load_policy(cfg.init_from).net
     teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)
     train_names = {a.name for a in teachers.airframes}
@@ -296,6 +310,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     env = BatchedQuadrotorEnv(teachers.airframes, cfg.episodes_per_teacher, env_cfg, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     net = RaptorPolicyNet().to(cfg.device)
+    if warm is not None:
+        net.load_state_dict(warm.state_dict())
     aux = torch.nn.Linear(net.gru.h0.shape[0], 3).to(cfg.device)  # training only, never exported
     params = list(net.parameters()) + (list(aux.parameters()) if cfg.disturbance_aux_weight > 0 else [])
     opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-7)
@@ -335,6 +351,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         entry = {"epoch": epoch, "phase": "bc" if bc else "dagger", "loss": loss,
                  "rollout_return": float(data.returns.mean()),
                  "rollout_terminated": float(data.terminated.float().mean()),
+                 "rollout_failed": float(data.failed().float().mean()),
                  "wall_s": round(time.perf_counter() - t_start, 1)}
         if not bc and ((epoch - cfg.bc_epochs) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
             m = holdout_metrics(net, holdout, cfg.holdout_episodes, cfg.device)
@@ -357,7 +374,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     if bar is not None:
         bar.close()
     meta = default_metadata("raptor distill", {"distill": dataclasses.asdict(cfg)}, teachers=len(teachers.ids),
-                            teachers_dir=str(teachers_dir), best_epoch=state.get("best_epoch"))
+                            teachers_dir=str(teachers_dir), best_epoch=state.get("best_epoch"),
+                            **({"init_from": cfg.init_from} if cfg.init_from else {}))
     save_policy(outp / "last.safetensors", net, {**meta, "name": "last"})
     if state["best"] is not None:
         best = RaptorPolicyNet()
@@ -389,6 +407,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disturbance-aux", type=float, default=None, metavar="WEIGHT",
                    help="weight of the training-only loss that predicts the episode's disturbance from the GRU "
                         "state (default 0.05; 0: the reference's loss)")
+    p.add_argument("--init-from", default=None, metavar="POLICY",
+                   help="start from this policy's weights (a policy file or 'default') instead of a fresh network; "
+                        "the disturbance loss is then off unless --disturbance-aux is given (its fresh head "
+                        "would disturb the trained student)")
     p.add_argument("--ids", default=None, help="which teachers of the run, e.g. 0-63 or 0-9,12 (default all)")
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
     p.add_argument("--max-teacher-termination", type=float, default=None,
@@ -409,11 +431,15 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                       ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
                       ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"),
                       ("disturbance_aux", "disturbance_aux_weight"), ("seed", "seed"),
-                      ("threads", "threads")):
+                      ("init_from", "init_from"), ("threads", "threads")):
         if getattr(args, arg) is not None:
             kw[name] = getattr(args, arg)
     if args.include_failed:
         kw["only_passed"] = False
+    if args.init_from is not None and args.disturbance_aux is None and not args.resume:
+        kw["disturbance_aux_weight"] = 0.0
+        print("--init-from: the disturbance auxiliary loss is off (--disturbance-aux 0); a fresh head would pull the "
+              "trained student's hidden state before it has learned to read it")
     if args.max_teacher_termination is not None:
         kw["max_teacher_termination"] = args.max_teacher_termination
     cfg = DistillConfig(**kw)

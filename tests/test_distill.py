@@ -19,8 +19,8 @@ from raptor.distill.dagger import (
     student_sequence,
     train_epoch,
 )
-from raptor.errors import ConfigError
-from raptor.policy import load
+from raptor.errors import ConfigError, PolicyFileError
+from raptor.policy import default_metadata, load, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.ppo import PPOConfig
 from raptor.rl.teacher import QualityBar, load_teacher
@@ -145,3 +145,35 @@ def test_distill_runs_resumes_and_writes_a_policy(teachers, tmp_path):
     assert policy.step(torch.zeros(2, 22)).shape == (2, 4)
     with pytest.raises(ConfigError, match="no passing"):
         distill(str(teachers), str(tmp_path / "other"), replace(cfg, only_passed=True), progress=False)
+
+
+def test_failed_episodes_count_as_evaluation_does():
+    T, E = 150, 4
+    pos = torch.zeros(T, E, 3)
+    pos[:, 1, 0] = 0.099  # inside 0.1 m the whole last second: success
+    pos[-1, 2, 2] = 0.11  # out of it at the last step: failed
+    pos[:20, 3, 1] = 1.0  # far before the last second, then at the target: success
+    data = Dataset(torch.randn(T, E, 22), torch.rand(T, E, 4) * 2 - 1, torch.ones(T, E, dtype=torch.bool),
+                   torch.zeros(E), torch.tensor([True, False, False, False]), pos, torch.zeros(E, 3))
+    assert data.failed().tolist() == [True, False, True, False]
+
+
+def test_warm_start_from_a_policy_file(teachers, tmp_path):
+    start = tmp_path / "start.safetensors"
+    torch.manual_seed(3)
+    net = RaptorPolicyNet()
+    save_policy(start, net, {**default_metadata("test"), "name": "start"})
+    cfg = DistillConfig(epochs=2, bc_epochs=0, episodes_per_teacher=3, episode_steps=120, batch_size=3,
+                        learning_rate=1e-12, holdout="sampled:2:4242", holdout_episodes=1, eval_every=1,
+                        only_passed=False, threads=1, init_from=str(start))
+    distill(str(teachers), str(tmp_path / "s"), cfg, progress=False)
+    got = load(tmp_path / "s" / "last.safetensors")  # lr ~0: still the policy it started from
+    for p, q in zip(got.net.parameters(), net.parameters()):
+        torch.testing.assert_close(p, q)
+    assert got.metadata["init_from"] == str(start)  # the provenance names the policy it started from
+    log = json.loads((tmp_path / "s" / "log.json").read_text())
+    assert log[0]["rollout_failed"] == 1.0  # an untrained network fails every episode on every airframe
+    with pytest.raises(PolicyFileError, match="does not exist"):  # nothing written: the same command can rerun
+        distill(str(teachers), str(tmp_path / "t"), replace(cfg, init_from=str(tmp_path / "nope.safetensors")),
+                progress=False)
+    assert not (tmp_path / "t" / "config.json").exists()
