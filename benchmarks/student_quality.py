@@ -7,6 +7,12 @@ success on their own airframes (their `raptor train` evaluations, 500 episodes e
 (the slow-motor corner: spin-up >= 0.08 s and spin-down >= 0.25 s).
 
     python benchmarks/student_quality.py runs/student [runs/student2 ...] [--fresh sampled:200:777] [--episodes 10]
+        [--fresh-teachers runs/tf777]
+
+--fresh-teachers: a `raptor train` run on (some of) the fresh airframes themselves, with the same recipe as the
+students' teachers: the policies fly those airframes (--fresh-teacher-episodes each) beside the success those
+teachers reach there (their 500-episode evaluations, every finished teacher, at the bar or not), the like-for-like
+comparison of a student with per-airframe RL on airframes it never saw.
 """
 
 from __future__ import annotations
@@ -64,6 +70,21 @@ def teachers_of(student_dir: Path) -> tuple[list[Airframe], dict]:
     return afs, summary
 
 
+def fresh_teachers(run: str, fresh_spec: str) -> tuple[list[Airframe], dict]:
+    """The finished teachers of a run on the fresh airframes: their airframes and mean own evaluation."""
+    spec = json.loads((Path(run) / "run.json").read_text())["airframe_spec"]
+    if spec != fresh_spec:
+        raise SystemExit(f"--fresh-teachers {run} trained on '{spec}', not on --fresh '{fresh_spec}'")
+    rows = [r for r in status(RunDir(run)) if r["state"] == "finished"]
+    if not rows:
+        raise SystemExit(f"--fresh-teachers {run}: no finished teachers yet (raptor train --status {run})")
+    run_airframes = load_airframes(Path(run) / "airframes.json")
+    return [run_airframes[r["id"]] for r in rows], {
+        "trained": len(rows), "passed": sum(bool(r["passed"]) for r in rows),
+        "success": float(np.mean([r["success_rate"] for r in rows])),
+        "terminated": float(np.mean([r["termination_rate"] for r in rows]))}
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -75,10 +96,13 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--own-episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--fresh-teachers", default=None, help="a raptor train run on the --fresh airframes")
+    ap.add_argument("--fresh-teacher-episodes", type=int, default=50)
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args()
     fresh = resolve_airframes(args.fresh)
-    rows, results = [], {}
+    rows, results, ft_rows = [], {}, []
+    ft = fresh_teachers(args.fresh_teachers, args.fresh) if args.fresh_teachers else None
     for name in ["official", *args.students]:
         t0 = time.perf_counter()
         p = Path(name)
@@ -87,6 +111,10 @@ def main() -> None:
         if p.is_dir() and (p / "config.json").is_file():
             afs, res["teachers"] = teachers_of(p)
             res["own"] = fly(path, afs, "hover", args.own_episodes, args.seed)
+        if ft is not None:
+            res["fresh_teachers_airframes"] = f = fly(path, ft[0], "hover", args.fresh_teacher_episodes, args.seed)
+            ft_rows.append(f"| {name} | {pct(f['success'])} / {pct(f['terminated'])} | {pct(ft[1]['success'])} / "
+                           f"{pct(ft[1]['terminated'])} | {100 * (ft[1]['success'] - f['success']):+.1f} |")
         results[name] = res
         h, r = res["hover"], res["recovery"]
         lag = " / ".join(f"{pct(s)} ({n})" for s, n in h["by_lag"].values())
@@ -106,6 +134,13 @@ def main() -> None:
           "its teachers on their own airframes | teachers minus student [points] |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if ft is not None:
+        results["fresh_teachers"] = ft[1]
+        print(f"\non the {ft[1]['trained']} fresh airframes with teachers of their own ({args.fresh_teachers}, "
+              f"{ft[1]['passed']} at the bar), hover, {args.fresh_teacher_episodes} episodes each:")
+        print("| policy | success / terminated | those airframes' own teachers | teachers minus policy [points] |")
+        print("|---|---|---|---|")
+        print("\n".join(ft_rows))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
