@@ -37,6 +37,7 @@ import torch
 
 from raptor.conventions import OBS_FORCE
 from raptor.errors import ConfigError
+from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
@@ -162,7 +163,6 @@ def student_sequence(net: RaptorPolicyNet, obs: torch.Tensor, hidden: bool = Fal
 
 
 AUX_SCALE = 10.0  # disturbance targets in 0.1 g (RMS over sampled airframes ~0.06 g, up to ~0.5 g)
-SUCCESS_RADIUS_M, SUCCESS_WINDOW = 0.1, 100  # raptor.evaluation's success: within 0.1 m for the last second
 
 
 @dataclass
@@ -178,7 +178,7 @@ class Dataset:
     def failed(self) -> torch.Tensor:
         """(E,) bool: the episode did not succeed as raptor.evaluation counts it (terminated, or farther than
         0.1 m from the target at some step of the last second)."""
-        far = (self.final_position[-SUCCESS_WINDOW:].norm(dim=-1) > SUCCESS_RADIUS_M).any(0)
+        far = (self.final_position[-SUCCESS_WINDOW_STEPS:].norm(dim=-1) >= SUCCESS_RADIUS_M).any(0)
         return self.terminated | far
 
 
