@@ -77,14 +77,17 @@ def test_official_policy_flies_in_our_simulator_like_in_l2f(fixtures):
 
 def test_default_student_is_shipped_with_provenance_and_hovers():
     """`raptor.policy.load("default")`: the student `raptor distill` made, with its provenance, flying the crazyflie
-    and the x500 (hover, 40 episodes each; measured 100 % on both). It is distilled from 53 CPU-trained teachers
-    (it flies fresh airframes better than the earlier 721-teacher default), so "many teachers" means >= 50 here."""
+    and the x500 (hover, 40 episodes each). It is distilled from 53 CPU-trained teachers and fine-tuned with 29 more
+    of its failure corners, 82 in all (it flies fresh airframes better than the earlier 721-teacher default), so
+    "many teachers" means >= 50 here; the provenance pipeline lists the commands, teachers first."""
     from raptor.evaluation import evaluate
 
     pol = rp.load("default")
     meta = pol.metadata
     assert meta["name"] == "default" and meta["provenance"]["source"] == "raptor distill"
-    assert meta["teachers"] >= 50 and len(meta["provenance"]["pipeline"]) == 3
+    pipeline = meta["provenance"]["pipeline"]
+    assert meta["teachers"] >= 50 and pipeline[0].startswith("raptor train")
+    assert any(c.startswith("raptor distill") for c in pipeline)
     assert sum(p.numel() for p in pol.net.parameters()) == 2084
     for name in ("crazyflie", "x500"):
         m = evaluate("default", name, "hover", episodes=40, seed=2)["overall"]
