@@ -13,6 +13,11 @@ success on their own airframes (their `raptor train` evaluations, 500 episodes e
 students' teachers: the policies fly those airframes (--fresh-teacher-episodes each) beside the success those
 teachers reach there (their 500-episode evaluations, every finished teacher, at the bar or not), the like-for-like
 comparison of a student with per-airframe RL on airframes it never saw.
+
+--ship OUT --pipeline FILE: write the (first) student to OUT as the shipped default: metadata name "default", the
+commands that made it (FILE: a JSON list of strings) as its provenance pipeline, and the figures measured here as its
+evaluation (what `raptor.policy.load("default")` reports). The default ships as
+`core/data/policies/default.safetensors`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 from raptor import policy as rp
 from raptor.evaluation import episode_metrics, rollout
+from raptor.policy.io import save_policy
 from raptor.rl.train import RunDir, status
 from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes
 
@@ -99,7 +105,10 @@ def main() -> None:
     ap.add_argument("--fresh-teachers", default=None, help="a raptor train run on the --fresh airframes")
     ap.add_argument("--fresh-teacher-episodes", type=int, default=50)
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--ship", default=None, metavar="OUT", help="write the first student here as the shipped default")
+    ap.add_argument("--pipeline", default=None, metavar="FILE", help="with --ship: JSON list of its commands")
     args = ap.parse_args()
+    pipeline = read_pipeline(args.pipeline) if args.ship else None  # fail before the hour of rollouts, not after
     fresh = resolve_airframes(args.fresh)
     rows, results, ft_rows = [], {}, []
     ft = fresh_teachers(args.fresh_teachers, args.fresh) if args.fresh_teachers else None
@@ -143,6 +152,59 @@ def main() -> None:
         print("\n".join(ft_rows))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.ship:
+        first = Path(args.students[0])
+        student = str(first / "student.safetensors") if first.is_dir() else args.students[0]
+        evaluation = shipped_evaluation(results, args.students[0], args)
+        ship(student, args.ship, pipeline, evaluation)
+        print(f"\nshipped {student} -> {args.ship}:\n{json.dumps(evaluation, indent=1)}")
+
+
+def read_pipeline(path: str | None) -> list[str]:
+    if path is None:
+        raise SystemExit("--ship needs --pipeline FILE: a JSON list of the commands that made the student")
+    try:
+        pipeline = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--pipeline {path}: cannot read a JSON list from it ({e})") from None
+    if not (isinstance(pipeline, list) and pipeline and all(isinstance(c, str) for c in pipeline)):
+        raise SystemExit(f"--pipeline {path}: expected a non-empty JSON list of command strings")
+    return pipeline
+
+
+def shipped_evaluation(results: dict, key: str, args: argparse.Namespace) -> dict:
+    """The figures a user sees in the default's metadata: the student and the published policy, same airframes."""
+    def pick(m: dict) -> dict:
+        return {k: round(m[k], 4) for k in ("success", "terminated", "final_error_median")}
+    s, o = results[key], results["official"]
+    ev = {"airframes": f"{args.fresh} (fresh), {args.episodes} episodes each, seed {args.seed}",
+          "hover": pick(s["hover"]), "recovery": pick(s["recovery"]),
+          "published_hover": pick(o["hover"]), "published_recovery": pick(o["recovery"])}
+    if "teachers" in s:
+        ev["teachers_hover_success_rate"] = round(s["teachers"]["distilled_success"], 4)
+        ev["teachers_population_hover_success_rate"] = round(s["teachers"]["run_success"], 4)
+    if "fresh_teachers" in results:
+        n = results["fresh_teachers"]["trained"]
+        ev["like_for_like"] = {
+            "airframes": f"{args.fresh}: the {n} with teachers of their own, "
+                         f"{args.fresh_teacher_episodes} hover episodes each",
+            "their_teachers": round(results["fresh_teachers"]["success"], 4),
+            "student": round(s["fresh_teachers_airframes"]["success"], 4),
+            "published": round(o["fresh_teachers_airframes"]["success"], 4)}
+    return ev
+
+
+def ship(student: str, out: str, pipeline: list[str], evaluation: dict) -> None:
+    """Write `student` to `out` (atomically, by save_policy) named "default" with its pipeline and evaluation."""
+    p = rp.load(student)
+    meta = dict(p.metadata)
+    meta["name"] = "default"
+    meta["provenance"] = dict(meta.get("provenance", {}), pipeline=pipeline)
+    teachers_dir = str(meta.get("teachers_dir", ""))
+    if Path(teachers_dir).is_absolute():  # a path on the machine that trained it says nothing to a user
+        meta["teachers_dir"] = Path(teachers_dir).name
+    meta["evaluation"] = evaluation
+    save_policy(out, p.net, meta)
 
 
 def fresh_counts(afs: list[Airframe]) -> list[str]:

@@ -94,6 +94,52 @@ def test_default_student_is_shipped_with_provenance_and_hovers():
         assert m["success_rate"] >= 0.85 and m["termination_rate"] <= 0.1, (name, m)
 
 
+def test_shipping_a_student_as_the_default_writes_its_pipeline_and_evaluation(tmp_path):
+    """benchmarks/student_quality.py --ship: the step that makes core/data/policies/default.safetensors from a
+    `raptor distill` output: same weights, name "default", the pipeline as provenance, the measured figures as its
+    evaluation (the published policy beside it), no path of the training machine; a bad pipeline file is refused
+    before any rollout."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "student_quality.py"
+    spec = importlib.util.spec_from_file_location("student_quality", bench)
+    sq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sq)
+
+    torch.manual_seed(3)
+    net = rp.RaptorPolicyNet()
+    meta = default_metadata(source="raptor distill")
+    meta["teachers_dir"] = "/somewhere/runs/t64"
+    student = tmp_path / "student.safetensors"
+    rp.save_policy(student, net, meta)
+    fig = {"success": 0.9123456, "terminated": 0.031, "final_error_median": 0.0152, "by_lag": {}}
+    results = {"official": {"hover": fig, "recovery": fig, "fresh_teachers_airframes": fig},
+               "s": {"hover": fig, "recovery": fig, "fresh_teachers_airframes": fig,
+                     "teachers": {"distilled_success": 0.984, "run_success": 0.9}},
+               "fresh_teachers": {"trained": 32, "success": 0.974}}
+    args = argparse.Namespace(fresh="sampled:200:777", episodes=10, seed=5, fresh_teacher_episodes=50)
+    pipeline_file = tmp_path / "pipeline.json"
+    pipeline_file.write_text(json.dumps(["raptor train --out t", "raptor distill --teachers t --out s"]))
+    out = tmp_path / "default.safetensors"
+    sq.ship(str(student), str(out), sq.read_pipeline(str(pipeline_file)), sq.shipped_evaluation(results, "s", args))
+
+    shipped = rp.load(out)
+    assert shipped.metadata["name"] == "default" and shipped.metadata["teachers_dir"] == "t64"
+    assert shipped.metadata["provenance"]["pipeline"][1].startswith("raptor distill")
+    ev = shipped.metadata["evaluation"]
+    assert ev["hover"]["success"] == 0.9123 and ev["teachers_hover_success_rate"] == 0.984
+    assert ev["like_for_like"]["their_teachers"] == 0.974 and "sampled:200:777" in ev["airframes"]
+    for k, v in net.flat_parameters().items():
+        assert torch.equal(shipped.net.flat_parameters()[k], v.detach())
+    pipeline_file.write_text('{"not": "a list"}')
+    with pytest.raises(SystemExit, match="JSON list"):
+        sq.read_pipeline(str(pipeline_file))
+    with pytest.raises(SystemExit, match="needs --pipeline"):
+        sq.read_pipeline(None)
+
+
 def test_policy_file_round_trip_and_refusals(tmp_path):
     torch.manual_seed(1)
     net = rp.RaptorPolicyNet()
