@@ -77,9 +77,9 @@ def test_official_policy_flies_in_our_simulator_like_in_l2f(fixtures):
 
 def test_default_student_is_shipped_with_provenance_and_hovers():
     """`raptor.policy.load("default")`: the student `raptor distill` made, with its provenance, flying the crazyflie
-    and the x500 (hover, 40 episodes each). It is distilled from 53 CPU-trained teachers and fine-tuned with 38 more
-    of its failure corners, 91 in all (it flies fresh airframes better than the earlier 721-teacher default), so
-    "many teachers" means >= 50 here; the provenance pipeline lists the commands, teachers first."""
+    and the x500 (hover, 40 episodes each). It is distilled from 53 CPU-trained teachers and fine-tuned once on those
+    and 49 more of its failure corners, 102 in all (it flies fresh airframes better than the earlier 721-teacher
+    default), so "many teachers" means >= 50 here; the provenance pipeline lists the commands, teachers first."""
     from raptor.evaluation import evaluate
 
     pol = rp.load("default")
