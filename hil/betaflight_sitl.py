@@ -589,8 +589,7 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
                 raise RaptorError("Betaflight SITL did not exit after 'save' (its CLI reboot)") from None
         marker.write_text(config_id)
     bridge = SitlBridge()
-    sitl = SitlProcess(binary, workdir)
-    sitl.start()
+    sitl: SitlProcess | None = None
     t_virtual = 1.0  # continued from the start-up stream below
     t0_wall = time.monotonic()
     rest = starts[0].clone()
@@ -613,18 +612,7 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
 
     msp = None
     try:
-        msp = Msp()
-        # boot: level at rest, disarmed (throttle channel low), until no check blocks arming (gyro calibration takes
-        # a few seconds); then the arm switch (a switch already on while a check failed would be refused)
-        status: dict = {"arming_disable_flags": ["(no status yet)"]}
-        deadline = time.monotonic() + 20.0
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = msp.status()
-            if os.environ.get("RAPTOR_SITL_DEBUG"):
-                log(f"boot: {status}")
-            if not status["arming_disable_flags"]:
-                break
+        sitl, msp, status = boot_until_armable(binary, workdir, log=log)
         t_virtual = sitl.stream.stop()  # from here on the bridge streams, in step with the physics
         t0_wall = time.monotonic() - (t_virtual - 1.0) / speed
         arm = rc_channels(np.array([0.0, 0.0, -1.0]), np.zeros(3), active=False, armed=True)
@@ -687,7 +675,8 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
         if msp is not None:
             msp.close()
         bridge.close()
-        sitl.stop()
+        if sitl is not None:
+            sitl.stop()
     n_steps = np.where(first_term < 0, T, first_term + 1)
     r = Rollouts(airframe_names=[plain.name], airframe_index=np.zeros(episodes, dtype=int), position=positions,
                  target=np.zeros_like(positions), position_error=np.linalg.norm(positions, axis=-1),
@@ -697,6 +686,43 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     s["bridge"] = vars(bridge.stats)
     s["wall_time_s"] = round(time.monotonic() - t0_wall, 1)
     return s
+
+
+def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: float = 20.0,
+                       log=print) -> tuple[SitlProcess, Msp, dict]:
+    """Start the SITL (level at rest, disarmed: the start-up stream) and wait until no check blocks arming (gyro
+    calibration takes a few seconds); the arm switch comes after (a switch already on while a check failed would be
+    refused). The 4.6.0 SITL sometimes starts with a stalled clock (see RestStream), its boot flags (BOOT_GRACE_TIME)
+    then never clear: such a start is stopped and the SITL started again, up to `attempts` times.
+    Returns the running SITL, its MSP client and the last status."""
+    flags: list = ["(no status yet)"]
+    for attempt in range(attempts):
+        sitl = SitlProcess(binary, workdir)
+        msp = None
+        try:
+            sitl.start()
+            msp = Msp()
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                status = msp.status()
+                if os.environ.get("RAPTOR_SITL_DEBUG"):
+                    log(f"boot: {status}")
+                flags = status["arming_disable_flags"]
+                if not flags:
+                    return sitl, msp, status
+        except BaseException:
+            if msp is not None:
+                msp.close()
+            sitl.stop()
+            raise
+        msp.close()
+        sitl.stop()
+        if attempt < attempts - 1:
+            log(f"Betaflight SITL start {attempt + 1}: arming still disabled by {flags} after {wait_s:.0f} s; "
+                "starting it again")
+    raise RaptorError(f"Betaflight SITL: arming stayed disabled by {flags} over {attempts} starts of {wait_s:.0f} s "
+                      f"(log: {workdir / 'sitl.log'})")
 
 
 def run_sitl_cli(args) -> int:
