@@ -115,7 +115,7 @@ def main() -> None:
     for name in ["official", *args.students]:
         t0 = time.perf_counter()
         p = Path(name)
-        path = str(p / "student.safetensors") if p.is_dir() else name
+        path = policy_path(name)
         res = {s: fly(path, fresh, s, args.episodes, args.seed) for s in ("hover", "recovery")}
         if p.is_dir() and (p / "config.json").is_file():
             afs, res["teachers"] = teachers_of(p)
@@ -153,11 +153,15 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if args.ship:
-        first = Path(args.students[0])
-        student = str(first / "student.safetensors") if first.is_dir() else args.students[0]
+        student = policy_path(args.students[0])
         evaluation = shipped_evaluation(results, args.students[0], args)
         ship(student, args.ship, pipeline, evaluation)
         print(f"\nshipped {student} -> {args.ship}:\n{json.dumps(evaluation, indent=1)}")
+
+
+def policy_path(name: str) -> str:
+    """A `raptor distill` output directory's student file, or the policy file (or name) itself."""
+    return str(Path(name) / "student.safetensors") if Path(name).is_dir() else name
 
 
 def read_pipeline(path: str | None) -> list[str]:

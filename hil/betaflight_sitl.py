@@ -697,8 +697,7 @@ def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: f
     Returns the running SITL, its MSP client and the last status."""
     flags: list = ["(no status yet)"]
     for attempt in range(attempts):
-        sitl = SitlProcess(binary, workdir)
-        msp = None
+        sitl, msp, armable = SitlProcess(binary, workdir), None, False
         try:
             sitl.start()
             msp = Msp()
@@ -710,19 +709,18 @@ def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: f
                     log(f"boot: {status}")
                 flags = status["arming_disable_flags"]
                 if not flags:
+                    armable = True
                     return sitl, msp, status
-        except BaseException:
-            if msp is not None:
-                msp.close()
-            sitl.stop()
-            raise
-        msp.close()
-        sitl.stop()
+        finally:
+            if not armable:  # a stalled start, or an error: nothing of this start stays running
+                if msp is not None:
+                    msp.close()
+                sitl.stop()
         if attempt < attempts - 1:
             log(f"Betaflight SITL start {attempt + 1}: arming still disabled by {flags} after {wait_s:.0f} s; "
                 "starting it again")
     raise RaptorError(f"Betaflight SITL: arming stayed disabled by {flags} over {attempts} starts of {wait_s:.0f} s "
-                      f"(log: {workdir / 'sitl.log'})")
+                      f"(log: {sitl.log_path})")
 
 
 def run_sitl_cli(args) -> int:
