@@ -120,17 +120,23 @@ static void matvec(const float *w, const float *x, const float *bias, float *out
 void raptor_policy_forward(const raptor_weights_t *w, const float input[RAPTOR_INPUT_DIM],
                            const float hidden[RAPTOR_HIDDEN_DIM], float hidden_out[RAPTOR_HIDDEN_DIM],
                            float output[RAPTOR_OUTPUT_DIM]) {
-    float x[RAPTOR_HIDDEN_DIM], h[RAPTOR_HIDDEN_DIM];
-    float gi[RAPTOR_GATES_DIM], gh[RAPTOR_GATES_DIM];
+    /* Stack kept small for the firmware tasks that call this (about 0.3 KB): the hidden-to-hidden gates are
+     * computed one 16-row block (r, z, n) at a time into gh, and the sums are the same float operations in the same
+     * order as with a full 48-row buffer, so every build gives the same bits. */
+    float x[RAPTOR_HIDDEN_DIM], h[RAPTOR_HIDDEN_DIM], gh[RAPTOR_HIDDEN_DIM];
+    float gi[RAPTOR_GATES_DIM];
     int i;
     matvec22(&w->input_weight[0][0], input, w->input_bias, x, RAPTOR_HIDDEN_DIM);
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
     matvec16(&w->gru_weight_ih[0][0], x, w->gru_bias_ih, gi, RAPTOR_GATES_DIM);
-    matvec16(&w->gru_weight_hh[0][0], hidden, w->gru_bias_hh, gh, RAPTOR_GATES_DIM);
+    matvec16(&w->gru_weight_hh[0][0], hidden, w->gru_bias_hh, gh, RAPTOR_HIDDEN_DIM); /* r block */
+    for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) gi[i] = fast_sigmoid(gi[i] + gh[i]);       /* gi[0:16] <- r */
+    matvec16(&w->gru_weight_hh[16][0], hidden, w->gru_bias_hh + 16, gh, RAPTOR_HIDDEN_DIM); /* z block */
+    for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) gi[i + 16] = fast_sigmoid(gi[i + 16] + gh[i]); /* gi[16:32] <- z */
+    matvec16(&w->gru_weight_hh[32][0], hidden, w->gru_bias_hh + 32, gh, RAPTOR_HIDDEN_DIM); /* n block */
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) {
-        const float r = fast_sigmoid(gi[i] + gh[i]);
-        const float z = fast_sigmoid(gi[i + 16] + gh[i + 16]);
-        const float n = fast_tanh(gi[i + 32] + r * gh[i + 32]);
+        const float r = gi[i], z = gi[i + 16];
+        const float n = fast_tanh(gi[i + 32] + r * gh[i]);
         h[i] = z * hidden[i] + (1.0f - z) * n;
     }
     matvec16(&w->output_weight[0][0], h, w->output_bias, output, RAPTOR_OUTPUT_DIM);
@@ -233,6 +239,19 @@ uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const 
     }
     for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) input[18 + i] = p->history[i];
     raptor_policy_forward(p->weights, input, p->hidden, h_new, y);
+    for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) { /* output guard: a non-finite result never reaches a motor */
+        if (!finite_f(h_new[i]) || (i < RAPTOR_OUTPUT_DIM && !finite_f(y[i]))) {
+            for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) {
+                out->action[i] = p->safe_action[i];
+                p->history[i] = RESET_HISTORY;
+            }
+            for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) p->hidden[i] = p->weights->gru_h0[i];
+            p->calls_since_native = 0;
+            p->last_timestamp_ns = timestamp_ns;
+            p->calls++;
+            return status | RAPTOR_STATUS_OUTPUT_INVALID | p->timing_flags;
+        }
+    }
     if (native) {
         for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) p->hidden[i] = h_new[i];
         p->calls_since_native = 0;
@@ -247,19 +266,19 @@ uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const 
 
 float raptor_policy_self_test(const raptor_weights_t *w, const float *inputs, const float *outputs, uint32_t steps,
                               uint32_t batch) {
-    float h[8][RAPTOR_HIDDEN_DIM];
+    /* One sequence at a time (they are independent), so one hidden state: the self-test runs in the firmware's
+     * small system task (Crazyflie: 1,200 B). */
+    float h[RAPTOR_HIDDEN_DIM];
     float y[RAPTOR_OUTPUT_DIM];
     float worst = 0.0f;
     uint32_t t, b;
     int i;
-    if (batch > 8u) batch = 8u;
-    for (b = 0; b < batch; b++)
-        for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) h[b][i] = w->gru_h0[i];
-    for (t = 0; t < steps; t++) {
-        for (b = 0; b < batch; b++) {
+    for (b = 0; b < batch; b++) {
+        for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) h[i] = w->gru_h0[i];
+        for (t = 0; t < steps; t++) {
             const float *in = inputs + (t * batch + b) * RAPTOR_INPUT_DIM;
             const float *ref = outputs + (t * batch + b) * RAPTOR_OUTPUT_DIM;
-            raptor_policy_forward(w, in, h[b], h[b], y);
+            raptor_policy_forward(w, in, h, h, y);
             for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) {
                 float d = y[i] - ref[i];
                 if (d < 0.0f) d = -d;

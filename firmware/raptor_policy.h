@@ -63,6 +63,7 @@ typedef struct {
 #define RAPTOR_STATUS_TIMING_JITTER (1u << 3)     /* a call interval in the last window outside [0.8, 1.2] x nominal */
 #define RAPTOR_STATUS_TIMING_BIAS (1u << 4)       /* mean call interval of the last window outside [0.8, 1.2] x */
 #define RAPTOR_STATUS_NOT_INITIALIZED (1u << 5)   /* raptor_policy_init was not called */
+#define RAPTOR_STATUS_OUTPUT_INVALID (1u << 6)    /* the network gave NaN/inf: safe action, GRU state back to h0 */
 
 typedef struct {
     const raptor_weights_t *weights;

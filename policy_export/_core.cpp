@@ -72,8 +72,8 @@ class Core {
     }
     float self_test(farr inputs, farr outputs) {
         if (inputs.ndim() != 3 || inputs.shape(2) != 22 || outputs.ndim() != 3 || outputs.shape(2) != 4 ||
-            inputs.shape(0) != outputs.shape(0) || inputs.shape(1) != outputs.shape(1) || inputs.shape(1) > 8)
-            throw std::invalid_argument("self_test expects inputs (T, B<=8, 22) and outputs (T, B, 4)");
+            inputs.shape(0) != outputs.shape(0) || inputs.shape(1) != outputs.shape(1))
+            throw std::invalid_argument("self_test expects inputs (T, B, 22) and outputs (T, B, 4)");
         return raptor_policy_self_test(&w_, inputs.data(), outputs.data(), static_cast<uint32_t>(inputs.shape(0)),
                                        static_cast<uint32_t>(inputs.shape(1)));
     }
@@ -95,6 +95,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("STATUS_TIMESTAMP_INVALID") = RAPTOR_STATUS_TIMESTAMP_INVALID;
     m.attr("STATUS_TIMING_JITTER") = RAPTOR_STATUS_TIMING_JITTER;
     m.attr("STATUS_TIMING_BIAS") = RAPTOR_STATUS_TIMING_BIAS;
+    m.attr("STATUS_OUTPUT_INVALID") = RAPTOR_STATUS_OUTPUT_INVALID;
     py::class_<Core>(m, "Core")
         .def(py::init<const py::dict &, uint32_t, uint64_t>(), py::arg("params"), py::arg("native_every") = 1,
              py::arg("control_interval_ns") = 0)

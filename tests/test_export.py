@@ -21,6 +21,7 @@ from raptor.policy_export.export import export, parity_sequence
 
 REPO = Path(__file__).resolve().parents[1]
 has_official = find_spec("foundation_policy") is not None
+HOSTILE = 'rm -rf run/checkpoints/* "q" \\ */ /* ??/ ??= \n line \r\t \x01 é 😀 \\'
 has_arm = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
 
 
@@ -33,7 +34,9 @@ def _policy(kind: str) -> rp.Policy:
     net = rp.RaptorPolicyNet()
     with torch.no_grad():
         net.gru.h0.uniform_(-0.5, 0.5)  # a random student with a non-trivial learned h0
-    return rp.Policy(net, default_metadata(source="random"))
+    meta = default_metadata(source=HOSTILE, name=HOSTILE)  # and metadata that must not break the C it reaches
+    meta["provenance"]["pipeline"] = [HOSTILE, "*/ int x = 1; /*", "x" * 5000]
+    return rp.Policy(net, meta)
 
 
 def _core_for(policy: rp.Policy, native_every: int, interval_ns: int = 0) -> _core.Core:
@@ -81,6 +84,29 @@ def test_nan_observation_gives_safe_action_and_the_next_valid_one_recovers():
     np.testing.assert_array_equal(actions[60], [-1, -1, -1, -1])
     # the invalid call changed nothing: the rest equals a run without it
     np.testing.assert_allclose(np.delete(actions, 60, axis=0), clean, atol=1e-7)
+
+
+def test_output_guard_keeps_non_finite_actions_from_the_motors():
+    """Finite weights whose result overflows: the core returns the safe action, says so, and restarts the GRU at h0
+    (the next finite result is the network's own again)."""
+    policy = _policy("random")
+    ts, obs = parity_sequence(policy, 400, steps=40, nan_step=None)
+    params = {k: v.detach().float().numpy().copy() for k, v in policy.net.flat_parameters().items()}
+    core = _core_for(policy, 4)
+    core.set_safe_action(np.array([-1, -1, -1, -1], np.float32))
+    good, status = core.control(ts, obs)
+    assert np.isfinite(good).all() and not (status & _core.STATUS_OUTPUT_INVALID).any()
+    big = dict(params)
+    big["input_layer.bias"] = np.full(16, 3e38, np.float32)
+    big["input_layer.weight"] = np.zeros((16, 22), np.float32)
+    big["input_layer.weight"][:, 11] = 3e38  # R[2][2] ~ 1 near level: finite weights, but the sums overflow to inf
+    core = _core.Core(big, 4, 0)
+    core.set_safe_action(np.array([-1, -1, -1, -1], np.float32))
+    actions, status = core.control(ts, obs)
+    bad = (status & _core.STATUS_OUTPUT_INVALID) != 0
+    assert bad.all() and np.isfinite(actions).all()
+    np.testing.assert_array_equal(actions[bad], -1.0)
+    np.testing.assert_allclose(core.hidden, params["gru.h0"], atol=0)
 
 
 def test_timing_status_flags():
@@ -138,6 +164,28 @@ def test_host_c_and_qemu_cortex_m_agree_with_the_pybind_core(tmp_path, kind):
         assert "verdict pass" in r.stdout
         dev = _device_actions(r.stdout)
         assert np.abs(dev - ref).max() <= 1e-5, target
+
+
+def test_metadata_reaches_c_as_exact_escaped_strings(tmp_path):
+    """Provenance and names holding comment delimiters, quotes, backslashes, trigraphs, newlines and non-ASCII text
+    compile with -Wall -Wextra -Werror -pedantic, and the string constants hold the exact text (cut past the C99
+    minimum literal length, saying so)."""
+    from raptor.policy_export.export import weights_header
+
+    policy = _policy("random")
+    (tmp_path / "raptor_policy_weights.h").write_text(weights_header(policy, None, "a */ path /* \\ é.safetensors"))
+    shutil.copy(REPO / "firmware" / "raptor_policy.h", tmp_path)
+    (tmp_path / "main.c").write_text('#include <stdio.h>\n#include "raptor_policy_weights.h"\n'
+                                     'int main(void) { fputs(RAPTOR_POLICY_NAME, stdout); putchar(0);'
+                                     ' fputs(RAPTOR_POLICY_PROVENANCE_JSON, stdout); return RAPTOR_WEIGHTS.gru_h0[0]'
+                                     ' > 1e9f; }\n')
+    r = _run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "main.c", "-o", "show"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run([str(tmp_path / "show")], capture_output=True, check=True).stdout
+    name, prov = out.split(b"\0")
+    assert name.decode() == HOSTILE
+    full = __import__("json").dumps(policy.metadata["provenance"], sort_keys=True).encode()
+    assert len(full) > 3500 and prov.startswith(full[:3500]) and b"[cut at 3500 of" in prov
 
 
 def test_exporter_refuses_bad_policy_files(tmp_path):

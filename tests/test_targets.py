@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+import raptor.policy as rp
 from raptor.hil import betaflight_sitl as bf
+from raptor.policy.io import default_metadata
 from raptor.policy_export.export import export
 from raptor.sim.airframe import named_airframe
 from raptor.sim.dynamics import rotation_matrix
@@ -23,14 +25,23 @@ WARN = ["-Wall", "-Wextra", "-Werror"]
 F = np.diag([1.0, -1.0, -1.0])  # NED -> FLU world, FRD -> FLU body
 
 
+HOSTILE = 'cp -a t64 t64c && rm -rf t64c/checkpoints/*; "q" \\ */ /* ??/ \n é'
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict[str, Path]:
+    """Every target exported from a policy whose metadata and file name would break C if pasted raw."""
     root = tmp_path_factory.mktemp("targets")
-    return {t: _export(t, root / t) for t in TARGETS}
+    torch.manual_seed(3)
+    meta = default_metadata(source=HOSTILE, name=HOSTILE)
+    meta["provenance"]["pipeline"] = [HOSTILE]
+    path = root / "a */ policy.safetensors"
+    rp.save_policy(path, rp.RaptorPolicyNet(), meta)
+    return {t: _export(str(path), t, root / t) for t in TARGETS}
 
 
-def _export(target: str, out: Path) -> Path:
-    files = export("official", target, out)
+def _export(policy: str, target: str, out: Path) -> Path:
+    files = export(policy, target, out)
     assert (out / "README.md").is_file() and (out / "raptor_policy_weights.h").is_file()
     assert all(p.is_file() for p in files)
     return out
@@ -201,10 +212,53 @@ def test_crazyflie_conversions_round_trip(lib):
     x, y, z, ww = (ctypes.c_float() for _ in range(4))
     lib.raptor_cf_policy_to_quaternion(q, ctypes.byref(x), ctypes.byref(y), ctypes.byref(z), ctypes.byref(ww))
     np.testing.assert_allclose([x.value, y.value, z.value, ww.value], [0.1, 0.2, 0.3, 0.9], atol=1e-7)
+
+
+class CfSetpoint(ctypes.Structure):
+    _fields_ = [("position", ctypes.c_float * 3), ("velocity", ctypes.c_float * 3),
+                ("position_abs", ctypes.c_uint8 * 3), ("velocity_body", ctypes.c_uint8)]
+
+
+def _cf_errors(lib, p, v, q_wxyz, sp_p, sp_v, position_abs=(1, 1, 1), body=0):
+    sp = CfSetpoint(_f(3, sp_p), _f(3, sp_v), (ctypes.c_uint8 * 3)(*position_abs), body)
     pe, ve = _f(3), _f(3)
-    lib.raptor_cf_errors(_f(3, [1.0, 0.0, 0.2]), _f(3, [0.0, 0.1, 0.0]), _f(3, [3.0, 0, 0]), _f(3), pe, ve)
-    np.testing.assert_allclose(np.array(pe), [0.5, -0.1, 0.2], atol=1e-6)  # clipped to +-0.5 m
-    np.testing.assert_allclose(np.array(ve), [2.0, 0.0, 0.0], atol=1e-6)  # clipped to +-2 m/s
+    lib.raptor_cf_errors(_f(3, p), _f(3, v), _f(4, q_wxyz), ctypes.byref(sp), pe, ve)
+    return np.array(pe), np.array(ve)
+
+
+def test_crazyflie_setpoint_errors(lib):
+    level = [1.0, 0.0, 0.0, 0.0]
+    pe, ve = _cf_errors(lib, [1.0, 0.0, 0.2], [3.0, 0, 0], level, [0.0, 0.1, 0.0], [0, 0, 0])
+    np.testing.assert_allclose(pe, [0.5, -0.1, 0.2], atol=1e-6)  # clipped to +-0.5 m
+    np.testing.assert_allclose(ve, [2.0, 0.0, 0.0], atol=1e-6)  # clipped to +-2 m/s
+    # cflib's hover setpoint: x, y velocity in the body-yaw frame (no position), z a position. Facing +y (yaw 90 deg),
+    # "forward 0.4 m/s" is world +y: flying +y at 0.4 m/s is no error, standing still is -0.4 m/s in world y.
+    yaw90 = [np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4)]
+    pe, ve = _cf_errors(lib, [5.0, -3.0, 1.1], [0.0, 0.4, 0.0], yaw90, [0, 0, 1.0], [0.4, 0, 0], (0, 0, 1), 1)
+    np.testing.assert_allclose(pe, [0.0, 0.0, 0.1], atol=1e-6)  # velocity-only axes: no position error
+    np.testing.assert_allclose(ve, [0.0, 0.0, 0.0], atol=1e-6)
+    pe, ve = _cf_errors(lib, [0, 0, 1.0], [0, 0, 0], yaw90, [0, 0, 1.0], [0.4, 0, 0], (0, 0, 1), 1)
+    np.testing.assert_allclose(ve, [0.0, -0.4, 0.0], atol=1e-6)
+    # the same velocity in the world frame (velocity_body 0) is world x; any tilt keeps the heading of body x
+    pe, ve = _cf_errors(lib, [0, 0, 1.0], [0, 0, 0], yaw90, [0, 0, 1.0], [0.4, 0, 0], (0, 0, 1), 0)
+    np.testing.assert_allclose(ve, [-0.4, 0.0, 0.0], atol=1e-6)
+    roll = np.array([np.cos(0.2), np.sin(0.2), 0, 0])  # 23 deg of roll, then yaw 90 deg
+    q = np.array([yaw90[0] * roll[0], yaw90[0] * roll[1], yaw90[3] * roll[1], yaw90[3] * roll[0]])
+    pe, ve = _cf_errors(lib, [0, 0, 1.0], [0, 0, 0], q, [0, 0, 1.0], [0.4, 0, 0], (0, 0, 1), 1)
+    np.testing.assert_allclose(ve, [0.0, -0.4, 0.0], atol=1e-5)
+
+
+def test_crazyflie_makefile_refuses_a_release_without_force_control(exported, tmp_path):
+    """crazyflie-firmware 2025.02 declares controlModeForce but its power distribution leaves it unimplemented."""
+    old = tmp_path / "crazyflie-firmware-2025.02" / "src" / "modules" / "src"
+    old.mkdir(parents=True)
+    (old / "power_distribution_quadrotor.c").write_text("case controlModeForce:\n  // Not implemented yet\n  break;\n")
+    r = subprocess.run(["make", f"CRAZYFLIE_BASE={old.parents[2]}"], cwd=exported["crazyflie"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "does not implement controlModeForce" in r.stderr and "2025.12" in r.stderr
+    r = subprocess.run(["make", f"CRAZYFLIE_BASE={tmp_path / 'nowhere'}"], cwd=exported["crazyflie"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no crazyflie-firmware at" in r.stderr
 
 
 def test_crazyflie_dead_man(lib):

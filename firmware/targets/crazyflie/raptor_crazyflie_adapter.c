@@ -1,18 +1,31 @@
 /* raptor_crazyflie_adapter: conversions between the Crazyflie firmware and the policy (see the header). */
 #include "raptor_crazyflie_adapter.h"
 
+#include <math.h>
+
 #define RAPTOR_CF_DEG_TO_RAD 0.017453292519943295f
 
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-void raptor_cf_errors(const float position[3], const float setpoint_position[3], const float velocity[3],
-                      const float setpoint_velocity[3], float position_error[3], float velocity_error[3])
+void raptor_cf_errors(const float position[3], const float velocity[3], const float q[4],
+                      const raptor_cf_setpoint_t *setpoint, float position_error[3], float velocity_error[3])
 {
+    float sv[3] = {setpoint->velocity[0], setpoint->velocity[1], setpoint->velocity[2]};
+    if (setpoint->velocity_body) {
+        /* heading of the body x axis in the world x-y plane: first column of R(q) */
+        const float cx = 1.0f - 2.0f * (q[2] * q[2] + q[3] * q[3]);
+        const float sx = 2.0f * (q[1] * q[2] + q[0] * q[3]);
+        const float n = sqrtf(cx * cx + sx * sx);
+        const float c = n > 1e-6f ? cx / n : 1.0f, s = n > 1e-6f ? sx / n : 0.0f;
+        sv[0] = c * setpoint->velocity[0] - s * setpoint->velocity[1];
+        sv[1] = s * setpoint->velocity[0] + c * setpoint->velocity[1];
+    }
     for (int i = 0; i < 3; i++) {
-        position_error[i] = clampf(position[i] - setpoint_position[i], -RAPTOR_CF_POSITION_CLIP_M,
-                                   RAPTOR_CF_POSITION_CLIP_M);
-        velocity_error[i] = clampf(velocity[i] - setpoint_velocity[i], -RAPTOR_CF_VELOCITY_CLIP_MPS,
-                                   RAPTOR_CF_VELOCITY_CLIP_MPS);
+        position_error[i] = setpoint->position_abs[i]
+                                ? clampf(position[i] - setpoint->position[i], -RAPTOR_CF_POSITION_CLIP_M,
+                                         RAPTOR_CF_POSITION_CLIP_M)
+                                : 0.0f;
+        velocity_error[i] = clampf(velocity[i] - sv[i], -RAPTOR_CF_VELOCITY_CLIP_MPS, RAPTOR_CF_VELOCITY_CLIP_MPS);
     }
 }
 

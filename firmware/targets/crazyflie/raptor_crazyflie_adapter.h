@@ -1,7 +1,7 @@
 /* raptor_crazyflie_adapter: the only place where the Crazyflie's frames, setpoints and motor order meet the policy's.
  *
  * Pure C99, no Crazyflie header (host tests call it through ctypes). Crazyflie conventions (crazyflie-firmware
- * 2025.02): world and body frames are already x forward, y left, z up (FLU), the state quaternion is x, y, z, w
+ * 2026.08): world and body frames are already x forward, y left, z up (FLU), the state quaternion is x, y, z, w
  * body -> world, the gyro is in deg/s, and motors M1..M4 are front-right, back-right, back-left, front-left: the
  * policy's order, so the motor map is the identity. Actions map linearly to the motor's normalized command
  * (controlModeForce: normalizedForces in [0, 1] -> PWM ratio 0..65535), as the authors' ratio = (a + 1) / 2 * 65535.
@@ -23,9 +23,19 @@ extern "C" {
 /* policy motor i -> Crazyflie motor index (M1 = 0) */
 static const uint8_t RAPTOR_CF_MOTOR_INDEX[4] = {0, 1, 2, 3};
 
-/* Errors to the setpoint (FLU world), clipped: position (m) and velocity (m/s). */
-void raptor_cf_errors(const float position[3], const float setpoint_position[3], const float velocity[3],
-                      const float setpoint_velocity[3], float position_error[3], float velocity_error[3]);
+/* A commander setpoint in the adapter's own terms (no firmware type; the controller fills it from setpoint_t). */
+typedef struct {
+    float position[3];       /* m, FLU world */
+    float velocity[3];       /* m/s, FLU world; the body-yaw frame when velocity_body */
+    uint8_t position_abs[3]; /* per axis: 1 when the axis holds a position (mode modeAbs), 0 for velocity only */
+    uint8_t velocity_body;   /* setpoint_t.velocity_body: cflib's hover and velocity-world/body setpoints */
+} raptor_cf_setpoint_t;
+
+/* The policy's errors to the setpoint (FLU world), clipped: position (m) and velocity (m/s). An axis without a
+ * position (velocity mode) gets position error 0 and tracks the velocity; a body-frame setpoint velocity is turned
+ * into the world frame by the vehicle's yaw (from q = w, x, y, z), as the firmware's PID position controller does. */
+void raptor_cf_errors(const float position[3], const float velocity[3], const float q[4],
+                      const raptor_cf_setpoint_t *setpoint, float position_error[3], float velocity_error[3]);
 /* State quaternion (x, y, z, w) -> policy quaternion (w, x, y, z), and its inverse. */
 void raptor_cf_quaternion_to_policy(float x, float y, float z, float w, float q[4]);
 void raptor_cf_policy_to_quaternion(const float q[4], float *x, float *y, float *z, float *w);

@@ -1,11 +1,12 @@
-/* raptor_crazyflie_controller: the RAPTOR policy as a Crazyflie out-of-tree controller (crazyflie-firmware 2025.02).
+/* raptor_crazyflie_controller: the RAPTOR policy as a Crazyflie out-of-tree controller (crazyflie-firmware 2026.08).
  *
  * The stabilizer calls controllerOutOfTree() at 1 kHz; every call runs the network, every 10th call is a native
  * step that advances the GRU (the reference executor at 1 kHz). Parameter raptor.active = 1 hands the motors to the
  * policy; otherwise (and until the first setpoint) the stock PID controller flies. Setpoints (position and velocity,
  * from the commander: cflib's send_position_setpoint / send_full_state_setpoint, or the high-level commander) must
  * keep arriving: with no new setpoint for 200 ms the motors stop (dead-man). All frame and motor-order conversions
- * live in raptor_crazyflie_adapter.c.
+ * live in raptor_crazyflie_adapter.c. Log group `raptor`: engaged, self-test verdict, the core's status bits and the
+ * last action, so a user sees the NaN guards and the timing checks from the ground.
  */
 #include <string.h>
 
@@ -22,6 +23,7 @@ static float raptor_cf_previous_action[4];
 static uint8_t raptor_cf_active_param;
 static uint8_t raptor_cf_self_test_ok;
 static uint32_t raptor_cf_status;
+static uint8_t raptor_cf_engaged;
 
 void controllerOutOfTreeInit(void)
 {
@@ -45,6 +47,7 @@ void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const s
     const uint64_t now_us = usecTimestamp();
     const uint8_t engaged = raptor_cf_gate_update(&raptor_cf_gate, raptor_cf_active_param, raptor_cf_self_test_ok,
                                                   setpoint->timestamp, now_us);
+    raptor_cf_engaged = (uint8_t)(engaged && setpoint->mode.z != modeDisable);
     if (!raptor_cf_active_param) {
         controllerPid(control, setpoint, sensors, state, stabilizerStep);
         return;
@@ -64,12 +67,16 @@ void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const s
     raptor_observation_t obs;
     const float p[3] = {state->position.x, state->position.y, state->position.z};
     const float v[3] = {state->velocity.x, state->velocity.y, state->velocity.z};
-    const float sp[3] = {setpoint->position.x, setpoint->position.y, setpoint->position.z};
-    const float sv[3] = {setpoint->velocity.x, setpoint->velocity.y, setpoint->velocity.z};
     const float gyro[3] = {sensors->gyro.x, sensors->gyro.y, sensors->gyro.z};
-    raptor_cf_errors(p, sp, v, sv, obs.position, obs.linear_velocity);
+    const raptor_cf_setpoint_t sp = {
+        .position = {setpoint->position.x, setpoint->position.y, setpoint->position.z},
+        .velocity = {setpoint->velocity.x, setpoint->velocity.y, setpoint->velocity.z},
+        .position_abs = {setpoint->mode.x == modeAbs, setpoint->mode.y == modeAbs, setpoint->mode.z == modeAbs},
+        .velocity_body = setpoint->velocity_body,
+    };
     raptor_cf_quaternion_to_policy(state->attitudeQuaternion.x, state->attitudeQuaternion.y,
                                    state->attitudeQuaternion.z, state->attitudeQuaternion.w, obs.orientation);
+    raptor_cf_errors(p, v, obs.orientation, &sp, obs.position, obs.linear_velocity);
     raptor_cf_gyro_to_body_rates(gyro, obs.angular_velocity);
     memcpy(obs.previous_action, raptor_cf_previous_action, sizeof(raptor_cf_previous_action));
 
@@ -82,3 +89,13 @@ void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const s
 PARAM_GROUP_START(raptor)
 PARAM_ADD(PARAM_UINT8, active, &raptor_cf_active_param)
 PARAM_GROUP_STOP(raptor)
+
+LOG_GROUP_START(raptor)
+LOG_ADD(LOG_UINT8, engaged, &raptor_cf_engaged)       /* 1 while the policy drives the motors */
+LOG_ADD(LOG_UINT8, selfTestOk, &raptor_cf_self_test_ok)
+LOG_ADD(LOG_UINT32, status, &raptor_cf_status)        /* RAPTOR_STATUS_* bits of the last call (raptor_policy.h) */
+LOG_ADD(LOG_FLOAT, a0, &raptor_cf_previous_action[0]) /* last action, [-1, 1], motors M1..M4 */
+LOG_ADD(LOG_FLOAT, a1, &raptor_cf_previous_action[1])
+LOG_ADD(LOG_FLOAT, a2, &raptor_cf_previous_action[2])
+LOG_ADD(LOG_FLOAT, a3, &raptor_cf_previous_action[3])
+LOG_GROUP_STOP(raptor)
