@@ -46,6 +46,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     gen = torch.Generator(device=env.device).manual_seed(args.seed)
     ret = torch.zeros(env.num_envs, dtype=env.state.dtype, device=env.device)
     terms = torch.zeros_like(ret)
+    print(f"simulating {env.num_envs} envs x {args.steps} steps on {args.device}"
+          + (" (compiling the fused step first: about 30 s)" if args.compile else "") + " ...", flush=True)
     env.step(hover)  # warm-up (and, with --compile, the compilation) outside the timing
     env.reset()
     t0 = time.perf_counter()
@@ -66,57 +68,89 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every subcommand: the module that registers it (None: defined here) and its one-line help. `raptor --help` reads
+# only this table, so it answers without importing torch; `raptor CMD ...` imports CMD's module alone.
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "sample": (None, "sample randomized airframes (RAPTOR domain randomization) into a file"),
+    "sim": (None, "a short batched rollout with a summary (hover or random actions)"),
+    "eval": ("raptor.evaluation", "fly a policy on airframes and scenarios: tables, JSON, plots"),
+    "train": ("raptor.rl.train", "train one RL teacher per airframe (batched; sb3 or ray backends)"),
+    "distill": ("raptor.distill.dagger", "distill teachers into the 2084-parameter student (BC, then DAgger)"),
+    "export": ("raptor.policy_export.export",
+               "export a policy for a flight controller (crazyflie, px4, betaflight), as portable C, or ONNX"),
+    "hil": ("raptor.hil.runner", "hardware in the loop: simulator here, policy on a board, QEMU MCU or SITL"),
+}
+EXTRAS = {"serial": "hil", "mujoco": "mujoco", "stable_baselines3": "rl", "ray": "ray", "onnx": "onnx",
+          "h5py": "official", "foundation_policy": "official"}
+
+
+def _register_local(sub: argparse._SubParsersAction, name: str) -> None:
+    if name == "sample":
+        s = sub.add_parser("sample", help=COMMANDS["sample"][1], description=COMMANDS["sample"][1])
+        s.add_argument("--n", type=int, default=1000, help="number of airframes (default 1000)")
+        s.add_argument("--seed", type=int, default=0, help="sampler seed; 0 gives the 1000 RAPTOR teacher airframes")
+        s.add_argument("-o", "--output", default="airframes.json", help="output file (default airframes.json)")
+        s.add_argument("--full-precision", action="store_true",
+                       help="keep full precision instead of the reference's 6-decimal rounding")
+        s.set_defaults(func=_cmd_sample)
+    else:
+        s = sub.add_parser("sim", help=COMMANDS["sim"][1], description=COMMANDS["sim"][1])
+        s.add_argument("--airframes", default="crazyflie", help="named | NAME,... | FILE | sampled:N:SEED")
+        s.add_argument("--envs", type=int, default=64, help="envs per airframe (default 64)")
+        s.add_argument("--steps", type=int, default=500, help="steps of 10 ms (default 500)")
+        s.add_argument("--actions", choices=["hover", "random"], default="hover",
+                       help="constant hover thrust or uniform random actions (default hover)")
+        s.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+        s.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default float32")
+        s.add_argument("--seed", type=int, default=0, help="seed of the starts and random actions (default 0)")
+        s.add_argument("--compile", action="store_true",
+                       help="torch.compile the fused transition (about 30 s to compile, then several times faster)")
+        s.set_defaults(func=_cmd_sim)
+
+
+def _register(sub: argparse._SubParsersAction, name: str) -> None:
+    """Register subcommand `name` with its arguments; a missing optional extra is reported with the fix."""
+    import importlib
+
+    module = COMMANDS[name][0]
+    if module is None:
+        _register_local(sub, name)
+        return
+    try:
+        importlib.import_module(module).add_parser(sub)
+    except ModuleNotFoundError as e:
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        hint = f"pip install 'raptor-quadrotor[{extra}]'" if extra else "reinstall raptor (pip install .)"
+        raise RaptorError(f"`raptor {name}` needs the module {e.name!r}, which is not installed: {hint}") from None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or with `only` one subcommand's arguments (the others listed by name and help)."""
     p = argparse.ArgumentParser(prog="raptor",
-                                description="Train, check, export and fly quadrotor foundation policies.")
+                                description="Train, check, export and fly quadrotor foundation policies.",
+                                epilog="`raptor COMMAND --help` for a command's options. Manual: README.md.")
     p.add_argument("--version", action="version", version=f"raptor {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    s = sub.add_parser("sample", help="sample randomized airframes (RAPTOR domain randomization) into a file")
-    s.add_argument("--n", type=int, default=1000, help="number of airframes (default 1000)")
-    s.add_argument("--seed", type=int, default=0, help="sampler seed; 0 gives the 1000 RAPTOR teacher airframes")
-    s.add_argument("-o", "--output", default="airframes.json", help="output file (default airframes.json)")
-    s.add_argument("--full-precision", action="store_true",
-                   help="keep full precision instead of the reference's 6-decimal rounding")
-    s.set_defaults(func=_cmd_sample)
-
-    s = sub.add_parser("sim", help="a short batched rollout with a summary (hover or random actions)")
-    s.add_argument("--airframes", default="crazyflie", help="named | NAME,... | FILE | sampled:N:SEED")
-    s.add_argument("--envs", type=int, default=64, help="envs per airframe (default 64)")
-    s.add_argument("--steps", type=int, default=500, help="steps of 10 ms (default 500)")
-    s.add_argument("--actions", choices=["hover", "random"], default="hover")
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--compile", action="store_true",
-                   help="torch.compile the fused transition (about 30 s to compile, then several times faster)")
-    s.set_defaults(func=_cmd_sim)
-
-    for register in _plugin_registrars():
-        register(sub)
+    for name, (_, help_text) in COMMANDS.items():
+        if only is None or name == only:
+            _register(sub, name)
+        else:
+            sub.add_parser(name, help=help_text)
     return p
 
 
-def _plugin_registrars():
-    """Subcommands owned by other modules (eval, export, ...), imported lazily when present."""
-    import importlib
-
-    out = []
-    for mod in ("raptor.evaluation", "raptor.rl.train", "raptor.distill.dagger", "raptor.policy_export.export",
-                "raptor.hil.runner"):
-        try:
-            out.append(importlib.import_module(mod).add_parser)
-        except ImportError:
-            continue
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser(only=command if command in COMMANDS else "")
+    except RaptorError as e:
+        print(f"raptor {command}: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 1
+        return 0
     try:
         return int(args.func(args) or 0)
     except RaptorError as e:

@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 from raptor.errors import ConfigError
+from raptor.fileio import atomic_write_text, check_writable_folder
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe, atomic_write_text, resolve_airframes
+from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
+from raptor.sim.sampling import RandomizationRanges
 
 SCENARIOS = ("hover", "recovery", "tracking", "disturbance")
 SUCCESS_RADIUS_M = 0.1
@@ -189,6 +191,19 @@ def summarize(r: Rollouts) -> dict:
     return {"overall": _aggregate(m, np.ones_like(m["success"], dtype=bool)), "per_airframe": per}
 
 
+def envelope_notes(airframes: Sequence[Airframe], keys: Sequence[str]) -> dict[str, str]:
+    """Per airframe key, why its figures may not count against the policy: an airframe outside the range of the
+    sampler the policies were trained on (thrust-to-weight), e.g. flightmare's 12."""
+    lo, hi = RandomizationRanges().thrust_to_weight
+    notes = {}
+    for key, af in zip(keys, airframes):
+        t2w = af.thrust_to_weight
+        if not lo * 0.95 <= t2w <= hi * 1.05:
+            notes[key] = (f"outside the training envelope (thrust-to-weight {t2w:.1f}; the policies were trained on "
+                          f"{lo:g}-{hi:g}): an extrapolation, shown for reference")
+    return notes
+
+
 def markdown_table(metrics: dict, title: str = "") -> str:
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)
@@ -198,10 +213,20 @@ def markdown_table(metrics: dict, title: str = "") -> str:
             "RMS error [m] | mean return |", "|---|---|---|---|---|---|---|---|"]
     items = list(metrics["per_airframe"].items()) + [("**overall**", metrics["overall"])]
     for name, s in items:
+        if s.get("envelope_note"):
+            name = f"{name} (*)"
         rows.append(f"| {name} | {s['episodes']} | {100 * s['success_rate']:.1f}% | {100 * s['termination_rate']:.1f}% "
                     f"| {f(s['final_position_error_mean'], '.3f')} / {f(s['final_position_error_median'], '.3f')} "
                     f"| {f(s['settling_time_mean_s'], '.2f')} | {s['rms_tracking_error_mean']:.3f} "
                     f"| {s['mean_return']:.1f} |")
+    notes = [f"(*) {k}: {v['envelope_note']}" for k, v in metrics["per_airframe"].items() if v.get("envelope_note")]
+    if notes:
+        inside = [v for v in metrics["per_airframe"].values() if not v.get("envelope_note")]
+        if inside:
+            eps = sum(v["episodes"] for v in inside)
+            rate = sum(v["success_rate"] * v["episodes"] for v in inside) / eps
+            notes.append(f"Success within the training envelope: {100 * rate:.1f}% of {eps} episodes.")
+        rows += [""] + notes
     return "\n".join(rows).strip() + "\n"
 
 
@@ -228,14 +253,21 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
                     color="tab:red" if r.terminated[e] else palette[j])
             ax.plot(r.position[0, e, 0], r.position[0, e, 1], "k.", ms=4)
         e0 = np.flatnonzero(r.airframe_index == i)[0]
-        ax.plot(r.target[:, e0, 0], r.target[:, e0, 1], "k--", lw=0.8)
+        if np.ptp(r.target[:, e0, :2], axis=0).max() > 1e-6:
+            ax.plot(r.target[:, e0, 0], r.target[:, e0, 1], "k--", lw=0.8)
+        else:
+            ax.plot(r.target[0, e0, 0], r.target[0, e0, 1], "kx", ms=7)
         ax.set_title(names[i], fontsize=9)
         ax.set_xlabel("x [m]")
         ax.set_ylabel("y [m]")
         ax.set_aspect("equal", adjustable="datalim")
     for k in range(len(shown), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle(f"{title}: trajectories (top view, first 5 episodes; red = terminated)")
+    shown_eps = np.concatenate([np.flatnonzero(r.airframe_index == i)[:5] for i in shown])
+    key = "top view, first 5 episodes per airframe; dot = start, x = target" + (
+        ", dashed = target path" if np.ptp(r.target[:, :, :2], axis=0).max() > 1e-6 else "") + (
+        "; red = terminated" if r.terminated[shown_eps].any() else "; none terminated")
+    fig.suptitle(f"{title}: trajectories ({key})", fontsize=10)
     fig.tight_layout()
     files.append(out / "trajectories.png")
     fig.savefig(files[-1], dpi=90)
@@ -246,14 +278,16 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
         sel = (r.airframe_index == i) & ~r.terminated
         if sel.any():
             med = np.median(r.position_error[:, sel], axis=1)
-            ax.plot(t, med, label=names[i])
-            lo, hi = np.percentile(r.position_error[:, sel], [10, 90], axis=1)
-            ax.fill_between(t, lo, hi, alpha=0.15)
-    ax.axhline(SUCCESS_RADIUS_M, color="k", ls=":", lw=1)
+            (line,) = ax.plot(t, med, label=names[i])
+            if len(shown) <= 4:  # more bands than that hide each other
+                lo, hi = np.percentile(r.position_error[:, sel], [10, 90], axis=1)
+                ax.fill_between(t, lo, hi, alpha=0.12, color=line.get_color())
+    ax.axhline(SUCCESS_RADIUS_M, color="k", ls=":", lw=1, label=f"success radius {SUCCESS_RADIUS_M:g} m")
     ax.set_yscale("log")
     ax.set_xlabel("time [s]")
     ax.set_ylabel("position error [m]")
-    ax.set_title(f"{title}: position error of surviving episodes (median, 10-90 %)")
+    ax.set_title(f"{title}: position error of surviving episodes (median"
+                 + (", band 10-90 %)" if len(shown) <= 4 else ")"), fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     files.append(out / "position_error.png")
@@ -263,9 +297,15 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
     per = metrics["per_airframe"]
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(per)), 4) if len(per) <= 40 else (8, 4))
     if len(per) <= 40:
-        ax.bar(range(len(per)), [100 * s["success_rate"] for s in per.values()])
-        ax.set_xticks(range(len(per)), list(per), rotation=60, ha="right", fontsize=7)
+        bars = ax.bar(range(len(per)), [100 * s["success_rate"] for s in per.values()],
+                      color=["tab:gray" if s.get("envelope_note") else "tab:blue" for s in per.values()])
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=7)
+        ax.set_xticks(range(len(per)), [k + (" (*)" if v.get("envelope_note") else "") for k, v in per.items()],
+                      rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 112)
         ax.set_ylabel("success [%]")
+        if any(v.get("envelope_note") for v in per.values()):
+            ax.set_xlabel("(*) gray: outside the training envelope (see metrics.md)", fontsize=7)
     else:
         ax.hist([100 * s["success_rate"] for s in per.values()], bins=20)
         ax.set_xlabel("success per airframe [%]")
@@ -312,11 +352,18 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
     else:
         afs = resolve_airframes(airframes) if isinstance(airframes, str) else list(airframes)
     pol = rp.load(policy_name, device=device)
+    if out is not None:
+        check_writable_folder(out)  # before the episodes fly, not after
     t0 = time.perf_counter()
     record: list | None = [] if render is not None else None
     r = rollout(pol, afs, scenario, episodes, seed, device, progress=progress, sim=sim, record=record,
                 external=external)
     metrics = summarize(r)
+    notes = envelope_notes(afs, list(metrics["per_airframe"]))
+    for key, note in notes.items():
+        metrics["per_airframe"][key]["envelope_note"] = note
+    if notes:
+        metrics["notes"] = [f"{k}: {v}" for k, v in notes.items()]
     metrics["config"] = {"policy": policy_name, "scenario": scenario, "episodes_per_airframe": episodes,
                          "seed": seed, "airframes": airframes if isinstance(airframes, str) else "custom",
                          "sim": sim, "device": device, "wall_time_s": round(time.perf_counter() - t0, 2)}
@@ -353,14 +400,18 @@ def _render(afs: Sequence[Airframe], scenario: str, seed: int, record: list, out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a policy on airframes and scenarios (tables, JSON, plots)")
-    p.add_argument("--policy", default="official", help="official | default | PATH (default: official)")
+    p = sub.add_parser("eval", help="fly a policy on airframes and scenarios: tables, JSON, plots",
+                       description="Fly a policy on airframes and scenarios; print a table per airframe, and with "
+                                   "--out write metrics.json, metrics.md and plots.")
+    p.add_argument("--policy", default="default",
+                   help="default (the shipped student) | official (the published RAPTOR policy) | PATH "
+                        "(default: default)")
     p.add_argument("--airframes", default="named", help="named | NAME,... | FILE | sampled:N:SEED (default named)")
     p.add_argument("--scenario", default="hover", help=f"{' | '.join(SCENARIOS)} (default hover)")
     p.add_argument("--episodes", type=int, default=100, help="episodes per airframe (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0): same seed, same starts")
     p.add_argument("--out", default=None, help="directory for metrics.json, metrics.md and plots")
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--sim", default="raptor", help="raptor (our simulator) | mujoco")
     p.add_argument("--render", default=None, help="with --sim mujoco: directory for PNG frames of a few episodes")
     p.add_argument("--mujoco-model", default=None,

@@ -395,7 +395,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teachers", required=True, help="a raptor train output directory")
     p.add_argument("--out", required=True, help="output directory (student, log, checkpoint, eval report)")
     p.add_argument("--epochs", type=int, default=None, help="epochs in all (default 100; the first 10 are BC)")
-    p.add_argument("--bc-epochs", type=int, default=None)
+    p.add_argument("--bc-epochs", type=int, default=None,
+                   help="of --epochs, the first N are behaviour cloning on teacher rollouts (default 10); DAgger after")
     p.add_argument("--episodes-per-teacher", type=int, default=None, help="episodes per teacher per epoch (10)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     p.add_argument("--final-lr", type=float, default=None, metavar="FRACTION",
@@ -415,12 +416,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
     p.add_argument("--max-teacher-termination", type=float, default=None,
                    help="with --include-failed: skip teachers whose hover termination rate is above this")
-    p.add_argument("--device", default=None, help="cpu | cuda")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu | cuda (default cpu)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the student's initialization and episodes")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--eval-episodes", type=int, default=100, help="episodes per airframe of the final report")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
     p.set_defaults(func=_cmd_distill)
 
 

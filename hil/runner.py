@@ -203,7 +203,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "raptor export --target betaflight), flying our simulator over its UDP protocol")
     p.add_argument("--pty", action="store_true", help="with --host-device: talk to it over a pty (pyserial), not pipes")
     p.add_argument("--baud", type=int, default=921600)
-    p.add_argument("--policy", default="official", help="official | default | PATH (the policy the device runs)")
+    p.add_argument("--policy", default="default",
+                   help="default | official | PATH: the policy the device runs (default: default)")
     p.add_argument("--airframes", default=None, help="default: crazyflie; with --sitl betaflight: race (one airframe)")
     p.add_argument("--scenario", default="hover")
     p.add_argument("--episodes", type=int, default=10, help="episodes per airframe")

@@ -238,7 +238,8 @@ def export_generic(policy, policy_name: str, out: Path, rate_hz: int) -> list[Pa
     np.savez(out / "raptor_test_sequence.npz", timestamps_ns=ts, observations=obs, rate_hz=rate_hz)
     (out / "README.md").write_text(GENERIC_README.format(rate=rate_hz, native=rate_hz // 100,
                                                           interval=1_000_000_000 // rate_hz, policy=policy_name))
-    return written + [out / f for f in ("raptor_policy_weights.h", "raptor_test_sequence.h", "README.md")]
+    return written + [out / f for f in ("raptor_policy_weights.h", "raptor_test_sequence.h", "raptor_test_sequence.npz",
+                                         "README.md")]
 
 
 GENERIC_README = """# RAPTOR policy export ({policy}, generic C)
@@ -352,15 +353,23 @@ def export(policy_name: str, target: str, out: str | Path, rate_hz: int = 400) -
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a policy as C headers + C core (generic) or ONNX")
-    p.add_argument("--policy", default="official", help="official | default | PATH")
-    p.add_argument("--target", default="generic", help=" | ".join(TARGETS))
-    p.add_argument("--out", required=True, help="output directory")
+    p = sub.add_parser("export", help="export a policy for a flight controller, as portable C, or as ONNX",
+                       description="Export a policy: --target crazyflie | px4 | betaflight (firmware glue, C core, "
+                                   "weights; DIR/README.md says how to build and fly), generic (the C core with host "
+                                   "and QEMU Cortex-M test builds) or onnx.")
+    p.add_argument("--policy", default="default",
+                   help="default (the shipped student) | official | PATH (default: default)")
+    p.add_argument("--target", default="generic", help=" | ".join(TARGETS) + " (default generic)")
+    p.add_argument("--out", required=True, help="output folder (created; files of the same name are replaced)")
     p.add_argument("--rate-hz", type=int, default=400, help="control rate; the GRU advances at 100 Hz (default 400)")
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     files = export(args.policy, args.target, args.out, args.rate_hz)
-    print(f"exported {args.policy} for {args.target} to {args.out}: " + ", ".join(p.name for p in files[-3:]))
+    out = Path(args.out)
+    names = sorted(str(p.relative_to(out)) if p.is_relative_to(out) else str(p) for p in files)
+    print(f"exported {args.policy} for {args.target} to {out}/ ({len(names)} files): " + ", ".join(names))
+    if (out / "README.md").is_file():
+        print(f"next: {out}/README.md says how to build, run and fly it")
     return 0

@@ -726,7 +726,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                            "300,000 for sb3 SAC)")
     p.add_argument("--envs", type=int, default=None, help="PPO envs per teacher (default 256)")
     p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 16)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
                    help="seconds between checkpoints (default 60)")
@@ -765,7 +765,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="with --status: JSON instead of a table")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars to OUT/tensorboard")
     p.add_argument("--address", default=None, help="ray backend: cluster address (auto) or none for a local one")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
     p.set_defaults(func=_cmd_train)
 
 

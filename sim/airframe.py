@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from raptor.errors import AirframeError
+from raptor.fileio import atomic_write_text  # noqa: F401  (re-exported: older imports)
 
 AIRFRAME_FILE_FORMAT = "raptor-airframes"
 AIRFRAME_FILE_VERSION = 1
@@ -226,11 +226,15 @@ def named_airframe_names() -> list[str]:
     return ["crazyflie", "x500", "x500_sim", "mrs", "fs", "race", "flightmare", "soft", "soft_rigid"]
 
 
+NAMED_SET = ("crazyflie", "x500", "mrs", "fs", "race", "flightmare")  # what the spec `named` flies
+
+
 def named_airframe(name: str) -> Airframe:
     table = _named_table()
     key = NAMED_ALIASES.get(name, name)
     if key not in table:
-        raise AirframeError(f"unknown airframe '{name}'; named airframes are: {', '.join(named_airframe_names())}")
+        raise AirframeError(f"unknown airframe '{name}'; choose one of {', '.join(named_airframe_names())} "
+                            f"(`named` flies {', '.join(NAMED_SET)}), a file, or sampled:N:SEED")
     entry = table[key]
     params = {"dynamics": copy.deepcopy(entry["dynamics"]), "integration": {"dt": 0.01}}
     return Airframe(name, params, {"kind": "named", "source": entry["source"]})
@@ -245,22 +249,6 @@ def save_airframes(path: str | os.PathLike, airframes: Sequence[Airframe], meta:
     doc = {"format": AIRFRAME_FILE_FORMAT, "version": AIRFRAME_FILE_VERSION, "meta": meta or {},
            "airframes": [a.to_json() for a in airframes]}
     atomic_write_text(path, json.dumps(doc, indent=1))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_airframes(path: str | os.PathLike) -> list[Airframe]:
@@ -300,7 +288,7 @@ def resolve_airframes(spec: str) -> list[Airframe]:
     """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, or 'sampled:N:SEED'."""
     spec = spec.strip()
     if spec == "named":
-        return [named_airframe(n) for n in ("crazyflie", "x500", "mrs", "fs", "race", "flightmare")]
+        return [named_airframe(n) for n in NAMED_SET]
     if spec.startswith("sampled:"):
         parts = spec.split(":")
         try:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 
 from raptor.conventions import CONVENTIONS_VERSION, DT_NATIVE_S, STUDENT_OBS_LAYOUT
 from raptor.errors import PolicyFileError
+from raptor.fileio import atomic_write
 from raptor.policy.network import HIDDEN_DIM, INPUT_DIM, OUTPUT_DIM, PARAMETER_LAYOUT, RaptorPolicyNet
 
 POLICY_FORMAT = "raptor-policy"
@@ -58,17 +58,10 @@ def save_policy(path: str | os.PathLike, net: RaptorPolicyNet, metadata: dict) -
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in net.flat_parameters().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"raptor": json.dumps(metadata)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise PolicyFileError(f"refusing to save {path}: non-finite weights in {', '.join(bad)}")
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"raptor": json.dumps(metadata)}))
 
 
 def check_metadata(meta: dict, where: str) -> None:
