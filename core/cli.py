@@ -152,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from raptor.validate import check_device, check_seed
+
+        if getattr(args, "seed", None) is not None:
+            check_seed(args.seed)
+        if getattr(args, "device", None) is not None:
+            check_device(args.device)
         return int(args.func(args) or 0)
     except RaptorError as e:
         print(f"raptor {args.command}: error: {e}", file=sys.stderr)

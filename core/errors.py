@@ -19,3 +19,7 @@ class InputError(RaptorError, ValueError):
 
 class PolicyFileError(RaptorError, ValueError):
     """A policy file is missing, corrupt or does not match the expected architecture."""
+
+
+class PolicyOutputError(RaptorError, ArithmeticError):
+    """A policy produced NaN or inf from a finite observation (overflowing weights)."""

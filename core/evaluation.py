@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from raptor.errors import ConfigError
-from raptor.fileio import atomic_write_text, check_writable_folder
+from raptor.fileio import atomic_write, atomic_write_text, check_writable_folder
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
@@ -187,7 +187,8 @@ def summarize(r: Rollouts) -> dict:
     per = {}
     for i, name in enumerate(r.airframe_names):
         key = name if name not in per else f"{name}#{i}"
-        per[key] = _aggregate(m, r.airframe_index == i)
+        if (r.airframe_index == i).any():  # (a partial HIL run may have none of an airframe's episodes)
+            per[key] = _aggregate(m, r.airframe_index == i)
     return {"overall": _aggregate(m, np.ones_like(m["success"], dtype=bool)), "per_airframe": per}
 
 
@@ -270,7 +271,7 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
     fig.suptitle(f"{title}: trajectories ({key})", fontsize=10)
     fig.tight_layout()
     files.append(out / "trajectories.png")
-    fig.savefig(files[-1], dpi=90)
+    atomic_write(files[-1], lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -291,7 +292,7 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     files.append(out / "position_error.png")
-    fig.savefig(files[-1], dpi=90)
+    atomic_write(files[-1], lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
     per = metrics["per_airframe"]
@@ -313,7 +314,7 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
     ax.set_title(f"{title}: success per airframe (overall {100 * metrics['overall']['success_rate']:.1f} %)")
     fig.tight_layout()
     files.append(out / "success.png")
-    fig.savefig(files[-1], dpi=90)
+    atomic_write(files[-1], lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return files
 

@@ -77,3 +77,127 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "--out") -> Pat
     except OSError as e:
         raise RaptorError(f"{what} {folder} is not writable ({e.strerror or e}); choose another {what}") from None
     return folder
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checked files: a header with the payload's SHA-256, so a flipped bit or a cut file is found, never loaded; the
+# previous good version kept beside it (NAME.prev) to fall back to.
+
+CHECKED_MAGIC = b"RAPTOR-CHECKED-1 "
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(path.name + ".prev")
+
+
+def save_checked(obj, path: str | os.PathLike, keep_previous: bool = True) -> Path:
+    """torch.save `obj` behind a checksum header, atomically; the file it replaces becomes NAME.prev."""
+    import hashlib
+    import io
+
+    import torch
+
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    data = buf.getvalue()
+    header = CHECKED_MAGIC + f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode()
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.write(data)
+        if keep_previous and path.is_file():
+            os.replace(path, _previous(path))  # a crash right here leaves NAME.prev, which load_checked falls back to
+
+    return atomic_write(path, write)
+
+
+def _read_checked(path: Path, map_location):
+    """The object in `path`, or ValueError(reason) for a damaged file. Files without the header (written before
+    checksums) are loaded as they are."""
+    import hashlib
+    import io
+
+    import torch
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(e.strerror or str(e)) from None
+    if data.startswith(CHECKED_MAGIC):
+        end = data.find(b"\n")
+        try:
+            digest, size = data[len(CHECKED_MAGIC):end].decode().split()
+            size = int(size)
+        except ValueError:
+            raise ValueError("damaged header") from None
+        payload = data[end + 1:]
+        if len(payload) != size:
+            raise ValueError(f"truncated: {len(payload):,} of {size:,} bytes")
+        if hashlib.sha256(payload).hexdigest() != digest:
+            raise ValueError("checksum mismatch: the file changed after it was written (disk or copy error)")
+        data = payload
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise ValueError(f"unreadable ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def load_checked(path: str | os.PathLike, map_location="cpu", what: str = "checkpoint", fix: str = ""):
+    """Load a file written by save_checked. A damaged file is moved aside (NAME.corrupt) and its previous version
+    loaded instead, with a warning naming both; with no good version left, a RaptorError says what to do."""
+    import sys
+
+    path = Path(path)
+    try:
+        return _read_checked(path, map_location)
+    except ValueError as e:
+        reason = str(e)
+    prev = _previous(path)
+    if prev.is_file():
+        try:
+            obj = _read_checked(prev, map_location)
+        except ValueError as e2:
+            raise RaptorError(f"{what} {path} is damaged ({reason}), and so is {prev} ({e2}); {fix}") from None
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+        print(f"raptor: warning: {what} {path} is damaged ({reason}): moved to {path.name}.corrupt; continuing "
+              f"from the previous one ({prev.name}), a little older", file=sys.stderr, flush=True)
+        return obj
+    raise RaptorError(f"{what} {path} is damaged ({reason}) and there is no earlier one; {fix}")
+
+
+def check_file(path: str | os.PathLike) -> str | None:
+    """None for a good checked file (or an old one that loads), else the reason it is damaged."""
+    try:
+        _read_checked(Path(path), "cpu")
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def read_json(path: str | os.PathLike, what: str = "file", fix: str = ""):
+    """json.loads of a file, or a RaptorError that names it (missing, cut short, not JSON)."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RaptorError(f"{what} {path} does not exist; {fix}".rstrip("; ")) from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise RaptorError(f"{what} {path} is damaged ({type(e).__name__}: {str(e)[:100]}); {fix}".rstrip("; ")) \
+            from None
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line and fsync: a log whose every finished line survives the process that wrote it."""
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line.rstrip("\n") + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise RaptorError(f"cannot append to {path}: {e.strerror or e}; free some space or choose another folder") \
+            from None

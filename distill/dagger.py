@@ -38,11 +38,12 @@ import torch
 from raptor.conventions import OBS_FORCE
 from raptor.errors import ConfigError
 from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
+from raptor.fileio import check_writable_folder, load_checked, read_json, save_checked
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.teacher import load_teacher
-from raptor.rl.train import atomic_torch_save, parse_ids
+from raptor.rl.train import parse_ids
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, atomic_write_text, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
@@ -110,6 +111,11 @@ class TeacherSet:
 
         rd = RunDir(teachers_dir)
         rows = status(rd)
+        damaged = [f"{r['id']} ({r['state']})" for r in rows if r["state"].startswith("damaged")]
+        if damaged:
+            raise ConfigError(f"teachers {', '.join(damaged)} in '{teachers_dir}' are damaged; retrain them "
+                              "(delete their folders, then raptor train --out DIR --resume) or leave them out with "
+                              "--ids")
         if ids is not None:
             wanted = set(parse_ids(ids, 1 + max((r["id"] for r in rows), default=-1)))
             rows = [r for r in rows if r["id"] in wanted]
@@ -126,7 +132,7 @@ class TeacherSet:
             a, meta = load_teacher(d / "teacher.safetensors")
             actors.append(a)
             metas.append(meta)
-            af = json.loads((d / "airframe.json").read_text())
+            af = read_json(d / "airframe.json", "teacher airframe", "retrain that teacher")
             self.airframes.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
         sizes = {tuple(m["sizes"]) for m in metas}
         if len(sizes) != 1:
@@ -270,7 +276,7 @@ def selection_score(m: dict) -> float:
 
 def stored_config(out: Path) -> DistillConfig:
     """The config a distillation was started with (resumes keep it)."""
-    d = dict(json.loads((out / "config.json").read_text())["config"])
+    d = dict(read_json(out / "config.json", "distillation config", "start again in a new --out")["config"])
     d.setdefault("disturbance_aux_weight", 0.0)  # runs started before the auxiliary loss existed
     return DistillConfig(**d)
 
@@ -285,9 +291,12 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     ckpt = outp / "checkpoint.pt"
     if outp.exists() and (outp / "config.json").exists() and not resume:
         raise ConfigError(f"'{out}' already holds a distillation; continue it with --resume or choose another --out")
-    if resume and not ckpt.is_file():
-        raise ConfigError(f"nothing to resume in '{out}' (no checkpoint.pt)")
-    outp.mkdir(parents=True, exist_ok=True)
+    fresh_resume = False  # --resume of a run stopped before its first checkpoint: start it again, same config
+    if resume and not ckpt.is_file() and not ckpt.with_name(ckpt.name + ".prev").is_file():
+        if not (outp / "config.json").is_file():
+            raise ConfigError(f"nothing to resume in '{out}' (no checkpoint.pt); start it without --resume")
+        fresh_resume = True
+    check_writable_folder(outp)
     if resume:
         cfg = stored_config(outp)
     if epochs is not None:  # a resumed run can be extended
@@ -299,8 +308,11 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         warm = load_policy(cfg.init_from).net
     teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)
-    train_names = {a.name for a in teachers.airframes}
-    if any(a.name in train_names for a in holdout):
+    def key(a: Airframe) -> str:  # the airframe itself, not its name: two seeds can give the same airframes
+        return json.dumps(a.parameters["dynamics"], sort_keys=True)
+
+    train_keys = {key(a) for a in teachers.airframes} | {a.name for a in teachers.airframes}
+    if any(key(a) in train_keys or a.name in train_keys for a in holdout):
         raise ConfigError("the held-out airframes overlap the teachers' airframes; choose another --holdout seed")
     atomic_write_text(outp / "config.json", json.dumps({"config": dataclasses.asdict(cfg), "teachers": teachers.ids,
                                                         "teachers_dir": str(teachers_dir)}, indent=1))
@@ -317,8 +329,9 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-7)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"epoch": 0, "log": [], "best": None, "best_score": -math.inf, "offsets": None}
-    if resume:
-        st = torch.load(ckpt, map_location=cfg.device, weights_only=False)
+    if resume and not fresh_resume:
+        st = load_checked(ckpt, map_location=cfg.device, what="distillation checkpoint",
+                          fix=f"start again in a new --out (or delete {outp} and rerun without --resume)")
         net.load_state_dict(st["net"])
         if "aux" in st:
             aux.load_state_dict(st["aux"])
@@ -363,7 +376,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
                 state["best_epoch"] = epoch
         state["log"].append(entry)
         state["epoch"] = epoch + 1
-        atomic_torch_save({"net": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
+        save_checked({"net": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
                            "gen": gen.get_state(), "state": state}, ckpt)
         atomic_write_text(outp / "log.json", json.dumps(state["log"], indent=1))
         if bar is not None:

@@ -22,6 +22,7 @@ import torch
 
 from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import Rollouts, markdown_table, scenario_config, summarize
+from raptor.fileio import append_line, atomic_write_text, check_writable_folder
 from raptor.hil import protocol as P
 from raptor.hil.link import (
     HilClient,
@@ -32,7 +33,7 @@ from raptor.hil.link import (
     Transport,
     qemu_argv,
 )
-from raptor.sim.airframe import atomic_write_text, resolve_airframes
+from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
 
 
@@ -75,6 +76,11 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
 
     if rate_hz % 100 or not 100 <= rate_hz <= 1000:
         raise ConfigError("--rate-hz must be 100, 200, ... 1000")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
+        raise ConfigError(f"--episodes must be a positive number of episodes per airframe (got {episodes!r})")
+    if out is not None:
+        out = check_writable_folder(out)
+        (out / "episodes.jsonl").unlink(missing_ok=True)
     native_every = rate_hz // 100
     afs = resolve_airframes(airframes)
     cfg = scenario_config(scenario)
@@ -99,6 +105,7 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     error: str | None = None
     safe = np.full(4, safe_action, np.float32)
     t_start = time.perf_counter()
+    done: list[int] = []  # episodes flown to their end: kept whatever happens to the link afterwards
     iterator = range(E)
     if progress:
         from tqdm import tqdm
@@ -165,6 +172,13 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
                     break
                 if realtime:
                     time.sleep(max(0.0, 0.01 / native_every - (time.perf_counter() - tick)))
+            done.append(e)
+            if out is not None:  # each finished episode on disk as it ends
+                end = T if first_term[e] < 0 else first_term[e] + 1
+                append_line(out / "episodes.jsonl", json.dumps({
+                    "episode": e, "airframe": af.name, "terminated": bool(first_term[e] >= 0),
+                    "final_position_error_m": float(np.linalg.norm(position[end, e] - target[end, e])),
+                    "return": float(returns[e])}))
     except LinkClosed as exc:
         error = f"device disconnected: {exc}"
     except RaptorError as exc:
@@ -172,10 +186,16 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     finally:
         client.close()
     n_steps = np.where(first_term < 0, T, first_term + 1)
-    r = Rollouts([a.name for a in afs], ref_env.airframe_index.numpy(), position, target,
-                 np.linalg.norm(position - target, axis=-1), first_term >= 0, first_term, returns,
-                 dact / np.maximum(n_steps - 1, 1), 0.01)
-    metrics = summarize(r) if error is None else {}
+    sel = np.array(done, dtype=int)  # all episodes, or those finished before the link failed
+    metrics = {}
+    if len(sel):
+        r = Rollouts([a.name for a in afs], ref_env.airframe_index.numpy()[sel], position[:, sel], target[:, sel],
+                     np.linalg.norm(position[:, sel] - target[:, sel], axis=-1), first_term[sel] >= 0,
+                     first_term[sel], returns[sel], (dact / np.maximum(n_steps - 1, 1))[sel], 0.01)
+        metrics = summarize(r)
+        metrics["per_airframe"] = {k: v for k, v in metrics["per_airframe"].items() if v["episodes"] > 0}
+    metrics["episodes_finished"] = len(sel)
+    metrics["episodes_planned"] = E
     metrics["link"] = client.stats.summary(client.decoder.stats)
     metrics["link"]["max_abs_action_diff_vs_pybind_core"] = max_action_diff
     metrics["config"] = {**log["config"], "wall_time_s": round(time.perf_counter() - t_start, 2)}
@@ -183,13 +203,13 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     if error is not None:
         metrics["error"] = error
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-        if error is None:
-            atomic_write_text(out / "metrics.md", markdown_table(metrics, f"HIL {policy_name}, {scenario}"))
+        if len(sel):
+            title = f"HIL {policy_name}, {scenario}" + ("" if error is None else f" ({len(sel)} of {E} episodes)")
+            atomic_write_text(out / "metrics.md", markdown_table(metrics, title))
     if error is not None:
-        raise RaptorError(error + (f" (log kept in {out}/metrics.json)" if out is not None else ""))
+        kept = f"; the {len(sel)} episodes finished before it are in {out}/metrics.json" if out is not None else ""
+        raise RaptorError(error + (f" (log kept in {out}/metrics.json{kept})" if out is not None else ""))
     return metrics
 
 

@@ -20,7 +20,9 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import torch
 
 from raptor.conventions import CONVENTIONS_VERSION
 from raptor.errors import ConfigError
+from raptor.fileio import check_writable_folder, file_mode
 from raptor.policy.network import PARAMETER_LAYOUT
 
 TARGETS = ("generic", "onnx", "crazyflie", "px4", "betaflight")
@@ -344,12 +347,29 @@ def export(policy_name: str, target: str, out: str | Path, rate_hz: int = 400) -
     if rate_hz % 100 or not 100 <= rate_hz <= 10000:
         raise ConfigError(f"--rate-hz must be a multiple of 100 between 100 and 10000 (got {rate_hz})")
     policy = rp.load(policy_name)
-    out = Path(out)
-    if target == "onnx":
-        return [export_onnx(policy, out)]
-    if target in ("crazyflie", "px4", "betaflight"):
-        return export_target(policy, policy_name, target, out)
-    return export_generic(policy, policy_name, out, rate_hz)
+    out = check_writable_folder(out)
+    # Everything is written to a temporary folder beside OUT first and moved in only when all of it succeeded: a
+    # failed export leaves OUT as it was (other files there, e.g. a build/ folder, are kept).
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    try:
+        if target == "onnx":
+            files = [export_onnx(policy, tmp)]
+        elif target in ("crazyflie", "px4", "betaflight"):
+            files = export_target(policy, policy_name, target, tmp)
+        else:
+            files = export_generic(policy, policy_name, tmp, rate_hz)
+        moved = []
+        for f in files:
+            dst = out / f.relative_to(tmp)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(f, file_mode())
+            os.replace(f, dst)
+            moved.append(dst)
+        return moved
+    except OSError as e:
+        raise ConfigError(f"export to {out} failed: {e.strerror or e}; nothing in {out} was changed") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

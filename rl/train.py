@@ -18,12 +18,17 @@ trained or written again; `--resume` continues every unfinished shard from its l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
+import signal
+import socket
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,7 +36,8 @@ from pathlib import Path
 
 import torch
 
-from raptor.errors import ConfigError
+from raptor.errors import ConfigError, RaptorError
+from raptor.fileio import check_file, check_writable_folder, load_checked, read_json, save_checked
 from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
 from raptor.rl.teacher import (
     QualityBar,
@@ -47,6 +53,7 @@ from raptor.rl.teacher import (
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, atomic_write_text, load_airframes, resolve_airframes, save_airframes
 from raptor.sim.env import EnvConfig
+from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
 RUN_VERSION = 1
@@ -140,6 +147,16 @@ class TrainConfig:
             raise ConfigError(f"--start-scale must be positive, got {self.start_velocity_scale}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ConfigError(f"--time-limit must be a positive number of seconds, got {self.time_limit_s}")
+        check_seed(self.seed)
+
+    def check_machine(self) -> None:
+        """What depends on this machine: the device exists, and one shard's envs fit in its memory (checked
+        before a run folder is made)."""
+        check_device(self.device)
+        envs = self.ppo.envs_per_teacher * self.teachers_per_shard * self.candidates
+        check_fits(envs * ENV_BYTES_ESTIMATE, self.device, f"a shard of {envs:,} envs ({self.teachers_per_shard} "
+                   f"teachers x {self.candidates} candidates x {self.ppo.envs_per_teacher:,} envs)",
+                   "use fewer --envs or --teachers-per-shard")
 
     def to_json(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("ppo", "bar")}
@@ -160,6 +177,11 @@ class TrainConfig:
         return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
+# Memory of one PPO env, measured to within a factor of ~2: the rollout buffer (horizon 32 x observation, action,
+# log-prob, value, reward, flags) and the simulator state, float32 on the CPU (about 7 KB).
+ENV_BYTES_ESTIMATE = 8 * 1024
+
+
 def parse_ids(text: str | None, n: int) -> list[int]:
     """'0-9,12,20-21' -> [0, ..., 9, 12, 20, 21]; None -> all n."""
     if text is None:
@@ -172,9 +194,13 @@ def parse_ids(text: str | None, n: int) -> list[int]:
                 continue
             if "-" in part:
                 a, b = (int(x) for x in part.split("-", 1))
+                if b < a:
+                    raise ConfigError(f"bad --ids '{text}': the range {part} is empty (write {b}-{a})")
                 ids.extend(range(a, b + 1))
             else:
                 ids.append(int(part))
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(f"bad --ids '{text}': use e.g. 0-999 or 0-9,12") from None
     bad = [i for i in ids if not 0 <= i < n]
@@ -240,16 +266,63 @@ class RunDir:
     def airframes(self) -> list[Airframe]:
         return load_airframes(self.airframes_file)
 
+    lock_file = property(lambda self: self.root / "training.lock")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Mark the run as being trained by this process (pid, host) while the block runs; --status reads it."""
+        atomic_write_text(self.lock_file, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                      "started": time.time()}))
+        try:
+            yield
+        finally:
+            self.lock_file.unlink(missing_ok=True)
+
+    def trainer_alive(self) -> bool | None:
+        """True: a live process on this host trains the run; False: the one that did is gone; None: no lock."""
+        try:
+            lock = json.loads(self.lock_file.read_text())
+            pid, host = int(lock["pid"]), str(lock["host"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if host != socket.gethostname():
+            return True  # another machine's process (ray, a shared disk): assume it lives
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to a temp file, fsync, then rename: a reader sees the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """A checkpoint: checksummed, written atomically, the previous one kept as NAME.prev (raptor.fileio)."""
+    save_checked(obj, path)
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """SIGINT and SIGTERM set a flag (the yielded list turns true) instead of stopping a training iteration half
+    way; the loop checks it between iterations. A second Ctrl-C stops at once."""
+    hit: list[int] = []
+
+    def handler(signum, frame):  # noqa: ARG001
+        if hit:
+            raise KeyboardInterrupt
+        hit.append(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield hit
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def attempt_ids(run: dict) -> list[int]:
@@ -283,12 +356,9 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         torch.set_num_threads(cfg.threads)
     ckpt_path = rd.checkpoints / f"{key}.pt"
     state = None
-    if ckpt_path.is_file():
-        try:
-            state = torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
-        except Exception as err:  # noqa: BLE001 - a torn file cannot happen (atomic rename), but disks fail
-            raise ConfigError(f"checkpoint '{ckpt_path}' is unreadable ({err}); "
-                              "delete it to restart this shard") from None
+    if ckpt_path.is_file() or ckpt_path.with_name(ckpt_path.name + ".prev").is_file():
+        state = load_checked(ckpt_path, map_location=cfg.device, what="training checkpoint",
+                             fix=f"delete {ckpt_path} (and its .prev) to restart these teachers from scratch")
         if state.get("ids") != ids or state.get("candidates", 1) != cfg.candidates:
             raise ConfigError(f"checkpoint '{ckpt_path}' belongs to teachers {state.get('ids')} with "
                               f"{state.get('candidates', 1)} candidates each, not {ids} with {cfg.candidates}; "
@@ -362,26 +432,32 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         return cfg.time_limit_s is not None and elapsed >= cfg.time_limit_s
 
     last_ckpt = time.monotonic()
-    while ppo.iteration < total_iters and not out_of_time():
-        t0 = time.perf_counter()
-        stats = ppo.iterate()
-        if ppo.device.type == "cuda":
-            torch.cuda.synchronize()
-        elapsed += time.perf_counter() - t0
-        if writer:
-            for k in range(K):
-                writer.add_scalar(f"{tag(k)}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
-                writer.add_scalar(f"{tag(k)}/train/std", float(stats.std[k]), ppo.env_steps)
-        if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters or out_of_time():
-            selection_eval()
-        if bar is not None:
-            bar.update(1)
-            ret = stats.episode_return[torch.isfinite(stats.episode_return)]
-            bar.set_postfix(ret=f"{float(ret.mean()) if len(ret) else float('nan'):.0f}",
-                            std=f"{float(stats.std.mean()):.3f}")
-        if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
-            save_checkpoint()
-            last_ckpt = time.monotonic()
+    with deferred_interrupts() as stop:
+        while ppo.iteration < total_iters and not out_of_time():
+            if stop:  # Ctrl-C or SIGTERM between two iterations: nothing since the last checkpoint is lost
+                save_checkpoint()
+                print(f"raptor train: interrupted; checkpoint written ({ckpt_path}); continue with "
+                      f"raptor train --out {rd.root} --resume", file=sys.stderr, flush=True)
+                raise KeyboardInterrupt
+            t0 = time.perf_counter()
+            stats = ppo.iterate()
+            if ppo.device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed += time.perf_counter() - t0
+            if writer:
+                for k in range(K):
+                    writer.add_scalar(f"{tag(k)}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
+                    writer.add_scalar(f"{tag(k)}/train/std", float(stats.std[k]), ppo.env_steps)
+            if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters or out_of_time():
+                selection_eval()
+            if bar is not None:
+                bar.update(1)
+                ret = stats.episode_return[torch.isfinite(stats.episode_return)]
+                bar.set_postfix(ret=f"{float(ret.mean()) if len(ret) else float('nan'):.0f}",
+                                std=f"{float(stats.std.mean()):.3f}")
+            if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+                save_checkpoint()
+                last_ckpt = time.monotonic()
     if bar is not None:
         bar.close()
     save_checkpoint()  # the trained state is safe before the (slower) final evaluation
@@ -396,6 +472,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
     if writer:
         writer.close()
     ckpt_path.unlink(missing_ok=True)
+    ckpt_path.with_name(ckpt_path.name + ".prev").unlink(missing_ok=True)
     return results
 
 
@@ -520,9 +597,12 @@ def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, c
     if airframe_spec is None:
         raise ConfigError("--airframes is required to start a run (named, NAME,..., FILE, sampled:N:SEED)")
     cfg = cfg or TrainConfig()
+    cfg.check_machine()
     all_afs = resolve_airframes(airframe_spec)
     ids = parse_ids(ids_text, len(all_afs))
-    rd.root.mkdir(parents=True, exist_ok=True)
+    if not ids:
+        raise ConfigError(f"--ids '{ids_text}' selects no airframe")
+    check_writable_folder(rd.root)
     afs = [Airframe(a.name, a.parameters, {**a.meta, "id": i}) for i, a in enumerate(all_afs)]
     save_airframes(rd.airframes_file, afs, {"spec": airframe_spec})
     run = {"format": RUN_FORMAT, "version": RUN_VERSION, "airframe_spec": airframe_spec, "ids": ids,
@@ -570,6 +650,9 @@ def mark_failed_for_retraining(rd: RunDir, run: dict, cfg: TrainConfig) -> list[
     return failed
 
 
+_DAMAGED_TEACHER_FIX = "delete that teacher's folder and run raptor train --out DIR --resume to train it again"
+
+
 def _attempt_rank(ev: dict) -> tuple[bool, float]:
     return bool(ev.get("passed")), teacher_score(ev)
 
@@ -591,8 +674,9 @@ def keep_best_attempts(rd: RunDir) -> list[int]:
     for i, dirs in sorted(by_id.items()):
         if not rd.finished(i):
             continue
-        current = json.loads((rd.teacher_dir(i) / "eval.json").read_text())
-        ranked = [(_attempt_rank(json.loads((d / "eval.json").read_text())), str(d), d) for d in dirs]
+        current = read_json(rd.teacher_dir(i) / "eval.json", "teacher evaluation", _DAMAGED_TEACHER_FIX)
+        ranked = [(_attempt_rank(read_json(d / "eval.json", "teacher evaluation", _DAMAGED_TEACHER_FIX)), str(d), d)
+                  for d in dirs]
         best_rank, _, best = max(ranked)
         if best_rank <= _attempt_rank(current):
             continue
@@ -632,19 +716,20 @@ def train(out: str, airframe_spec: str | None = None, ids_text: str | None = Non
     airframes = rd.airframes()
     plan = [(k, ids, s) for k, ids, s in shard_plan(run, cfg) if any(not rd.finished(i) for i in ids)]
     results: list[dict] = []
-    if cfg.backend == "ray":
-        from raptor.rl.ray_backend import train_ray
+    with rd.lock():
+        if cfg.backend == "ray":
+            from raptor.rl.ray_backend import train_ray
 
-        results = train_ray(rd, cfg, plan, address=address, progress=progress)
-    elif cfg.backend == "sb3":
-        from raptor.rl.sb3_backend import train_shard_sb3
+            results = train_ray(rd, cfg, plan, address=address, progress=progress)
+        elif cfg.backend == "sb3":
+            from raptor.rl.sb3_backend import train_shard_sb3
 
-        for key, ids, seed in plan:
-            results += train_shard_sb3(rd, cfg, key, ids, seed, airframes, progress=progress)
-    else:
-        for key, ids, seed in plan:
-            results += train_shard_batched(rd, cfg, key, ids, seed, airframes, progress=progress,
-                                           tensorboard=tensorboard)
+            for key, ids, seed in plan:
+                results += train_shard_sb3(rd, cfg, key, ids, seed, airframes, progress=progress)
+        else:
+            for key, ids, seed in plan:
+                results += train_shard_batched(rd, cfg, key, ids, seed, airframes, progress=progress,
+                                               tensorboard=tensorboard)
     swapped = keep_best_attempts(rd)
     if swapped and progress:
         print(f"kept the earlier, better attempt of teachers {swapped} (the retrain ranked lower)")
@@ -660,30 +745,53 @@ def status(rd: RunDir) -> list[dict]:
     except Exception:  # noqa: BLE001 - status must work even when the airframe file is damaged
         pass
     progress: dict[int, int] = {}
+    damaged: dict[int, str] = {}
     if rd.checkpoints.is_dir():
         for f in [*rd.checkpoints.glob("*.pt"), *rd.checkpoints.glob("*/state.pt")]:  # batched, sb3
-            try:
-                st = torch.load(f, map_location="cpu", weights_only=False)
-            except Exception:  # noqa: BLE001
-                continue
+            why = check_file(f)
+            if why is not None:
+                prev = f.with_name(f.name + ".prev")
+                st = None if not prev.is_file() or check_file(prev) else load_checked(prev)
+                if st is None:
+                    damaged[len(damaged)] = f"{f} ({why})"
+                    continue
+            else:
+                st = load_checked(f)
             for i in st.get("ids", []):
                 progress[i] = int(st["ppo"]["env_steps"]) if "ppo" in st else int(st.get("env_steps", 0))
+    alive = rd.trainer_alive()
+    active = "training" if alive else "interrupted"  # a checkpoint and no live trainer: resume it
     rows = []
     for i in run["ids"]:
         ev_file = rd.teacher_dir(i) / "eval.json"
         if ev_file.is_file():
-            ev = json.loads(ev_file.read_text())
-            rows.append({"id": i, "airframe": ev["airframe"], "state": "finished", "steps": ev["steps"],
-                         "success_rate": ev["success_rate"], "termination_rate": ev["termination_rate"],
-                         "mean_return": ev["mean_return"], "mean_action_change": ev["mean_action_change"],
-                         "reference_termination_rate": ev.get("reference_termination_rate"),
-                         "passed": bool(ev["passed"])})
+            try:
+                ev = read_json(ev_file, "teacher evaluation")
+                row = {"id": i, "airframe": ev["airframe"], "state": "finished", "steps": ev["steps"],
+                       "success_rate": ev["success_rate"], "termination_rate": ev["termination_rate"],
+                       "mean_return": ev["mean_return"], "mean_action_change": ev["mean_action_change"],
+                       "reference_termination_rate": ev.get("reference_termination_rate"),
+                       "passed": bool(ev["passed"])}
+            except (ConfigError, RaptorError, KeyError, TypeError):
+                row = _open_row(i, names.get(i, "?"), f"damaged: {ev_file.name} (delete the teacher's folder and "
+                                                      "--resume to retrain it)", 0)
+            rows.append(row)
+        elif i in progress:
+            rows.append(_open_row(i, names.get(i, "?"), active, progress[i]))
         else:
-            rows.append({"id": i, "airframe": names.get(i, "?"), "state": "training" if i in progress else "pending",
-                         "steps": progress.get(i, 0), "success_rate": None, "termination_rate": None,
-                         "mean_return": None, "mean_action_change": None, "reference_termination_rate": None,
-                         "passed": None})
+            state = "training" if alive and not damaged else ("damaged checkpoint" if damaged else "pending")
+            rows.append(_open_row(i, names.get(i, "?"), state, 0))
+    if damaged:
+        for r in rows:
+            if r["state"] == "damaged checkpoint":
+                r["note"] = "; ".join(damaged.values())
     return rows
+
+
+def _open_row(i: int, airframe: str, state: str, steps: int) -> dict:
+    return {"id": i, "airframe": airframe, "state": state, "steps": steps, "success_rate": None,
+            "termination_rate": None, "mean_return": None, "mean_action_change": None,
+            "reference_termination_rate": None, "passed": None}
 
 
 def status_table(rows: list[dict]) -> str:
@@ -774,7 +882,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     algo = args.algo or "ppo"
     default_steps = 300_000 if algo == "sac" else 5_000_000
     ppo = PPOConfig() if args.envs is None else replace(PPOConfig(), envs_per_teacher=args.envs)
-    kw = {"backend": backend, "algo": algo, "steps": args.steps or default_steps, "ppo": ppo}
+    kw = {"backend": backend, "algo": algo, "steps": default_steps if args.steps is None else args.steps, "ppo": ppo}
     for name in ("device", "seed", "teachers_per_shard", "threads"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
@@ -808,6 +916,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**kw)
 
 
+def _resume_with_envs(rd: RunDir, envs: int) -> None:
+    """--resume --envs N: a run that has not trained anything yet (e.g. stopped because its envs did not fit) takes
+    the new size; a run with progress keeps its recipe, and saying otherwise is refused rather than ignored."""
+    run = rd.read_run()
+    stored = TrainConfig.from_json(run["config"])
+    if envs == stored.ppo.envs_per_teacher:
+        return
+    started = any(rd.finished(i) for i in run["ids"]) or (rd.checkpoints.is_dir() and any(rd.checkpoints.iterdir()))
+    if started:
+        raise ConfigError(f"'{rd.root}' trains with --envs {stored.ppo.envs_per_teacher} and has progress; a resume "
+                          "keeps its recipe: drop --envs, or start another --out")
+    new = replace(stored, ppo=replace(stored.ppo, envs_per_teacher=envs))
+    new.check_machine()
+    run["config"] = new.to_json()
+    rd.write_run(run)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.status:
         rows = status(RunDir(args.status))
@@ -815,6 +940,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out DIR is required (or --status DIR)")
+    if (args.resume or args.retrain_failed) and args.envs is not None:
+        _resume_with_envs(RunDir(args.out), args.envs)
     cfg = None if (args.resume or args.retrain_failed) and args.backend is None else config_from_args(args)
     t0 = time.perf_counter()
     train(args.out, args.airframes, args.ids, cfg, resume=args.resume, retrain_failed=args.retrain_failed,

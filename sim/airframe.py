@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -167,11 +168,31 @@ class Airframe:
         return {"name": self.name, "parameters": self.parameters, "meta": self.meta}
 
 
+KNOWN_BLOCKS = ("dynamics", "integration", "mdp", "disturbances", "trajectory", "domain_randomization", "derived",
+                "source")
+KNOWN_DYNAMICS = ("J", "J_inv", "action_limit", "gravity", "hovering_throttle_relative", "mass", "rotor_positions",
+                  "rotor_thrust_coefficients", "rotor_thrust_directions", "rotor_time_constants_falling",
+                  "rotor_time_constants_rising", "rotor_torque_constants", "rotor_torque_directions")
+
+
+def _has_bool(x: Any) -> bool:
+    return isinstance(x, bool) or (isinstance(x, list) and any(_has_bool(v) for v in x))
+
+
 def validate_parameters(p: dict, where: str = "airframe") -> None:
-    """Check every field the simulator reads: present, right shape, finite, physically sane."""
+    """Check every field the simulator reads: present, right shape, finite, physically sane; and name any block or
+    dynamics field it does not know (a typo would otherwise be ignored)."""
+    unknown = [k for k in p if k not in KNOWN_BLOCKS]
+    unknown += [f"dynamics.{k}" for k in p.get("dynamics", {}) if k not in KNOWN_DYNAMICS]
+    if unknown:
+        raise AirframeError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; the known blocks are "
+                            f"{', '.join(KNOWN_BLOCKS)} and dynamics holds {', '.join(KNOWN_DYNAMICS)}")
     for path, shape in _FIELDS:
+        raw = _get(p, path)
+        if _has_bool(raw):
+            raise AirframeError(f"{where}: field '{path}' is {json.dumps(raw)}, a boolean; write a number")
         try:
-            value = np.asarray(_get(p, path), dtype=np.float64)
+            value = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise AirframeError(f"{where}: field '{path}' is not numeric ({e})") from None
         if value.shape != shape:
@@ -260,6 +281,10 @@ def load_airframes(path: str | os.PathLike) -> list[Airframe]:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise AirframeError(f"airframe file '{path}' is not valid JSON: {e}") from None
+    except RecursionError:
+        raise AirframeError(f"airframe file '{path}' nests too deeply to be an airframe file") from None
+    except OSError as e:
+        raise AirframeError(f"airframe file '{path}' cannot be read: {e.strerror or e}") from None
     if isinstance(doc, dict):
         if doc.get("format") != AIRFRAME_FILE_FORMAT:
             raise AirframeError(f"'{path}' is not a raptor airframe file (format is {doc.get('format')!r}, "
@@ -277,10 +302,16 @@ def load_airframes(path: str | os.PathLike) -> list[Airframe]:
         if not isinstance(e, dict) or "parameters" not in e:
             raise AirframeError(f"'{path}': airframe #{i} has no 'parameters'")
         name = str(e.get("name", f"airframe_{i}"))
+        if not isinstance(e["parameters"], dict) or not isinstance(e.get("meta", {}), dict):
+            raise AirframeError(f"'{path}': airframe #{i} ('{name}'): 'parameters' and 'meta' must be objects")
         try:
             out.append(Airframe(name, e["parameters"], dict(e.get("meta", {}))))
         except AirframeError as err:
             raise AirframeError(f"'{path}', airframe #{i} ('{name}'): {err}") from None
+    weak = [f"{a.name} ({a.thrust_to_weight:.2f})" for a in out if a.thrust_to_weight < 1.0]
+    if weak:
+        print(f"raptor: warning: {path}: thrust-to-weight below 1, these airframes cannot hover: "
+              f"{', '.join(weak[:5])}{' ...' if len(weak) > 5 else ''}", file=sys.stderr, flush=True)
     return out
 
 

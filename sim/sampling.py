@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raptor.sim.airframe import Airframe, default_mdp, default_trajectory, named_airframe
+from raptor.validate import check_seed
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def _draw_latent(rng: CxxRandom, r: RandomizationRanges) -> list[float]:
 
 def latents(n: int, seed: int = 0, ranges: RandomizationRanges = RandomizationRanges()) -> np.ndarray:
     """Raw draws (n, 8) in LATENT_NAMES order of airframes 0..n-1 of the reference stream for `seed`."""
+    check_seed(seed, "sampler seed")
     rng = CxxRandom(seed + 1)
     _draw_latent(rng, ranges)  # the reference prints one sample before its loop and discards it
     return np.array([_draw_latent(rng, ranges) for _ in range(n)], dtype=np.float64).reshape(n, len(LATENT_NAMES))

@@ -20,6 +20,7 @@ from raptor.distill.dagger import (
     train_epoch,
 )
 from raptor.errors import ConfigError, PolicyFileError
+from raptor.fileio import load_checked
 from raptor.policy import default_metadata, load, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.ppo import PPOConfig
@@ -122,7 +123,7 @@ def test_disturbance_head_learns_the_push_and_leaves_the_student_unchanged(teach
     distill(str(teachers), str(out), dcfg, progress=False)
     student = load(str(out / "student.safetensors"))
     assert sum(p.numel() for p in student.net.parameters()) == 2084  # the head is never exported
-    assert "aux" in torch.load(out / "checkpoint.pt", weights_only=False)  # ... but resumes with the run
+    assert "aux" in load_checked(out / "checkpoint.pt")  # ... but resumes with the run
     with pytest.raises(ConfigError, match="--disturbance-aux"):
         DistillConfig(disturbance_aux_weight=-1.0)
 

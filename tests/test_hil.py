@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raptor.errors import RaptorError
+from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import evaluate
 from raptor.hil import protocol as P
 from raptor.hil.link import LinkClosed, ProcessTransport, PtyProcessTransport, Transport, qemu_argv
@@ -290,3 +290,18 @@ def test_acceptance_qemu_20_episodes_and_host_100_episodes(device):
         ev = evaluate("official", "crazyflie", "hover", episodes=episodes, seed=0)
         assert abs(m["overall"]["success_rate"] - ev["overall"]["success_rate"]) <= 0.02
         assert m["link"]["max_abs_action_diff_vs_pybind_core"] <= 1e-5
+
+
+def test_a_device_that_dies_mid_run_keeps_the_finished_episodes(device, tmp_path):
+    """Fault injection: the device is killed in its third episode. The two episodes flown before stay: one line each
+    in episodes.jsonl as they ended, and metrics.json/metrics.md summarize them beside the error."""
+    t = KillAfter(ProcessTransport([str(device["host"])]), writes=2 * 500 + 250)
+    with pytest.raises(RaptorError, match="2 episodes finished before it"):
+        run_hil(t, "official", "crazyflie", "hover", episodes=4, seed=0, timeout_s=0.05, out=tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    assert [x["episode"] for x in lines] == [0, 1] and all(x["airframe"] == "crazyflie" for x in lines)
+    log = json.loads((tmp_path / "metrics.json").read_text())
+    assert log["episodes_finished"] == 2 and log["episodes_planned"] == 4 and log["overall"]["episodes"] == 2
+    assert "error" in log and "2 of 4 episodes" in (tmp_path / "metrics.md").read_text()
+    with pytest.raises(ConfigError, match="--episodes must be a positive"):
+        run_hil(t, "official", "crazyflie", "hover", episodes=0)

@@ -160,7 +160,10 @@ def test_policy_file_round_trip_and_refusals(tmp_path):
         rp.load(corrupt)
     with torch.no_grad():
         net.output_layer.bias[0] = float("nan")
-    rp.save_policy(tmp_path / "nan.safetensors", net, default_metadata(source="test"))
+    with pytest.raises(PolicyFileError, match="refusing to save.*output_layer.bias"):
+        rp.save_policy(tmp_path / "nan.safetensors", net, default_metadata(source="test"))
+    assert not list(tmp_path.glob("*nan*"))  # nothing written, no temporary file left
+    _write_raw(tmp_path / "nan.safetensors", net, default_metadata(source="test"))  # as another tool might
     with pytest.raises(PolicyFileError, match="output_layer.bias.*NaN"):
         rp.load(tmp_path / "nan.safetensors")
     meta = default_metadata(source="test")
@@ -242,3 +245,13 @@ def test_matrix_to_quaternion_round_trip():
     q = sample_uniform_rotation(1000, torch.Generator().manual_seed(0), torch.zeros(1, dtype=torch.float64))
     torch.testing.assert_close(matrix_to_quaternion(rotation_matrix(q)), q)
     json.dumps(default_metadata(source="x"))  # metadata is JSON-serializable
+
+
+def _write_raw(path, net, meta) -> None:
+    """A policy file written without save_policy's checks (another tool's, or an older raptor's)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous() for k, v in net.flat_parameters().items()}, str(path),
+              metadata={"raptor": json.dumps(meta)})

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from raptor.errors import ConfigError, PolicyFileError
+from raptor.errors import ConfigError, PolicyFileError, RaptorError
+from raptor.fileio import load_checked
 from raptor.rl.batched import BatchedAdam, BatchedMLP
 from raptor.rl.ppo import PPOConfig, TeacherActors
 from raptor.rl.teacher import QualityBar, fold_position_shift, load_teacher, save_teacher
@@ -254,7 +255,7 @@ def test_resume_without_run_and_corrupt_checkpoint(tmp_path):
     key = shard_plan(run, cfg)[0][0]
     (out / "teachers" / "0000" / "eval.json").unlink()
     (out / "checkpoints" / f"{key}.pt").write_bytes(b"garbage")
-    with pytest.raises(ConfigError, match="unreadable"):
+    with pytest.raises(RaptorError, match="damaged.*no earlier one.*delete"):
         train(str(out), resume=True, progress=False)
 
 
@@ -302,7 +303,7 @@ def test_sigkill_then_resume_continues_and_keeps_finished_teachers(tmp_path):
     try:
         while time.monotonic() < deadline:
             second = list(ckpts.glob("*.pt")) if (out / "teachers" / "0000" / "eval.json").is_file() else []
-            if second and torch.load(second[0], weights_only=False)["ppo"]["env_steps"] >= 60_000:
+            if second and load_checked(second[0])["ppo"]["env_steps"] >= 60_000:
                 break
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.1)
@@ -315,10 +316,11 @@ def test_sigkill_then_resume_continues_and_keeps_finished_teachers(tmp_path):
             proc.kill()
     assert not (out / "teachers" / "0001" / "eval.json").exists()
     first = _tree_hash(out / "teachers" / "0000")
-    killed = torch.load(next(ckpts.glob("*.pt")), weights_only=False)
+    killed = load_checked(next(ckpts.glob("*.pt")))
     assert killed["ids"] == [1] and killed["ppo"]["env_steps"] >= 60_000
     rows = {r["id"]: r for r in status(RunDir(out))}
-    assert rows[0]["state"] == "finished" and rows[1]["state"] == "training" and rows[1]["steps"] >= 60_000
+    # the killed process is gone: its teacher reads "interrupted" (resume it), not "training"
+    assert rows[0]["state"] == "finished" and rows[1]["state"] == "interrupted" and rows[1]["steps"] >= 60_000
     res = subprocess.run(cmd[:4] + ["--out", str(out), "--resume", "--no-progress"], env=env, capture_output=True,
                          text=True, timeout=400)
     assert res.returncode == 0, res.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raptor.errors import InputError, PolicyFileError
+from raptor.errors import InputError, PolicyFileError, PolicyOutputError
 from raptor.policy.io import default_metadata, load_official_checkpoint, load_policy_file, save_policy
 from raptor.policy.network import NUM_PARAMETERS, PARAMETER_LAYOUT, RaptorPolicyNet
 from raptor.policy.runner import DeploymentRunner
@@ -63,7 +63,11 @@ class Policy:
             self.reset(x.shape[0])
         if not bool(torch.isfinite(x).all()):
             raise InputError("observation contains NaN or inf; the policy state was not changed")
-        a, self.h = self.net.step(x, self.h)
+        a, h = self.net.step(x, self.h)
+        if not bool(torch.isfinite(a).all() and torch.isfinite(h).all()):
+            raise PolicyOutputError(f"policy '{self.name}' gives NaN or inf for a finite observation: its weights "
+                                    "overflow (a damaged or diverged policy); the policy state was not changed")
+        self.h = h
         return a.cpu().numpy() if is_numpy else a
 
     def runner(self, native_every: int = 1) -> DeploymentRunner:

@@ -106,24 +106,32 @@ def net_from_tensors(tensors: dict[str, np.ndarray | torch.Tensor], where: str) 
 
 def load_policy_file(path: str | os.PathLike) -> tuple[RaptorPolicyNet, dict]:
     """Load and validate one of our policy files."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    import struct
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
 
     path = Path(path)
     if not path.is_file():
         raise PolicyFileError(f"policy file '{path}' does not exist")
+    try:  # read here, not by path in Rust: any path Python can open works (also non-UTF-8 names)
+        data = path.read_bytes()
+    except OSError as e:
+        raise PolicyFileError(f"policy file '{path}' cannot be read: {e.strerror or e}") from None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise PolicyFileError(f"policy file '{path}' is corrupt or not a safetensors file ({e})") from None
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + n]).get("__metadata__") or {}
+        tensors = load_bytes(data)
+    except (SafetensorError, struct.error, ValueError, RuntimeError, RecursionError, AttributeError) as e:
+        raise PolicyFileError(f"policy file '{path}' is corrupt or not a safetensors file ({str(e)[:120]})") from None
     if "raptor" not in header:
         raise PolicyFileError(f"policy file '{path}' has no raptor metadata; write it with raptor.policy.save")
     try:
         meta = json.loads(header["raptor"])
-    except json.JSONDecodeError as e:
-        raise PolicyFileError(f"policy file '{path}': metadata is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError, TypeError) as e:
+        raise PolicyFileError(f"policy file '{path}': metadata is not valid JSON ({str(e)[:120]})") from None
+    if not isinstance(meta, dict):
+        raise PolicyFileError(f"policy file '{path}': metadata is not a JSON object")
     check_metadata(meta, f"policy file '{path}'")
     return net_from_tensors(tensors, f"policy file '{path}'"), meta
 
