@@ -448,7 +448,9 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
                 for k in range(K):
                     writer.add_scalar(f"{tag(k)}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
                     writer.add_scalar(f"{tag(k)}/train/std", float(stats.std[k]), ppo.env_steps)
-            if ppo.iteration % eval_every == 0 or ppo.iteration == total_iters or out_of_time():
+            # an interval boundary just before the end is left to the final evaluation (one line, not two)
+            boundary = ppo.iteration % eval_every == 0 and total_iters - ppo.iteration >= max(1, eval_every // 2)
+            if boundary or ppo.iteration == total_iters or out_of_time():
                 selection_eval()
             if bar is not None:
                 bar.update(1)
