@@ -572,6 +572,7 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     starts_env = BatchedQuadrotorEnv([plain], episodes, cfg, seed=seed)  # the eval's start states
     starts_env.reset()
     starts = starts_env.state.clone()
+    forces, torques = starts_env.force.clone(), starts_env.torque.clone()  # the disturbance scenario's pushes
     env = BatchedQuadrotorEnv([af], 1, cfg, seed=seed)
     env.reset()
     per = round(float(plain.parameters["integration"]["dt"]) / SITL_DT_S)  # physics steps per policy step
@@ -626,6 +627,7 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
             raise RaptorError(f"Betaflight SITL refused to arm: arming disabled by {status.get('arming_disable_flags')}"
                               f" (log: {sitl.log_path})")
         positions = np.zeros((T + 1, episodes, 3))
+        targets = np.zeros((T + 1, episodes, 3))
         terminated = np.zeros(episodes, dtype=bool)
         first_term = np.full(episodes, -1)
         returns = np.zeros(episodes)
@@ -640,19 +642,20 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
                 status = msp.status()
                 if not status["armed"]:
                     raise RaptorError(f"Betaflight disarmed during episode {e - 1} ({status}; log: {sitl.log_path})")
-            s0 = starts[e:e + 1].clone()
-            env.set_state(s0)
+            env.set_state(starts[e:e + 1].clone(), force=forces[e:e + 1], torque=torques[e:e + 1])
             # policy off for 50 ms (the next activation is a rising edge: the glue resets the policy)
             st = env.state[0].numpy().astype(np.float64)
-            off = rc_channels(st[0:3], st[7:10], active=False, armed=True)
+            o = env.observe()[0].numpy().astype(np.float64)  # p and v relative to the (moving) target
+            off = rc_channels(o[0:3], o[12:15], active=False, armed=True)
             for _ in range(10):
                 tick(st, g, off)
-            positions[0, e] = st[0:3]
+            positions[0, e], targets[0, e] = st[0:3], env.target()[0, :3].numpy()
             prev = None
             for t in range(T):
                 for _k in range(per):
                     st = env.state[0].numpy().astype(np.float64)
-                    raw = rc_channels(st[0:3], st[7:10], active=True, armed=True)
+                    o = env.observe()[0].numpy().astype(np.float64)
+                    raw = rc_channels(o[0:3], o[12:15], active=True, armed=True)
                     a = tick(st, g, raw)
                     rew, term, _ = env.physics_step(torch.as_tensor(a, dtype=env.state.dtype)[None])
                     if record is not None:
@@ -663,10 +666,10 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
                     dact[e] += np.abs(a - prev).mean()
                 prev = a
                 returns[e] += float(rew[0])
-                positions[t + 1, e] = env.state[0, 0:3].numpy()
+                positions[t + 1, e], targets[t + 1, e] = env.state[0, 0:3].numpy(), env.target()[0, :3].numpy()
                 if bool(term[0]):
                     terminated[e], first_term[e] = True, t
-                    positions[t + 1:, e] = positions[t + 1, e]
+                    positions[t + 1:, e], targets[t + 1:, e] = positions[t + 1, e], targets[t + 1, e]
                     break
         status = msp.status()
         if not status["armed"]:
@@ -679,7 +682,7 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
             sitl.stop()
     n_steps = np.where(first_term < 0, T, first_term + 1)
     r = Rollouts(airframe_names=[plain.name], airframe_index=np.zeros(episodes, dtype=int), position=positions,
-                 target=np.zeros_like(positions), position_error=np.linalg.norm(positions, axis=-1),
+                 target=targets, position_error=np.linalg.norm(positions - targets, axis=-1),
                  terminated=terminated, first_termination=first_term, returns=returns,
                  action_change=dact / np.maximum(n_steps - 1, 1), dt_s=float(plain.parameters["integration"]["dt"]))
     s = summarize(r)
@@ -745,6 +748,9 @@ def run_sitl_cli(args) -> int:
           f"{st['fdm_sent']} FDM packets, {st['late_motor_packets']} late motor packets, longest host gap "
           f"{st['max_host_gap_ms']:.1f} ms; {sitl['wall_time_s']} s")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps({"sitl": sitl, "raptor_eval": ours,
-                                                        "success_gap_points": gap}, indent=1, default=float))
+    metrics = {**sitl, "config": {"policy": args.policy, "airframes": airframe, "scenario": args.scenario,
+                                  "episodes_per_airframe": args.episodes, "seed": args.seed,
+                                  "sim": f"betaflight-{BETAFLIGHT_VERSION}-sitl"},
+               "raptor_eval": ours, "success_gap_points": gap}  # raptor eval's shape, the comparison beside it
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
     return 0

@@ -83,6 +83,22 @@ def test_policy_hovers_inside_betaflight(binary, work):
     assert m["bridge"]["late_motor_packets"] < 0.1 * m["bridge"]["fdm_sent"]
 
 
+def test_tracking_inside_betaflight_follows_the_moving_target_like_raptor_eval(binary, work):
+    """The figure-eight target moves: the bridge sends position and velocity relative to it and scores against it,
+    so the SITL's success and final error agree with `raptor eval` on the same starts (before, the SITL flew a hover
+    at the origin and scored 100 % where eval scored 0 %)."""
+    from raptor.evaluation import rollout, summarize
+    from raptor.policy import load
+
+    m = bf.fly_sitl(binary, work / "tracking", "race", "tracking", episodes=4, seed=3, progress=False)
+    s = m["per_airframe"]["race"]
+    o = summarize(rollout(load("official"), [bf._sitl_airframe("race")[0]], "tracking", 4, seed=3))["per_airframe"]
+    o = o["race"]
+    assert abs(s["success_rate"] - o["success_rate"]) <= 0.25 + 1e-9, (s, o)
+    assert abs(s["final_position_error_mean"] - o["final_position_error_mean"]) <= 0.3 * o["final_position_error_mean"]
+    assert s["rms_tracking_error_mean"] > 0.05  # it is scored against the moving target, not the origin
+
+
 def test_a_start_whose_arming_checks_do_not_clear_is_retried_then_reported(binary, work):
     """A SITL start whose arming checks are still failing at the deadline (the 4.6.0 SITL sometimes starts with a
     stalled clock; BOOT_GRACE_TIME then never clears) is stopped and started again; after the last start the error

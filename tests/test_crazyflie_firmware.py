@@ -97,9 +97,18 @@ def built(tmp_path_factory):
     meta = default_metadata(source=HOSTILE, name=HOSTILE)
     meta["provenance"]["pipeline"] = [HOSTILE, "*/ int x = 1; /*"]
     rp.save_policy(root / "hostile */ name.safetensors", net, meta)
+    symbols = subprocess.run(["arm-none-eabi-nm", str(app / "build" / "cf2.elf")], capture_output=True, text=True,
+                             check=True).stdout
     export(str(root / "hostile */ name.safetensors"), "crazyflie", app)
     hostile = _make(readme_cmd, app)
-    return {"base": base, "app": app, "empty": empty, "default": default, "hostile": hostile, "graph": graph}
+    # 4. a stub that no longer matches the firmware (velocity_body as uint8_t, the firmware's is bool) must not build
+    api = app / "raptor_crazyflie_api.h"
+    good = api.read_text()
+    api.write_text(good.replace("    bool velocity_body;", "    uint8_t velocity_body;"))
+    broken = subprocess.run(readme_cmd, cwd=app, capture_output=True, text=True, timeout=900)
+    api.write_text(good)
+    return {"base": base, "app": app, "empty": empty, "default": default, "hostile": hostile, "graph": graph,
+            "symbols": symbols, "broken": broken}
 
 
 def test_default_and_hostile_metadata_build_cf2_bin_with_the_readmes_command(built):
@@ -136,3 +145,12 @@ def test_stack_fits_the_real_task_stacks(built, task, entry, call_site, hook):
           f"of {size} B")
     assert not g.dynamic(path + chain)
     assert total <= STACK_MARGIN * size, f"{total} B of a {size} B stack"
+
+
+def test_the_in_tree_build_checks_our_declarations_and_registers_the_log_group(built):
+    b = built["broken"]
+    assert b.returncode != 0
+    message = "raptor_cf_stub_setpoint_t.velocity_body does not match the firmware: setpoint_t.velocity_body"
+    assert message in b.stdout + b.stderr
+    names = {line.split()[-1] for line in built["symbols"].splitlines() if line.strip()}
+    assert {"__logs_raptor", "__params_raptor", "controllerOutOfTree", "controllerOutOfTreeTest"} <= names

@@ -138,15 +138,17 @@ def _device_actions(stdout: str) -> np.ndarray:
     return np.array([[int(h, 16) for h in r] for r in rows], dtype=np.uint32).view(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["official", "random"])
+@pytest.mark.parametrize("kind", ["official", "default", "random"])
 def test_host_c_and_qemu_cortex_m_agree_with_the_pybind_core(tmp_path, kind):
-    policy = _policy(kind)
+    """`make run-host run-m4 run-m7` of the generic export: the published policy, the shipped default (whose
+    provenance holds shell globs) and a random student with hostile metadata."""
+    policy = rp.load("default") if kind == "default" else _policy(kind)
     if kind == "random":
         path = tmp_path / "random.safetensors"
         policy.save(path)
         name = str(path)
     else:
-        name = "official"
+        name = kind
     out = tmp_path / "export"
     export(name, "generic", out, rate_hz=400)
     seq = np.load(out / "raptor_test_sequence.npz")

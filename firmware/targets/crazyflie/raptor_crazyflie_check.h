@@ -11,12 +11,12 @@
 #define RAPTOR_CF_SAME_TYPE(a, b) __builtin_types_compatible_p(__typeof__(a), __typeof__(b))
 #define RAPTOR_CF_CHECK_FIELD(REAL, STUB, FIELD)                                                               \
     _Static_assert(RAPTOR_CF_SAME_TYPE(((REAL *)0)->FIELD, ((STUB *)0)->FIELD),                                \
-                   "raptor_crazyflie_api.h: " #STUB "." #FIELD " is not the firmware's " #REAL "." #FIELD)
+                   "raptor_crazyflie_api.h: " #STUB "." #FIELD " does not match the firmware: " #REAL "." #FIELD)
 #define RAPTOR_CF_CHECK_SIZE(REAL, STUB, FIELD)                                                                \
     _Static_assert(sizeof(((REAL *)0)->FIELD) == sizeof(((STUB *)0)->FIELD),                                   \
-                   "raptor_crazyflie_api.h: " #STUB "." #FIELD " has another size than " #REAL "." #FIELD)
+                   "raptor_crazyflie_api.h: " #STUB "." #FIELD " has another size than the firmware: " #REAL "." #FIELD)
 #define RAPTOR_CF_CHECK_VALUE(REAL, STUB) \
-    _Static_assert((int)(REAL) == (int)(STUB), "raptor_crazyflie_api.h: " #STUB " is not the firmware's " #REAL)
+    _Static_assert((int)(REAL) == (int)(STUB), "raptor_crazyflie_api.h: " #STUB " does not match the firmware: " #REAL)
 
 RAPTOR_CF_CHECK_FIELD(Axis3f, raptor_cf_stub_Axis3f, x);
 RAPTOR_CF_CHECK_FIELD(Axis3f, raptor_cf_stub_Axis3f, axis);
