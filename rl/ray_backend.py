@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from raptor.errors import ConfigError
+from raptor.fileio import atomic_write_bytes
 
 
 def _train_task(out: str, run: dict, airframes_json: str, cfg_json: dict, key: str, ids: list[int],
@@ -85,9 +86,7 @@ def train_ray(rd, cfg, plan: list[tuple[str, list[int], int]], address: str | No
                     path.parent.mkdir(parents=True, exist_ok=True)
                     if path.name == "eval.json":
                         continue
-                    tmp = path.with_name(f".{path.name}.tmp")
-                    tmp.write_bytes(base64.b64decode(data))
-                    os.replace(tmp, path)
+                    atomic_write_bytes(path, base64.b64decode(data))
                 for rel, data in r["files"].items():  # eval.json last: it marks a teacher finished
                     if rel.endswith("eval.json"):
                         atomic_write_text(rd.root / rel, base64.b64decode(data).decode())

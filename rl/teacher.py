@@ -18,6 +18,7 @@ import torch
 
 from raptor.conventions import OBS_FORCE, OBS_P, PRIVILEGED_OBS_DIM
 from raptor.errors import PolicyFileError
+from raptor.fileio import atomic_write
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.ppo import TeacherActors
 from raptor.sim.airframe import Airframe
@@ -217,14 +218,13 @@ def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 
 
 
 def save_teacher(path: str | os.PathLike, mlp: BatchedMLP, k: int, metadata: dict) -> None:
-    """Write teacher k of a batched actor atomically (temp file, then rename)."""
+    """Write teacher k of a batched actor atomically (raptor.fileio: fsync, rename, 0644)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     meta = {"format": TEACHER_FILE_FORMAT, "version": TEACHER_FILE_VERSION, "sizes": list(mlp.sizes), **metadata}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(mlp.teacher_state(k), str(tmp), metadata={"raptor": json.dumps(meta)})
-    os.replace(tmp, path)
+    state = {n: t.detach().contiguous().cpu() for n, t in mlp.teacher_state(k).items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"raptor": json.dumps(meta)}))
 
 
 def load_teacher(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
