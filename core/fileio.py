@@ -113,7 +113,7 @@ def save_checked(obj, path: str | os.PathLike, keep_previous: bool = True) -> Pa
     return atomic_write(path, write)
 
 
-def _read_checked(path: Path, map_location):
+def read_checked(path: Path, map_location="cpu"):
     """The object in `path`, or ValueError(reason) for a damaged file. Files without the header (written before
     checksums) are loaded as they are."""
     import hashlib
@@ -151,13 +151,13 @@ def load_checked(path: str | os.PathLike, map_location="cpu", what: str = "check
 
     path = Path(path)
     try:
-        return _read_checked(path, map_location)
+        return read_checked(path, map_location)
     except ValueError as e:
         reason = str(e)
     prev = _previous(path)
     if prev.is_file():
         try:
-            obj = _read_checked(prev, map_location)
+            obj = read_checked(prev, map_location)
         except ValueError as e2:
             raise RaptorError(f"{what} {path} is damaged ({reason}), and so is {prev} ({e2}); {fix}") from None
         os.replace(path, path.with_name(path.name + ".corrupt"))
@@ -165,15 +165,6 @@ def load_checked(path: str | os.PathLike, map_location="cpu", what: str = "check
               f"from the previous one ({prev.name}), a little older", file=sys.stderr, flush=True)
         return obj
     raise RaptorError(f"{what} {path} is damaged ({reason}) and there is no earlier one; {fix}")
-
-
-def check_file(path: str | os.PathLike) -> str | None:
-    """None for a good checked file (or an old one that loads), else the reason it is damaged."""
-    try:
-        _read_checked(Path(path), "cpu")
-    except ValueError as e:
-        return str(e)
-    return None
 
 
 def read_json(path: str | os.PathLike, what: str = "file", fix: str = ""):

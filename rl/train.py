@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from raptor.errors import ConfigError, RaptorError
-from raptor.fileio import check_file, check_writable_folder, load_checked, read_json, save_checked
+from raptor.fileio import check_writable_folder, load_checked, read_checked, read_json, save_checked
 from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
 from raptor.rl.teacher import (
     QualityBar,
@@ -298,11 +298,6 @@ class RunDir:
         return True
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    """A checkpoint: checksummed, written atomically, the previous one kept as NAME.prev (raptor.fileio)."""
-    save_checked(obj, path)
-
-
 @contextlib.contextmanager
 def deferred_interrupts():
     """SIGINT and SIGTERM set a flag (the yielded list turns true) instead of stopping a training iteration half
@@ -397,7 +392,7 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         return f"{slots[k]:04d}" + (f"c{k % C}" if C > 1 else "")
 
     def save_checkpoint() -> None:
-        atomic_torch_save({"ids": ids, "candidates": C, "ppo": ppo.state_dict(), "best": best, "curves": curves,
+        save_checked({"ids": ids, "candidates": C, "ppo": ppo.state_dict(), "best": best, "curves": curves,
                             "elapsed_s": elapsed, "config": cfg.to_json()}, ckpt_path)
         if on_checkpoint:
             on_checkpoint()
@@ -747,18 +742,19 @@ def status(rd: RunDir) -> list[dict]:
     except Exception:  # noqa: BLE001 - status must work even when the airframe file is damaged
         pass
     progress: dict[int, int] = {}
-    damaged: dict[int, str] = {}
+    damaged: list[str] = []
     if rd.checkpoints.is_dir():
         for f in [*rd.checkpoints.glob("*.pt"), *rd.checkpoints.glob("*/state.pt")]:  # batched, sb3
-            why = check_file(f)
-            if why is not None:
-                prev = f.with_name(f.name + ".prev")
-                st = None if not prev.is_file() or check_file(prev) else load_checked(prev)
-                if st is None:
-                    damaged[len(damaged)] = f"{f} ({why})"
-                    continue
-            else:
-                st = load_checked(f)
+            st, why = None, None
+            for candidate in (f, f.with_name(f.name + ".prev")):  # a resume would fall back to .prev too
+                try:
+                    st = read_checked(candidate)
+                    break
+                except ValueError as e:
+                    why = why or str(e)
+            if st is None:
+                damaged.append(f"{f} ({why})")
+                continue
             for i in st.get("ids", []):
                 progress[i] = int(st["ppo"]["env_steps"]) if "ppo" in st else int(st.get("env_steps", 0))
     alive = rd.trainer_alive()
@@ -786,7 +782,7 @@ def status(rd: RunDir) -> list[dict]:
     if damaged:
         for r in rows:
             if r["state"] == "damaged checkpoint":
-                r["note"] = "; ".join(damaged.values())
+                r["note"] = "; ".join(damaged)
     return rows
 
 
