@@ -160,9 +160,11 @@ def load_checked(path: str | os.PathLike, map_location="cpu", what: str = "check
             obj = read_checked(prev, map_location)
         except ValueError as e2:
             raise RaptorError(f"{what} {path} is damaged ({reason}), and so is {prev} ({e2}); {fix}") from None
-        os.replace(path, path.with_name(path.name + ".corrupt"))
-        print(f"raptor: warning: {what} {path} is damaged ({reason}): moved to {path.name}.corrupt; continuing "
-              f"from the previous one ({prev.name}), a little older", file=sys.stderr, flush=True)
+        if path.is_file():  # (absent when a save stopped between its two renames)
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+        print(f"raptor: warning: {what} {path} is damaged or missing ({reason}): continuing from the previous one "
+              f"({prev.name}), a little older; a damaged one is kept as {path.name}.corrupt", file=sys.stderr,
+              flush=True)
         return obj
     raise RaptorError(f"{what} {path} is damaged ({reason}) and there is no earlier one; {fix}")
 

@@ -64,7 +64,7 @@ class Policy:
         if not bool(torch.isfinite(x).all()):
             raise InputError("observation contains NaN or inf; the policy state was not changed")
         a, h = self.net.step(x, self.h)
-        if not bool(torch.isfinite(a).all() and torch.isfinite(h).all()):
+        if not bool(torch.isfinite(a).all() & torch.isfinite(h).all()):  # one device sync per step
             raise PolicyOutputError(f"policy '{self.name}' gives NaN or inf for a finite observation: its weights "
                                     "overflow (a damaged or diverged policy); the policy state was not changed")
         self.h = h
