@@ -38,14 +38,14 @@ import torch
 from raptor.conventions import OBS_FORCE
 from raptor.errors import ConfigError
 from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
-from raptor.fileio import check_writable_folder, load_checked, read_json, save_checked
+from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.teacher import load_teacher
 from raptor.rl.train import parse_ids
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe, atomic_write_text, resolve_airframes
+from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
 

@@ -729,8 +729,8 @@ def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: f
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl betaflight`: build, fly, and compare with `raptor eval` on the same airframe and starts."""
     from raptor.evaluation import markdown_table, rollout, summarize
+    from raptor.fileio import atomic_write_text
     from raptor.policy import load
-    from raptor.sim.airframe import atomic_write_text
 
     airframe = args.airframes or "race"
     binary = build_sitl(args.policy)

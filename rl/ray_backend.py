@@ -52,7 +52,7 @@ def train_ray(rd, cfg, plan: list[tuple[str, list[int], int]], address: str | No
         import ray
     except ImportError:
         raise ConfigError("the ray backend needs ray: pip install raptor-quadrotor[ray]") from None
-    from raptor.sim.airframe import atomic_write_text
+    from raptor.fileio import atomic_write_text
 
     started_here = False
     if not ray.is_initialized():

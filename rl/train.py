@@ -37,7 +37,14 @@ from pathlib import Path
 import torch
 
 from raptor.errors import ConfigError, RaptorError
-from raptor.fileio import check_writable_folder, load_checked, read_checked, read_json, save_checked
+from raptor.fileio import (
+    atomic_write_text,
+    check_writable_folder,
+    load_checked,
+    read_checked,
+    read_json,
+    save_checked,
+)
 from raptor.rl.ppo import BatchedPPO, PPOConfig, TeacherActors
 from raptor.rl.teacher import (
     QualityBar,
@@ -51,7 +58,7 @@ from raptor.rl.teacher import (
     trimmed_copy,
 )
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe, atomic_write_text, load_airframes, resolve_airframes, save_airframes
+from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes, save_airframes
 from raptor.sim.env import EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 

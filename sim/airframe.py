@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from raptor.errors import AirframeError
-from raptor.fileio import atomic_write_text  # noqa: F401  (re-exported: older imports)
+from raptor.fileio import atomic_write_text
 
 AIRFRAME_FILE_FORMAT = "raptor-airframes"
 AIRFRAME_FILE_VERSION = 1
