@@ -55,19 +55,25 @@ def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> E
 
 @dataclass
 class Rollouts:
-    """Per-episode records of one evaluation (E = airframes x episodes, T steps)."""
+    """Per-episode records of one evaluation (E = airframes x episodes, T steps).
+
+    `rollout(..., trajectories=False)` keeps no trajectories (position, target, position_error are None): its
+    per-episode metrics are accumulated on the device while it flies (`streamed`, the same definitions as
+    episode_metrics, pinned by a test), so K = 1000 teachers x 500 episodes never leave the GPU."""
 
     airframe_names: list[str]
     airframe_index: np.ndarray  # (E,)
-    position: np.ndarray  # (T + 1, E, 3) m world
-    target: np.ndarray  # (T + 1, E, 3) m world
-    position_error: np.ndarray  # (T + 1, E) m
+    position: np.ndarray | None  # (T + 1, E, 3) m world
+    target: np.ndarray | None  # (T + 1, E, 3) m world
+    position_error: np.ndarray | None  # (T + 1, E) m
     terminated: np.ndarray  # (E,) bool
     first_termination: np.ndarray  # (E,) step index, -1 if never
     returns: np.ndarray  # (E,)
     action_change: np.ndarray  # (E,) mean |a_t - a_{t-1}| per step and motor
     dt_s: float
     force: np.ndarray | None = None  # (E, 3) N world, each episode's constant disturbance force (our simulator)
+    streamed: dict[str, np.ndarray] | None = None  # episode_metrics' arrays, accumulated while flying
+    second_half_error: np.ndarray | None = None  # (E, 3) m world, mean p - p_des over steps (T + 1) // 2 .. T
 
 
 SIMULATORS = ("raptor", "mujoco")
@@ -91,11 +97,12 @@ def make_env(sim: str, airframes: Sequence[Airframe], episodes: int, cfg: EnvCon
 def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", episodes: int = 100, seed: int = 0,
             device: str = "cpu", steps: int | None = None, config: EnvConfig | None = None,
             progress: bool = False, sim: str = "raptor", record: list | None = None,
-            external: tuple[str, str] | None = None) -> Rollouts:
+            external: tuple[str, str] | None = None, trajectories: bool = True) -> Rollouts:
     """Fly `policy` (raptor.policy.Policy) on every airframe x `episodes`, all envs in one batch.
 
     sim: "raptor" (our simulator) or "mujoco"; record: a list that receives the state (B, 17) of every step;
-    external: (mapping, models_dir) of an external MJCF quadrotor (MuJoCo), replacing `airframes`."""
+    external: (mapping, models_dir) of an external MJCF quadrotor (MuJoCo), replacing `airframes`;
+    trajectories: False keeps only the per-episode metrics, accumulated on the device (no per-step copies)."""
     cfg = config or scenario_config(scenario, device)
     env = make_env(sim, airframes, episodes, cfg, seed, external)
     T = steps or cfg.episode_steps
@@ -103,11 +110,21 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
     obs = env.reset()
     force = env.force.detach().cpu().double().numpy().copy() if hasattr(env, "force") else None
     policy.reset(E)
-    pos, tgt = [env.state[:, 0:3].cpu()], [env.target()[:, 0:3].cpu()]
+    acc = _MetricStream(E, T, env.device)
+    pos, tgt = [], []
+
+    def observe(t: int, alive: torch.Tensor) -> None:  # the state after t steps (t = 0: the start)
+        p, g = env.state[:, 0:3], env.target()[:, 0:3]
+        acc.add(t, p, g, alive)
+        if trajectories:
+            pos.append(p.detach().clone())
+            tgt.append(g.detach().clone())
+
     alive = torch.ones(E, dtype=torch.bool, device=env.device)
     first_term = torch.full((E,), -1, dtype=torch.long, device=env.device)
     ret = torch.zeros(E, dtype=torch.float64, device=env.device)
     dact = torch.zeros(E, dtype=torch.float64, device=env.device)
+    observe(0, alive)
     prev_a = None
     iterator = range(T)
     if progress:
@@ -126,22 +143,70 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         newly = term & alive
         first_term = torch.where(newly, torch.full_like(first_term, t), first_term)
         alive = alive & ~term
-        pos.append(env.state[:, 0:3].cpu())
-        tgt.append(env.target()[:, 0:3].cpu())
+        observe(t + 1, alive)
         if record is not None:
             record.append(env.state.detach().cpu().numpy().copy())
-    position = torch.stack(pos).double().numpy()
-    target = torch.stack(tgt).double().numpy()
     ft = first_term.cpu().numpy()
     n_steps = np.where(ft < 0, T, ft + 1)
-    return Rollouts(
+    position = target = error = None
+    if trajectories:
+        position = torch.stack(pos).cpu().double().numpy()
+        target = torch.stack(tgt).cpu().double().numpy()
+        error = np.linalg.norm(position - target, axis=-1)
+    r = Rollouts(
         airframe_names=[a.name for a in airframes], airframe_index=env.airframe_index.cpu().numpy(),
-        position=position, target=target, position_error=np.linalg.norm(position - target, axis=-1),
+        position=position, target=target, position_error=error,
         terminated=ft >= 0, first_termination=ft, returns=ret.cpu().numpy(),
         action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]), force=force)
+    r.streamed, r.second_half_error = acc.result(r)
+    return r
+
+
+class _MetricStream:
+    """episode_metrics' per-episode quantities, accumulated step by step on the device in float64 (no trajectory
+    is kept). Step index s = 0 .. T (s = 0: the start); an episode's steps count for the RMS error up to and
+    including the step on which it terminated, as in episode_metrics."""
+
+    def __init__(self, E: int, T: int, device) -> None:
+        self.T1 = T + 1
+        self.half = self.T1 // 2
+        z = torch.zeros(E, dtype=torch.float64, device=device)
+        self.last_out = torch.full((E,), -1, dtype=torch.long, device=device)  # last step outside the radius
+        self.sq, self.count, self.final = z.clone(), z.clone(), z.clone()
+        self.tail = torch.zeros(E, 3, dtype=torch.float64, device=device)
+
+    def add(self, s: int, p: torch.Tensor, g: torch.Tensor, alive_after: torch.Tensor) -> None:
+        d = p.double() - g.double()
+        err = torch.linalg.vector_norm(d, dim=-1)
+        self.last_out = torch.where(err >= SUCCESS_RADIUS_M, torch.full_like(self.last_out, s), self.last_out)
+        counted = alive_after if s > 0 else torch.ones_like(alive_after)
+        self.sq += torch.where(counted, err * err, 0.0)
+        self.count += counted.double()
+        if s >= self.half:
+            self.tail += d
+        if s == self.T1 - 1:
+            self.final = err
+
+    def result(self, r: Rollouts) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        last_out = self.last_out.cpu().numpy()
+        term = r.terminated
+        success = ~term & (last_out < max(self.T1 - SUCCESS_WINDOW_STEPS, 0))
+        settled = ~term & (last_out < self.T1 - 1)
+        m = {"success": success, "terminated": term, "final_position_error": np.where(term, np.nan,
+                                                                                       self.final.cpu().numpy()),
+             "settling_time_s": np.where(settled, (last_out + 1) * r.dt_s, np.nan),
+             "rms_tracking_error": np.sqrt(self.sq.cpu().numpy() / self.count.cpu().numpy()),
+             "return": r.returns, "action_change": r.action_change}
+        return m, (self.tail / (self.T1 - self.half)).cpu().numpy()
 
 
 def episode_metrics(r: Rollouts) -> dict[str, np.ndarray]:
+    """Per-episode success, termination, final error, settling time, RMS error, return and action change: from the
+    trajectories where the record has them, else the same quantities streamed while flying (rollout)."""
+    if r.position_error is None:
+        if r.streamed is None:
+            raise ValueError("this Rollouts record has neither trajectories nor streamed metrics")
+        return r.streamed
     err = r.position_error  # (T + 1, E)
     T1, E = err.shape
     steps = np.arange(T1)[:, None]

@@ -260,7 +260,8 @@ def holdout_metrics(net: RaptorPolicyNet, airframes: list[Airframe], episodes: i
     policy = Policy(net, {"name": "student"}, device=device)
     out = {}
     for scenario in ("hover", "recovery"):
-        s = summarize(rollout(policy, airframes, scenario, episodes, seed=99, device=device))["overall"]
+        s = summarize(rollout(policy, airframes, scenario, episodes, seed=99, device=device,
+                              trajectories=False))["overall"]
         out[scenario] = {k: s[k] for k in ("success_rate", "termination_rate", "mean_return",
                                            "final_position_error_mean")}
     net.train()

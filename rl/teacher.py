@@ -81,7 +81,8 @@ def evaluate_teachers(actors: torch.nn.Module, airframes: list[Airframe], episod
     from raptor.evaluation import rollout, summarize
 
     policy = TeacherPolicy(actors, len(airframes))
-    r = rollout(policy, airframes, "hover", episodes, seed=seed, device=device, config=hover_config(device))
+    r = rollout(policy, airframes, "hover", episodes, seed=seed, device=device, config=hover_config(device),
+                trajectories=False)
     s = summarize(r)
     return list(s["per_airframe"].values())
 
@@ -110,9 +111,8 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
     total = torch.zeros(K, 3, dtype=torch.float64)
     for it in range(iterations):
         r = rollout(TeacherPolicy(TeacherActors(mlp, output), K), airframes, "hover", episodes, seed=seed + it,
-                    device=device, config=hover_config(device))
-        err = torch.as_tensor(r.position - r.target)  # (T + 1, E, 3)
-        tail = err[err.shape[0] // 2:].mean(0).reshape(K, episodes, 3)
+                    device=device, config=hover_config(device), trajectories=False)
+        tail = torch.as_tensor(r.second_half_error).reshape(K, episodes, 3)  # mean p - p_des, second half
         ok = torch.as_tensor(~r.terminated, dtype=torch.float64).reshape(K, episodes)
         c = (tail * ok[..., None]).sum(1) / ok.sum(1).clamp(min=1)[:, None]  # (K, 3); 0 where all crashed
         A = None
@@ -157,7 +157,7 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
             return torch.tanh(y) if output == "tanh" else y.clamp(-1.0, 1.0)
 
     r = rollout(TeacherPolicy(Recorder(), K), airframes, "hover", 32, seed=seed + 1, device=device,
-                config=hover_config(device))
+                config=hover_config(device), trajectories=False)
     ok = torch.as_tensor(~r.terminated, device=pre[-1].device).reshape(K, 32, 1)
     y0 = (pre[-1] * ok).sum(1) / ok.sum(1).clamp(min=1)  # (K, 4) the hover pre-activation
     W, b = mlp.weights[-1].data, mlp.biases[-1].data  # (K, in, out), (K, 1, out); out[:4] is the action mean
@@ -200,17 +200,47 @@ def trimmed_copy(actors: TeacherActors, airframes: list[Airframe], episodes: int
 def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 0,
                           device: str = "cpu") -> list[float | None]:
     """The published policy's termination rate on the same airframes and start states (same seed), or None
-    per airframe where the published checkpoint is not installed (`pip install raptor-quadrotor[official]`)."""
-    from raptor.errors import RaptorError
+    per airframe where the published checkpoint cannot be loaded; why is in `official_missing_reason()`."""
     from raptor.evaluation import rollout, summarize
+
+    official = _load_official(device)
+    if official is None:
+        return [None] * len(airframes)
+    r = rollout(official, airframes, "hover", episodes, seed=seed, device=device, trajectories=False)
+    return [m["termination_rate"] for m in summarize(r)["per_airframe"].values()]
+
+
+_OFFICIAL_MISSING: list[str] = []
+
+
+def official_missing_reason() -> str | None:
+    """Why the last reference_termination could not load the published policy (None: it loaded)."""
+    return _OFFICIAL_MISSING[-1] if _OFFICIAL_MISSING else None
+
+
+def _load_official(device: str):
+    """The published policy, or None with the reason recorded and printed once to stderr: the quality bar then
+    falls back to QualityBar.fallback_max_termination, and eval.json says so."""
+    import sys
+
+    from raptor.errors import RaptorError
     from raptor.policy import load
 
+    _OFFICIAL_MISSING.clear()
     try:
-        official = load("official", device=device)
-    except (RaptorError, ImportError, OSError):
-        return [None] * len(airframes)
-    r = rollout(official, airframes, "hover", episodes, seed=seed, device=device)
-    return [m["termination_rate"] for m in summarize(r)["per_airframe"].values()]
+        return load("official", device=device)
+    except (RaptorError, ImportError, OSError) as e:
+        reason = f"{type(e).__name__}: {e}"
+    if reason not in _SEEN_REASONS:
+        _SEEN_REASONS.add(reason)
+        print(f"raptor: the published policy could not be loaded ({reason}); teachers are judged against the "
+              f"fallback termination limit instead of the published policy's on the same starts. Fix: pip install "
+              f"'raptor-quadrotor[official]'", file=sys.stderr, flush=True)
+    _OFFICIAL_MISSING.append(reason)
+    return None
+
+
+_SEEN_REASONS: set[str] = set()
 
 
 # ----------------------------------------------------------------------------------------------------------------

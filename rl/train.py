@@ -52,6 +52,7 @@ from raptor.rl.teacher import (
     calibrate_offsets,
     evaluate_teachers,
     merge_candidates,
+    official_missing_reason,
     reference_termination,
     save_teacher,
     teacher_score,
@@ -528,27 +529,39 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], airframes: l
     mlp = BatchedMLP(K, (obs_dim, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
     for k in range(K):
         mlp.load_teacher_state(k, best["actor"][k])
-    return write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo",
-                          trained_steps, extra=best.get("candidates"))
+    timings: dict[str, float] = {}
+    out = write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo",
+                         trained_steps, extra=best.get("candidates"), timings=timings)
+    print(f"teachers {ids[0]}-{ids[-1]}: finalized in {sum(timings.values()):.1f} s after {elapsed_s:.0f} s of "
+          "training (" + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")", flush=True)
+    return out
 
 
 def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, airframes: list[Airframe],
                    curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str,
-                   trained_steps: int | None = None, extra: list[dict] | None = None) -> list[dict]:
+                   trained_steps: int | None = None, extra: list[dict] | None = None,
+                   timings: dict | None = None) -> list[dict]:
     """Evaluate (bar.episodes hover episodes, starts disjoint from the selection's) and write each unfinished
-    teacher; `extra[k]` (if given) is merged into teacher k's eval.json."""
+    teacher; `extra[k]` (if given) is merged into teacher k's eval.json; `timings` (if given) receives the wall
+    seconds of each phase (trim, gain, evaluation, published, files)."""
     eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
     steps_trained = int(trained_steps or cfg.steps)
     plain = [airframes[i] for i in ids]
+    clock = _PhaseClock(cfg.device)
     offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
     if cfg.calibrate:  # once more on starts of its own (the selection's trim used fewer episodes)
         offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg) for a in plain],
                                     2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
                                     iterations=1, output=actors.output)
+    clock.lap("trim")
     gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], cfg.feedback_gains,  # own starts,
                            cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output)  # after trim
+    clock.lap("gain")
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
+    clock.lap("evaluation")
     ref = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
+    missing = official_missing_reason()
+    clock.lap("published")
     results = []
     for k, i in enumerate(ids):
         if rd.finished(i):
@@ -567,9 +580,30 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
               "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], "feedback_gain": gains[k], **metrics[k],
               "reference_termination_rate": ref[k], **verdict, **(extra[k] if extra else {})}
+        if missing is not None:
+            ev["reference_missing"] = missing
         atomic_write_text(d / "eval.json", json.dumps(ev, indent=1))  # last: marks the teacher finished
         results.append(ev)
+    clock.lap("files")
+    if timings is not None:
+        timings.update(clock.laps)
     return results
+
+
+class _PhaseClock:
+    """Wall seconds of consecutive phases (device-synchronized on CUDA, so each phase owns its kernels)."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = str(device).startswith("cuda")
+        self.laps: dict[str, float] = {}
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.t, 3)
+        self.t = now
 
 
 # ----------------------------------------------------------------------------------------------------------------

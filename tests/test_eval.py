@@ -91,3 +91,25 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("scenario", ["hover", "recovery", "tracking"])
+def test_streamed_metrics_equal_the_trajectory_metrics(scenario):
+    """rollout's on-device metric stream (what teacher finalization at K = 1000 uses, no trajectories kept) gives
+    exactly episode_metrics of the recorded trajectories, crashes and survivors alike."""
+    import dataclasses
+
+    from raptor.evaluation import rollout
+    from raptor.policy import load
+    from raptor.sim.airframe import resolve_airframes
+
+    r = rollout(load("default"), resolve_airframes("crazyflie,x500,flightmare"), scenario, episodes=24, seed=5)
+    offline = episode_metrics(r)
+    streamed = episode_metrics(dataclasses.replace(r, position=None, target=None, position_error=None))
+    assert offline["terminated"].any() or scenario == "hover"  # the comparison covers crashed episodes
+    for k in ("success", "terminated"):
+        np.testing.assert_array_equal(streamed[k], offline[k], err_msg=k)
+    for k in ("final_position_error", "settling_time_s", "rms_tracking_error"):
+        np.testing.assert_allclose(streamed[k], offline[k], rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=k)
+    half = (r.position - r.target)[r.position.shape[0] // 2:].mean(0)
+    np.testing.assert_allclose(r.second_half_error, half, rtol=1e-12, atol=1e-12)
