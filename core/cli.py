@@ -78,6 +78,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "distill": ("raptor.distill.dagger", "distill teachers into the 2084-parameter student (BC, then DAgger)"),
     "export": ("raptor.policy_export.export",
                "export a policy for a flight controller (crazyflie, px4, betaflight), as portable C, or ONNX"),
+    "pipeline": ("raptor.pipeline", "the whole mission in one command: teachers, retrain, distill, evaluate"),
     "hil": ("raptor.hil.runner", "hardware in the loop: simulator here, policy on a board, QEMU MCU or SITL"),
 }
 EXTRAS = {"serial": "hil", "mujoco": "mujoco", "stable_baselines3": "rl", "ray": "ray", "onnx": "onnx",

@@ -1,0 +1,445 @@
+"""`raptor pipeline`: the whole mission in one command, resumable stage by stage.
+
+    raptor pipeline --airframes sampled:1000:0 --out RUN [--device cuda] [--quick] [--resume]
+
+Stages, each in a folder of RUN and each resumed from what is on disk:
+1. teachers  RUN/train     `raptor train`: one PPO teacher per airframe, batched, finalized at the quality bar
+2. retrain   RUN/train     `raptor train --retrain-failed`: the teachers below the bar, longer, another seed
+3. distill   RUN/student   `raptor distill`: BC then DAgger of the teachers into the 2084-parameter student
+4. evaluate  RUN/eval      every `raptor eval` scenario on fresh airframes (disjoint from the teachers' and the
+                           held-out selection set), the student beside the published policy on the same starts
+5. policy    RUN/policy.safetensors and RUN/report.md: the student with its provenance (the one command that
+                           reproduces it) and its evaluation
+
+RUN/pipeline.json records the command, the recipe and each stage's state and wall time. `--resume` continues the
+first unfinished stage (a finished run returns at once); starting again in a folder that holds a run is refused.
+`--quick` is a tiny end-to-end run (minutes on 2 CPU cores) that checks the machine and the code paths; its
+student is not meant to fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from raptor.errors import ConfigError, RaptorError
+from raptor.fileio import atomic_write_text, check_writable_folder, read_json
+
+PIPELINE_FORMAT = "raptor-pipeline"
+PIPELINE_VERSION = 1
+STAGES = ("teachers", "retrain", "distill", "evaluate", "policy")
+EVAL_SCENARIOS = ("hover", "recovery", "tracking", "disturbance")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The recipe of one pipeline run (the stage configs are raptor train's and raptor distill's own)."""
+
+    airframes: str = "sampled:1000:0"
+    ids: str | None = None
+    device: str = "cpu"
+    seed: int = 0
+    retrain_rounds: int = 1  # --retrain-failed rounds for the teachers below the bar (0: none)
+    retrain_steps_factor: float = 1.5  # a retrain round trains this many times the first round's steps
+    fresh: str = "sampled:200:2027"  # the final evaluation's airframes: no decision of the run uses them
+    fresh_episodes: int = 10
+    eval_seed: int = 5
+    quick: bool = False
+    train: dict = field(default_factory=dict)  # TrainConfig fields that differ from its defaults
+    distill: dict = field(default_factory=dict)  # DistillConfig fields that differ from its defaults
+
+    def __post_init__(self) -> None:
+        if self.retrain_rounds < 0 or not self.retrain_steps_factor > 0 or self.fresh_episodes <= 0:
+            raise ConfigError("pipeline: retrain_rounds >= 0, retrain_steps_factor > 0 and fresh_episodes > 0")
+
+
+def quick_config(**over) -> PipelineConfig:
+    """A tiny end-to-end run: a few PPO iterations per teacher, short evaluations, four distillation epochs, the
+    teachers distilled whether or not they reach the bar."""
+    train = {"steps": 6 * 8192, "eval_every_steps": 3 * 8192, "eval_episodes": 16, "calibration_episodes": 8,
+             "feedback_gains": [1.0, 1.2], "gain_episodes": 32, "bar": {"episodes": 50}, "teachers_per_shard": 4}
+    distill = {"epochs": 4, "bc_epochs": 2, "episodes_per_teacher": 4, "holdout": "sampled:4:4242",
+               "holdout_episodes": 4, "eval_every": 1, "only_passed": False}
+    return PipelineConfig(**{"quick": True, "fresh": "sampled:6:2027", "fresh_episodes": 4, "train": train,
+                             "distill": distill, **over})
+
+
+def full_config(**over) -> PipelineConfig:
+    """The CPU-scale recipe of the shipped default (docs/training.md, docs/distillation.md): 3M steps per teacher
+    with a quarter of the starts at any yaw, then BC + DAgger with a cosine learning-rate decay."""
+    train = {"steps": 3_000_000, "teachers_per_shard": 64, "any_yaw_fraction": 0.25}
+    distill = {"epochs": 800, "bc_epochs": 30, "episodes_per_teacher": 7, "passes": 3, "learning_rate": 1e-3,
+               "final_lr_fraction": 0.1, "any_yaw_fraction": 0.25, "eval_every": 10}
+    return PipelineConfig(**{"train": train, "distill": distill, **over})
+
+
+def train_config(pc: PipelineConfig):
+    from raptor.rl.ppo import PPOConfig
+    from raptor.rl.teacher import QualityBar
+    from raptor.rl.train import TrainConfig
+
+    d = dict(pc.train)
+    kw: dict = {"device": pc.device, "seed": pc.seed}
+    if "bar" in d:
+        kw["bar"] = QualityBar(**d.pop("bar"))
+    if "ppo" in d:
+        kw["ppo"] = replace(PPOConfig(), **d.pop("ppo"))
+    if "feedback_gains" in d:
+        d["feedback_gains"] = tuple(d["feedback_gains"])
+    return TrainConfig(**{**d, **kw})
+
+
+def distill_config(pc: PipelineConfig):
+    from raptor.distill.dagger import DistillConfig
+
+    return DistillConfig(**{**pc.distill, "device": pc.device, "seed": pc.seed})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run folder
+
+
+class PipelineRun:
+    def __init__(self, out: str | Path) -> None:
+        self.root = Path(out)
+        self.file = self.root / "pipeline.json"
+        self.teachers = self.root / "train"  # a raptor train run: train/teachers/NNNN
+        self.student = self.root / "student"
+        self.eval = self.root / "eval"
+        self.policy = self.root / "policy.safetensors"
+        self.report = self.root / "report.md"
+
+    def exists(self) -> bool:
+        return self.file.is_file()
+
+    def read(self) -> dict:
+        d = read_json(self.file, "pipeline record", f"start a new run in another --out (or delete {self.root})")
+        if d.get("format") != PIPELINE_FORMAT:
+            raise ConfigError(f"'{self.file}' is not a raptor pipeline record; choose another --out")
+        return d
+
+    def write(self, d: dict) -> None:
+        atomic_write_text(self.file, json.dumps(d, indent=1))
+
+    def config(self, d: dict) -> PipelineConfig:
+        return PipelineConfig(**d["config"])
+
+
+def _stage_line(i: int, name: str, state: str, detail: str = "") -> str:
+    return f"[{i}/{len(STAGES)}] {name:<9} {state}" + (f": {detail}" if detail else "")
+
+
+def status_lines(run: PipelineRun) -> list[str]:
+    d = run.read()
+    lines = []
+    for i, name in enumerate(STAGES, 1):
+        st = d["stages"].get(name, {})
+        state = st.get("state", "pending")
+        detail = st.get("summary", "")
+        if "wall_s" in st:
+            detail = f"{detail} ({st['wall_s']:.0f} s)" if detail else f"{st['wall_s']:.0f} s"
+        lines.append(_stage_line(i, name, state, detail))
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stages
+
+
+def _teacher_summary(run: PipelineRun) -> tuple[str, int, int, int]:
+    from raptor.rl.train import RunDir, status
+
+    rows = status(RunDir(run.teachers))
+    done = [r for r in rows if r["state"] == "finished"]
+    passed = sum(1 for r in done if r["passed"])
+    missing = {r.get("reference_missing") for r in done if r.get("reference_missing")}
+    text = f"{len(done)}/{len(rows)} teachers finished, {passed} at the quality bar"
+    if missing:
+        text += " (published policy unavailable: judged against the fallback limit)"
+    return text, len(rows), len(done), passed
+
+
+def stage_teachers(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
+    from raptor.rl.train import train
+
+    resume = (run.teachers / "run.json").is_file()
+    train(str(run.teachers), None if resume else pc.airframes, None if resume else pc.ids,
+          None if resume else train_config(pc), resume=resume, progress=progress)
+    text, n, done, _ = _teacher_summary(run)
+    if done < n:
+        raise ConfigError(f"teacher training stopped with {n - done} teachers unfinished; continue with "
+                          f"raptor pipeline --out {run.root} --resume")
+    return text
+
+
+def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: bool) -> str:
+    from raptor.rl.train import RunDir, status, train
+
+    st = record["stages"].setdefault("retrain", {})
+    rounds = st.get("rounds_done", 0)
+    if st.get("round_started", 0) > rounds:  # a round was stopped: its teachers wait unfinished in the run
+        train(str(run.teachers), resume=True, progress=progress)
+        rounds = st["rounds_done"] = st["round_started"]
+        run.write(record)
+    steps = int(train_config(pc).steps * pc.retrain_steps_factor)
+    while rounds < pc.retrain_rounds:
+        failed = [r["id"] for r in status(RunDir(run.teachers)) if r["state"] == "finished" and not r["passed"]]
+        if not failed:
+            break
+        st["round_started"] = rounds + 1
+        run.write(record)
+        print(f"retrain round {rounds + 1}: {len(failed)} teachers below the bar, {steps:,} steps each")
+        train(str(run.teachers), retrain_failed=True, progress=progress, retrain_steps=steps)
+        rounds = st["rounds_done"] = rounds + 1
+        run.write(record)
+    return _teacher_summary(run)[0] + f" after {rounds} retrain round{'s' if rounds != 1 else ''}"
+
+
+def stage_distill(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
+    from raptor.distill.dagger import distill
+    from raptor.rl.train import RunDir, status
+
+    cfg = distill_config(pc)
+    rows = status(RunDir(run.teachers))
+    usable = [r for r in rows if r["state"] == "finished" and (r["passed"] or not cfg.only_passed)]
+    if not usable:
+        raise ConfigError(f"no teacher of {run.teachers} reaches the quality bar, so there is nothing to distill: "
+                          f"train longer (raptor pipeline --resume after raising the steps in a new run), or see "
+                          f"raptor train --status {run.teachers}")
+    resume = (run.student / "config.json").is_file()
+    last = distill(str(run.teachers), str(run.student), cfg, resume=resume, progress=progress)
+    best = read_json(run.student / "log.json", "distillation log", "rerun with --resume")
+    hold = [e["holdout"]["hover"]["success_rate"] for e in best if "holdout" in e]
+    return (f"{len(usable)} teachers, {cfg.epochs} epochs, last loss {last.get('loss', float('nan')):.4f}"
+            + (f", best held-out hover success {100 * max(hold):.1f} % ({cfg.holdout})" if hold else ""))
+
+
+def _key(a) -> str:
+    return json.dumps(a.parameters["dynamics"], sort_keys=True)
+
+
+def check_fresh(pc: PipelineConfig, teachers: list) -> list:
+    """The fresh evaluation airframes, refused where they share an airframe with the teachers or the held-out
+    selection set (compared by dynamics, not by name)."""
+    from raptor.sim.airframe import resolve_airframes
+
+    fresh = resolve_airframes(pc.fresh)
+    used = list(teachers) + resolve_airframes(distill_config(pc).holdout)
+    if {_key(a) for a in fresh} & {_key(a) for a in used}:
+        raise ConfigError(f"the fresh evaluation set {pc.fresh} overlaps the teachers' or the held-out airframes; "
+                          "choose another seed with --fresh")
+    return fresh
+
+
+def stage_evaluate(run: PipelineRun, pc: PipelineConfig, progress: bool) -> tuple[str, dict]:
+    from raptor.evaluation import evaluate
+    from raptor.sim.airframe import resolve_airframes
+
+    fresh = check_fresh(pc, resolve_airframes(str(run.teachers / "airframes.json")))
+    student = str(run.student / "student.safetensors")
+    results: dict = {"airframes": pc.fresh, "episodes": pc.fresh_episodes, "seed": pc.eval_seed, "scenarios": {}}
+    for scenario in EVAL_SCENARIOS:
+        row = {}
+        for who, policy in (("student", student), ("published", "official")):
+            try:
+                m = evaluate(policy, fresh, scenario, pc.fresh_episodes, pc.eval_seed, pc.device,
+                             run.eval / scenario / who)
+            except (RaptorError, ImportError, OSError) as e:  # the published policy's absence is reported
+                if who == "student":
+                    raise
+                row[who] = {"missing": f"{type(e).__name__}: {e}"}
+                continue
+            o = m["overall"]
+            row[who] = {k: o[k] for k in ("success_rate", "termination_rate", "final_position_error_median",
+                                          "rms_tracking_error_mean")}
+        results["scenarios"][scenario] = row
+    atomic_write_text(run.eval / "summary.json", json.dumps(results, indent=1))
+    h = results["scenarios"]["hover"]
+    pub = h["published"]
+    text = f"hover success {100 * h['student']['success_rate']:.1f} % on {pc.fresh}" + (
+        f" (published {100 * pub['success_rate']:.1f} %)" if "success_rate" in pub else " (published: missing)")
+    return text, results
+
+
+def report_markdown(record: dict, results: dict) -> str:
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f} %"
+
+    def m(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    lines = ["# raptor pipeline report", "", f"Command: `{record['command']}`", "",
+             f"Started {record['created']}, git {record.get('git_commit', '?')}. Stages:", ""]
+    for name in STAGES[:-1]:
+        st = record["stages"].get(name, {})
+        lines.append(f"- {name}: {st.get('summary', '-')} ({st.get('wall_s', 0):.0f} s)")
+    lines += ["", f"## The student beside the published policy, same starts: {results['airframes']} (fresh), "
+              f"{results['episodes']} episodes each, seed {results['seed']}", "",
+              "| scenario | success (published) | terminated (published) | final error median [m] (published) | "
+              "RMS error [m] (published) |", "|---|---|---|---|---|"]
+    for scenario, row in results["scenarios"].items():
+        s, p = row["student"], row["published"]
+        lines.append(f"| {scenario} | {pct(s['success_rate'])} ({pct(p.get('success_rate'))}) | "
+                     f"{pct(s['termination_rate'])} ({pct(p.get('termination_rate'))}) | "
+                     f"{m(s['final_position_error_median'])} ({m(p.get('final_position_error_median'))}) | "
+                     f"{m(s['rms_tracking_error_mean'])} ({m(p.get('rms_tracking_error_mean'))}) |")
+    missing = {r["published"]["missing"] for r in results["scenarios"].values() if "missing" in r["published"]}
+    if missing:
+        lines += ["", f"The published policy could not be flown here ({'; '.join(sorted(missing))}): "
+                  "pip install 'raptor-quadrotor[official]' and rerun the evaluate stage."]
+    return "\n".join(lines) + "\n"
+
+
+def stage_policy(run: PipelineRun, record: dict, results: dict) -> str:
+    from raptor.policy import load
+    from raptor.policy.io import save_policy
+
+    pol = load(str(run.student / "student.safetensors"))
+    meta = dict(pol.metadata)
+    meta["name"] = f"pipeline:{run.root.name}"
+    meta["provenance"] = {**meta.get("provenance", {}), "source": "raptor pipeline",
+                          "pipeline": [record["command"]], "pipeline_config": record["config"]}
+    meta["evaluation"] = results
+    save_policy(run.policy, pol.net, meta)
+    atomic_write_text(run.report, report_markdown(record, results))
+    return f"{run.policy} and {run.report}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, progress: bool = True,
+             command: str | None = None) -> dict:
+    """Run (or resume) every stage; returns the pipeline record."""
+    from raptor.policy.io import git_commit
+
+    run = PipelineRun(out)
+    if run.exists():
+        if not resume:
+            raise ConfigError(f"'{out}' already holds a pipeline run; continue it with --resume, or choose another "
+                              "--out")
+        record = run.read()
+        pc = run.config(record)
+    else:
+        if resume:
+            raise ConfigError(f"nothing to resume: '{out}' holds no pipeline.json; start it with --airframes SPEC "
+                              f"--out {out}")
+        if pc is None:
+            raise ConfigError("--airframes is required to start a pipeline run")
+        if (run.teachers / "run.json").exists() or (run.student / "config.json").exists():
+            raise ConfigError(f"'{out}' holds stage folders but no pipeline.json; choose another --out")
+        from raptor.rl.train import parse_ids
+        from raptor.sim.airframe import resolve_airframes
+
+        train_config(pc).check_machine()
+        distill_config(pc)  # its settings are checked before anything runs
+        teachers = resolve_airframes(pc.airframes)
+        check_fresh(pc, [teachers[i] for i in parse_ids(pc.ids, len(teachers))])
+        check_writable_folder(run.root)
+        record = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION,
+                  "command": command or f"raptor pipeline --airframes {pc.airframes} --out {out}",
+                  "config": dataclasses.asdict(pc), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "git_commit": git_commit(), "stages": {}}
+        run.write(record)
+    if all(record["stages"].get(s, {}).get("state") == "done" for s in STAGES):
+        print("\n".join(status_lines(run)))  # stage lines in every mode; --no-progress drops progress bars only
+        print(f"nothing to do: the run is finished ({run.policy}, {run.report})")
+        return record
+    results = None
+    if (run.eval / "summary.json").is_file():
+        results = read_json(run.eval / "summary.json", "evaluation summary", "rerun with --resume")
+    for i, name in enumerate(STAGES, 1):
+        st = record["stages"].setdefault(name, {})
+        if st.get("state") == "done":
+            print(_stage_line(i, name, "done", st.get("summary", "")), flush=True)
+            continue
+        st["state"] = "running"
+        run.write(record)
+        t0 = time.perf_counter()
+        print(_stage_line(i, name, "running"), flush=True)
+        if name == "teachers":
+            summary = stage_teachers(run, pc, progress)
+        elif name == "retrain":
+            summary = stage_retrain(run, pc, record, progress)
+        elif name == "distill":
+            summary = stage_distill(run, pc, progress)
+        elif name == "evaluate":
+            summary, results = stage_evaluate(run, pc, progress)
+        else:
+            summary = stage_policy(run, record, results)
+        st = record["stages"][name]
+        st.update(state="done", summary=summary, wall_s=round(st.get("wall_s", 0) + time.perf_counter() - t0, 1))
+        run.write(record)
+        print(_stage_line(i, name, "done", f"{summary} ({st['wall_s']:.0f} s)"), flush=True)
+    return record
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="sample, train teachers, retrain, distill, evaluate: the whole mission",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--airframes", default=None, help="teacher airframes: sampled:N:SEED | FILE | NAME,... "
+                                                      "(e.g. sampled:1000:0, the reference's 1000)")
+    p.add_argument("--ids", default=None, help="which airframes of the spec (e.g. 0-63; default all)")
+    p.add_argument("--out", default=None, help="the run folder (teachers/, student/, eval/, policy, report)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default cpu)")
+    p.add_argument("--quick", action="store_true", help="a tiny end-to-end run (minutes on a CPU) to check a "
+                                                        "machine; its student is not meant to fly")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (a finished run returns at once)")
+    p.add_argument("--status", metavar="DIR", default=None, help="one line per stage of a run, and exit")
+    p.add_argument("--steps", type=int, default=None, help="env steps per teacher (default 3,000,000)")
+    p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 64; "
+                                                                          "1000 on a GPU)")
+    p.add_argument("--epochs", type=int, default=None, help="distillation epochs (default 800)")
+    p.add_argument("--init-from", default=None, metavar="POLICY",
+                   help="distillation starts from this policy (a file or 'default') instead of a fresh network")
+    p.add_argument("--retrain-rounds", type=int, default=None, help="retrain rounds below the bar (default 1)")
+    p.add_argument("--fresh", default=None, help="final evaluation airframes, used by no decision (default "
+                                                 "sampled:200:2027)")
+    p.add_argument("--seed", type=int, default=None, help="training and distillation seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
+    p.set_defaults(func=_cmd_pipeline)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that starts this run again (what the policy's provenance records)."""
+    words = ["raptor", "pipeline"]
+    for flag in ("airframes", "ids", "out", "device", "steps", "teachers_per_shard", "epochs", "init_from",
+                 "retrain_rounds", "fresh", "seed"):
+        v = getattr(args, flag)
+        if v is not None:
+            words += [f"--{flag.replace('_', '-')}", str(v)]
+    if args.quick:
+        words.append("--quick")
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    if args.status:
+        print("\n".join(status_lines(PipelineRun(args.status))))
+        return 0
+    if not args.out:
+        raise ConfigError("--out DIR is required (or --status DIR)")
+    pc = None
+    if not args.resume:
+        if args.airframes is None:
+            raise ConfigError("--airframes is required to start a run, e.g. --airframes sampled:1000:0")
+        top = {k: v for k, v in (("airframes", args.airframes), ("ids", args.ids), ("device", args.device),
+                                  ("seed", args.seed), ("retrain_rounds", args.retrain_rounds),
+                                  ("fresh", args.fresh)) if v is not None}
+        pc = quick_config(**top) if args.quick else full_config(**top)
+        train_over = {k: v for k, v in (("steps", args.steps), ("teachers_per_shard", args.teachers_per_shard))
+                      if v is not None}
+        distill_over = {k: v for k, v in (("epochs", args.epochs), ("init_from", args.init_from)) if v is not None}
+        if args.init_from is not None:
+            distill_over["disturbance_aux_weight"] = 0.0  # as raptor distill --init-from: no fresh head
+        pc = replace(pc, train={**pc.train, **train_over}, distill={**pc.distill, **distill_over})
+    elif any(v is not None for v in (args.airframes, args.steps, args.epochs, args.init_from)) or args.quick:
+        raise ConfigError("--resume continues the run with its stored recipe; drop the other options")
+    pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args))
+    return 0
