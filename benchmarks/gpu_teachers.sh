@@ -8,12 +8,7 @@
 # Phases: a 2-teacher smoke run on the device (every code path of `raptor train`, quick), the K-teacher run
 # (`raptor train --teachers-per-shard K --time-limit TRAIN_SECONDS`), its status table and teacher files into OUT
 # (split in 15 MB parts), and a 2-epoch `raptor distill` smoke run on the device if time is left (DEADLINE_S).
-# On a machine without the package installed (the lent GPU machines), it imports raptor from this checkout and
-# installs the wheels in .dev/whl (gymnasium) and .dev/foundation_policy (the published checkpoint) if present.
-# Filled on a machine with pip access (the GPU machine has none), for its Python 3.12:
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .dev/whl gymnasium==1.4.0 \
-#       farama-notifications==0.0.4 importlib_resources==7.1.0
-#   cp -r "$(python3 -c 'import foundation_policy, os; print(os.path.dirname(foundation_policy.__file__))')" .dev/
+# On a machine without the package installed (the lent GPU machines): benchmarks/gpu_env.sh.
 set -u -o pipefail
 OUT=${1:?usage: gpu_teachers.sh OUT [TRAIN_SECONDS] [K]}
 LIMIT=${2:-200}
@@ -26,19 +21,7 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 since() { echo $(($(date +%s) - T0)); }
 
-if [ -n "${FORCE_SETUP:-}" ] || ! python3 -c "import raptor.rl.train" 2>/dev/null; then
-  echo "setting up raptor from the checkout in /tmp/raptor-pkg"
-  rm -rf /tmp/raptor-pkg && mkdir -p /tmp/raptor-pkg/site
-  if ls .dev/whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/raptor-pkg/site .dev/whl/*.whl || exit 2
-  fi
-  [ -d .dev/foundation_policy ] && cp -r .dev/foundation_policy /tmp/raptor-pkg/site/
-  cp -r core /tmp/raptor-pkg/raptor
-  for s in sim rl distill policy_export hil firmware; do ln -sfn "$PWD/$s" "/tmp/raptor-pkg/raptor/$s"; done
-  export PYTHONPATH=/tmp/raptor-pkg:/tmp/raptor-pkg/site
-fi
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 2
+source "$(dirname "$0")/gpu_env.sh"
 
 echo "== [$(since) s] smoke: 2 teachers on $DEV"
 rm -rf /tmp/raptor-smoke /tmp/raptor-dsmoke

@@ -315,8 +315,8 @@ def stage_policy(run: PipelineRun, record: dict, results: dict) -> str:
 
 
 def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, progress: bool = True,
-             command: str | None = None) -> dict:
-    """Run (or resume) every stage; returns the pipeline record."""
+             command: str | None = None, until: str | None = None) -> dict:
+    """Run (or resume) every stage (up to and including `until`); returns the pipeline record."""
     from raptor.policy.io import git_commit
 
     run = PipelineRun(out)
@@ -358,6 +358,8 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
         st = record["stages"].setdefault(name, {})
         if st.get("state") == "done":
             print(_stage_line(i, name, "done", st.get("summary", "")), flush=True)
+            if name == until:
+                break
             continue
         st["state"] = "running"
         run.write(record)
@@ -377,6 +379,9 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
         st.update(state="done", summary=summary, wall_s=round(st.get("wall_s", 0) + time.perf_counter() - t0, 1))
         run.write(record)
         print(_stage_line(i, name, "done", f"{summary} ({st['wall_s']:.0f} s)"), flush=True)
+        if name == until and i < len(STAGES):
+            print(f"stopped after {name} (--until); continue with raptor pipeline --out {out} --resume", flush=True)
+            break
     return record
 
 
@@ -396,6 +401,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 64; "
                                                                           "1000 on a GPU)")
     p.add_argument("--epochs", type=int, default=None, help="distillation epochs (default 800)")
+    p.add_argument("--batch-size", type=int, default=None, help="distillation episodes per gradient step (default 64)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="training seconds per shard of teachers; at the limit they are finalized with their best "
+                        "snapshot (bounds a GPU call)")
+    p.add_argument("--until", default=None, choices=STAGES,
+                   help="stop after this stage (--resume continues): splits the run over several sessions or calls")
     p.add_argument("--init-from", default=None, metavar="POLICY",
                    help="distillation starts from this policy (a file or 'default') instead of a fresh network")
     p.add_argument("--retrain-rounds", type=int, default=None, help="retrain rounds below the bar (default 1)")
@@ -409,8 +420,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _command(args: argparse.Namespace) -> str:
     """The command line that starts this run again (what the policy's provenance records)."""
     words = ["raptor", "pipeline"]
-    for flag in ("airframes", "ids", "out", "device", "steps", "teachers_per_shard", "epochs", "init_from",
-                 "retrain_rounds", "fresh", "seed"):
+    for flag in ("airframes", "ids", "out", "device", "steps", "teachers_per_shard", "time_limit", "epochs",
+                 "batch_size", "init_from", "retrain_rounds", "fresh", "seed"):
         v = getattr(args, flag)
         if v is not None:
             words += [f"--{flag.replace('_', '-')}", str(v)]
@@ -433,13 +444,16 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
                                   ("seed", args.seed), ("retrain_rounds", args.retrain_rounds),
                                   ("fresh", args.fresh)) if v is not None}
         pc = quick_config(**top) if args.quick else full_config(**top)
-        train_over = {k: v for k, v in (("steps", args.steps), ("teachers_per_shard", args.teachers_per_shard))
-                      if v is not None}
-        distill_over = {k: v for k, v in (("epochs", args.epochs), ("init_from", args.init_from)) if v is not None}
+        train_over = {k: v for k, v in (("steps", args.steps), ("teachers_per_shard", args.teachers_per_shard),
+                                        ("time_limit_s", args.time_limit)) if v is not None}
+        distill_over = {k: v for k, v in (("epochs", args.epochs), ("init_from", args.init_from),
+                                          ("batch_size", args.batch_size)) if v is not None}
         if args.init_from is not None:
             distill_over["disturbance_aux_weight"] = 0.0  # as raptor distill --init-from: no fresh head
         pc = replace(pc, train={**pc.train, **train_over}, distill={**pc.distill, **distill_over})
-    elif any(v is not None for v in (args.airframes, args.steps, args.epochs, args.init_from)) or args.quick:
+    elif any(v is not None for v in (args.airframes, args.steps, args.epochs, args.init_from, args.batch_size,
+                                     args.time_limit)) or args.quick:
         raise ConfigError("--resume continues the run with its stored recipe; drop the other options")
-    pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args))
+    pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args),
+             until=args.until)
     return 0

@@ -88,3 +88,15 @@ def test_pipeline_refuses_what_would_lose_work(quick_run, tmp_path, capsys):
     assert main(["pipeline", "--airframes", "sampled:4:0", "--out", str(tmp_path / "x"), "--fresh",
                  "sampled:4:0", "--quick", "--no-progress", "--retrain-rounds", "0"]) == 2
     assert "overlaps" in capsys.readouterr().err  # a fresh set equal to the teachers' is refused
+
+
+def test_until_stops_after_a_stage_and_resume_finishes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["pipeline", "--airframes", "sampled:2:0", "--out", str(out), "--quick", "--no-progress",
+            "--retrain-rounds", "0"]
+    assert main(args + ["--until", "retrain"]) == 0
+    record = PipelineRun(out).read()
+    assert record["stages"]["retrain"]["state"] == "done" and "distill" not in record["stages"]
+    assert "stopped after retrain" in capsys.readouterr().out
+    assert main(["pipeline", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert PipelineRun(out).read()["stages"]["policy"]["state"] == "done"
