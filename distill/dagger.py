@@ -446,10 +446,10 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     kw = {}
     for arg, name in (("epochs", "epochs"), ("bc_epochs", "bc_epochs"), ("episodes_per_teacher",
                       "episodes_per_teacher"), ("lr", "learning_rate"), ("any_yaw", "any_yaw_fraction"),
-                      ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"), ("batch_size", "batch_size"),
+                      ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
                       ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"),
                       ("disturbance_aux", "disturbance_aux_weight"), ("seed", "seed"),
-                      ("init_from", "init_from"), ("threads", "threads")):
+                      ("init_from", "init_from"), ("threads", "threads"), ("batch_size", "batch_size")):
         if getattr(args, arg) is not None:
             kw[name] = getattr(args, arg)
     if args.include_failed:
