@@ -1,6 +1,8 @@
 /* raptor_policy: see raptor_policy.h. C99, no heap, no recursion. */
 #include "raptor_policy.h"
 
+#include <string.h>
+
 #define RESET_HISTORY (2.0f * 0.66f - 1.0f)
 
 #ifndef RAPTOR_EXTERNAL_FORWARD /* benchmarks swap in a naive forward pass as a baseline */
@@ -30,7 +32,13 @@ static float fast_sigmoid(float x) { return 0.5f * fast_tanh(0.5f * x) + 0.5f; }
 
 #endif
 
-static int finite_f(float x) { return (x == x) && (x - x == 0.0f); } /* false for NaN and +-inf */
+/* false for NaN and +-inf: the exponent bits, so it holds under -ffast-math and needs no float equality
+ * (PX4 builds with -Wfloat-equal) */
+static int finite_f(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (bits & 0x7f800000u) != 0x7f800000u;
+}
 
 #ifndef RAPTOR_EXTERNAL_FORWARD
 /* out[r] = bias[r] + sum_j w[r][j] x[j], accumulated in j order (the same order on every build). */

@@ -273,26 +273,45 @@ is returned and the state is untouched; the next valid call recovers), TIMESTAMP
 """
 
 
+# PX4 builds external modules from EXTERNAL_MODULES_LOCATION=<folder>, whose src/CMakeLists.txt names them.
+PX4_MODULE_DIR = Path("src") / "modules" / "raptor_policy"
+PX4_EXTERNAL_CMAKE = ("# PX4 external modules (raptor export --target px4): make <board> EXTERNAL_MODULES_LOCATION=<this "
+                      "folder's parent>\nset(config_module_list_external\n\tmodules/raptor_policy\n\tPARENT_SCOPE\n)\n")
+
+
+def target_module_dir(out: Path, target: str) -> Path:
+    """Where a target's sources are inside an export folder (PX4: the layout EXTERNAL_MODULES_LOCATION expects)."""
+    return out / PX4_MODULE_DIR if target == "px4" else out
+
+
 def export_target(policy, policy_name: str, target: str, out: Path) -> list[Path]:
     """Flight-controller glue: the C core, the weights header and firmware/targets/<target>/* (adapter, glue, the
-    firmware API header, build snippets, README) in one flat folder."""
+    firmware API header, build snippets, README) in one folder (PX4: src/modules/raptor_policy/ beside
+    src/CMakeLists.txt, with the README at the top)."""
     out.mkdir(parents=True, exist_ok=True)
+    mod = target_module_dir(out, target)
+    mod.mkdir(parents=True, exist_ok=True)
     fw = resources.files("raptor.firmware")
     written = []
     for name in ("raptor_policy.c", "raptor_policy.h"):
-        with fw.joinpath(name).open("rb") as src, open(out / name, "wb") as f:
+        with fw.joinpath(name).open("rb") as src, open(mod / name, "wb") as f:
             shutil.copyfileobj(src, f)
-        written.append(out / name)
+        written.append(mod / name)
     tdir = fw.joinpath("targets").joinpath(target)
     for entry in sorted(tdir.iterdir(), key=lambda e: e.name):
         if entry.is_file() and not entry.name.startswith("."):
             data = entry.read_bytes()
+            dst = mod / entry.name
             if entry.name == "README.md":
                 data = (f"<!-- raptor export --target {target}, policy {policy_name} -->\n").encode() + data
-            (out / entry.name).write_bytes(data)
-            written.append(out / entry.name)
-    (out / "raptor_policy_weights.h").write_text(weights_header(policy, source_file(policy_name), policy_name))
-    return written + [out / "raptor_policy_weights.h"]
+                dst = out / entry.name
+            dst.write_bytes(data)
+            written.append(dst)
+    if target == "px4":
+        (out / "src" / "CMakeLists.txt").write_text(PX4_EXTERNAL_CMAKE)
+        written.append(out / "src" / "CMakeLists.txt")
+    (mod / "raptor_policy_weights.h").write_text(weights_header(policy, source_file(policy_name), policy_name))
+    return written + [mod / "raptor_policy_weights.h"]
 
 
 def export_onnx(policy, out: Path) -> Path:

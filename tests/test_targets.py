@@ -16,7 +16,7 @@ import torch
 import raptor.policy as rp
 from raptor.hil import betaflight_sitl as bf
 from raptor.policy.io import default_metadata
-from raptor.policy_export.export import export
+from raptor.policy_export.export import export, target_module_dir
 from raptor.sim.airframe import named_airframe
 from raptor.sim.dynamics import rotation_matrix
 
@@ -41,10 +41,14 @@ def exported(tmp_path_factory) -> dict[str, Path]:
 
 
 def _export(policy: str, target: str, out: Path) -> Path:
+    """The folder with the target's sources (PX4: src/modules/raptor_policy, as EXTERNAL_MODULES_LOCATION wants)."""
     files = export(policy, target, out)
-    assert (out / "README.md").is_file() and (out / "raptor_policy_weights.h").is_file()
+    mod = target_module_dir(out, target)
+    assert (out / "README.md").is_file() and (mod / "raptor_policy_weights.h").is_file()
     assert all(p.is_file() for p in files)
-    return out
+    if target == "px4":
+        assert "modules/raptor_policy" in (out / "src" / "CMakeLists.txt").read_text()
+    return mod
 
 
 def _sources(d: Path) -> tuple[list[Path], list[Path]]:
@@ -80,6 +84,30 @@ def test_glue_cross_compiles_for_the_mcu(exported, target):
     for src in cpp:
         r = subprocess.run(["arm-none-eabi-g++", "-std=c++17", *cpu, *WARN, "-fno-exceptions", "-fno-rtti", "-c",
                             str(src), "-o", "/dev/null"], capture_output=True, text=True, cwd=exported[target])
+        assert r.returncode == 0, r.stderr
+
+
+# PX4 v1.15's own flags (cmake/px4_add_common_flags.cmake; C gnu11, C++ gnu++14): the module must build with them
+PX4_WARN = ["-Wall", "-Wextra", "-Werror", "-Warray-bounds", "-Wcast-align", "-Wdisabled-optimization",
+            "-Wdouble-promotion", "-Wfatal-errors", "-Wfloat-equal", "-Wformat-security", "-Winit-self", "-Wlogical-op",
+            "-Wpointer-arith", "-Wshadow", "-Wuninitialized", "-Wunknown-pragmas", "-Wunused-variable",
+            "-Wno-missing-field-initializers", "-Wno-unused-parameter", "-Wunused-but-set-variable",
+            "-fno-signed-zeros", "-fno-trapping-math", "-freciprocal-math", "-fno-math-errno"]
+PX4_C = ["-std=gnu11", "-Wbad-function-cast", "-Wstrict-prototypes", "-Wmissing-declarations", "-Wnested-externs"]
+PX4_CXX = ["-std=gnu++14", "-fcheck-new", "-fno-exceptions", "-fno-rtti", "-Wreorder", "-Wno-overloaded-virtual"]
+
+
+def test_px4_module_compiles_with_px4s_language_standard_and_warnings(exported):
+    """Outside the tree against raptor_px4_api.hpp, but with the flags PX4 v1.15 builds external modules with
+    (tests/test_px4_firmware.py builds it inside the real tree)."""
+    c, cpp = _sources(exported["px4"])
+    for src in c:
+        r = subprocess.run(["gcc", *PX4_C, *PX4_WARN, "-c", str(src), "-o", "/dev/null"], capture_output=True,
+                           text=True, cwd=exported["px4"])
+        assert r.returncode == 0, r.stderr
+    for src in cpp:
+        r = subprocess.run(["g++", *PX4_CXX, *PX4_WARN, "-c", str(src), "-o", "/dev/null"], capture_output=True,
+                           text=True, cwd=exported["px4"])
         assert r.returncode == 0, r.stderr
 
 

@@ -1,8 +1,17 @@
 /* raptor_px4_adapter: conversions between PX4 and the policy (see the header). */
 #include "raptor_px4_adapter.h"
 
+#include <string.h>
+
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
-static int finitef(float v) { return v == v && v - v == 0.0f; }
+/* NaN and +-inf have all exponent bits set: no float equality (PX4 builds with -Wfloat-equal) and no name that
+ * shadows a libc built-in (-Wshadow) */
+static int raptor_px4_is_finite(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (bits & 0x7f800000u) != 0x7f800000u;
+}
 
 void raptor_px4_vector_to_flu(const float v[3], float out[3])
 {
@@ -23,13 +32,13 @@ uint32_t raptor_px4_errors(const float position_ned[3], const float velocity_ned
                            const float setpoint_velocity_ned[3], float position_error[3], float velocity_error[3])
 {
     for (int i = 0; i < 3; i++) {
-        if (!finitef(setpoint_position_ned[i])) {
+        if (!raptor_px4_is_finite(setpoint_position_ned[i])) {
             return RAPTOR_PX4_INVALID_SETPOINT;
         }
     }
     float p[3], sp[3], v[3], sv[3], svn[3];
     for (int i = 0; i < 3; i++) {
-        svn[i] = finitef(setpoint_velocity_ned[i]) ? setpoint_velocity_ned[i] : 0.0f;
+        svn[i] = raptor_px4_is_finite(setpoint_velocity_ned[i]) ? setpoint_velocity_ned[i] : 0.0f;
     }
     raptor_px4_vector_to_flu(position_ned, p);
     raptor_px4_vector_to_flu(setpoint_position_ned, sp);
@@ -73,4 +82,19 @@ uint32_t raptor_px4_check(uint64_t now_us, uint64_t angular_velocity_us, uint64_
         r |= RAPTOR_PX4_INVALID_LOCAL_POSITION;
     }
     return r;
+}
+
+const char *raptor_px4_reason_name(uint32_t bit)
+{
+    switch (bit) {
+    case RAPTOR_PX4_STALE_ANGULAR_VELOCITY: return "stale angular velocity";
+    case RAPTOR_PX4_STALE_ATTITUDE: return "stale attitude";
+    case RAPTOR_PX4_STALE_LOCAL_POSITION: return "stale local position";
+    case RAPTOR_PX4_STALE_SETPOINT: return "stale setpoint";
+    case RAPTOR_PX4_INVALID_LOCAL_POSITION: return "invalid local position";
+    case RAPTOR_PX4_INVALID_SETPOINT: return "invalid (NaN) setpoint";
+    case RAPTOR_PX4_OFFBOARD_LOST: return "offboard direct actuator control lost";
+    case RAPTOR_PX4_RELEASED: return "released by command";
+    default: return "none";
+    }
 }

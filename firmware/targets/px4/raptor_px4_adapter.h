@@ -32,6 +32,11 @@ extern "C" {
 #define RAPTOR_PX4_STALE_SETPOINT (1u << 3)
 #define RAPTOR_PX4_INVALID_LOCAL_POSITION (1u << 4)
 #define RAPTOR_PX4_INVALID_SETPOINT (1u << 5)
+#define RAPTOR_PX4_OFFBOARD_LOST (1u << 6) /* Offboard kept, but direct actuator control withdrawn */
+#define RAPTOR_PX4_RELEASED (1u << 7)      /* raptor_policy release */
+
+/* One line naming the bits of an exit reason ("stale setpoint, invalid local position"), for status and logs. */
+const char *raptor_px4_reason_name(uint32_t bit);
 
 /* policy motor i (FR, BR, BL, FL) -> actuator_motors.control index */
 static const uint8_t RAPTOR_PX4_MOTOR_INDEX[4] = {0, 3, 1, 2};
