@@ -219,8 +219,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--port", help="serial device or URL: /dev/ttyACM0, /dev/pts/N, socket://HOST:PORT")
     dev.add_argument("--qemu", action="store_true", help="build the STM32F405 HIL image and run it in QEMU")
     dev.add_argument("--host-device", action="store_true", help="build the HIL firmware for this host, as a process")
-    dev.add_argument("--sitl", choices=["betaflight"], help="the policy inside Betaflight 4.6.0 SITL (built here with "
-                     "raptor export --target betaflight), flying our simulator over its UDP protocol")
+    dev.add_argument("--sitl", choices=["betaflight", "px4"],
+                     help="betaflight: the policy inside Betaflight 4.6.0 SITL (built here with raptor export --target "
+                          "betaflight), flying our simulator over its UDP protocol; px4: the module inside PX4 v1.15 "
+                          "SITL, flown in PX4's own simulator (SIH), beside our simulator on SIH's quadrotor")
     p.add_argument("--pty", action="store_true", help="with --host-device: talk to it over a pty (pyserial), not pipes")
     p.add_argument("--baud", type=int, default=921600)
     p.add_argument("--policy", default="default",
@@ -233,11 +235,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true", help="pace the simulation at wall-clock 100 Hz")
     p.add_argument("--timeout-ms", type=float, default=200.0, help="reply timeout; then the safe action is applied")
     p.add_argument("--safe-action", type=float, default=-1.0, help="action applied on a timeout (default -1)")
+    p.add_argument("--px4-tree", default=None, metavar="PATH",
+                   help="with --sitl px4: a PX4-Autopilot v1.15 folder or px4-v1.15.2-sitl.tar.xz (default "
+                        "RAPTOR_PX4_TREE, or shared/firmware beside the checkout)")
+    p.add_argument("--position-source", choices=["truth", "estimate"], default="truth",
+                   help="with --sitl px4: the module flies on SIH's ground truth (RPT_POS_SRC 1, standing in for "
+                        "motion capture; default) or on PX4's estimate (EKF2 on SIH's 0.2 m-noise GPS)")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_cmd_hil)
 
 
 def _cmd_hil(args: argparse.Namespace) -> int:
+    if args.sitl == "px4":
+        from raptor.hil.px4_sitl import run_sitl_cli as run_px4
+
+        return run_px4(args)
     if args.sitl:
         from raptor.hil.betaflight_sitl import run_sitl_cli
 

@@ -41,6 +41,7 @@ bool RaptorPolicy::init()
     raptor_policy_init(&_policy, &RAPTOR_WEIGHTS, RAPTOR_PX4_NATIVE_EVERY, 2500000u /* 400 Hz */);
     _enable_param = param_find("RPT_EN");
     _timeout_param = param_find("RPT_SP_TO");
+    _position_source_param = param_find("RPT_POS_SRC");
     if (!_angular_velocity_sub.registerCallback()) {
         PX4_ERR("vehicle_angular_velocity callback registration failed");
         return false;
@@ -152,7 +153,14 @@ void RaptorPolicy::Run()
     }
     _last_call = now;
     _attitude_sub.update(&_attitude);
-    _local_position_sub.update(&_local_position);
+    if (_position_source_param != PARAM_INVALID) {
+        param_get(_position_source_param, &_position_source);
+    }
+    if (_position_source == 1) {
+        _local_position_truth_sub.update(&_local_position);
+    } else {
+        _local_position_sub.update(&_local_position);
+    }
     _setpoint_sub.update(&_setpoint);
     _control_mode_sub.update(&_control_mode);
     _status_sub.update(&_status);
@@ -263,6 +271,8 @@ int RaptorPolicy::print_status()
     PX4_INFO("RPT_EN %d; engaged %s%s; nav_state %u", (int)enabled, _active ? "yes" : "no",
              _engage_requested ? " (by command: own setpoint, own offboard_control_mode)" : "",
              (unsigned)_status.nav_state);
+    PX4_INFO("position source: %s", _position_source == 1 ? "vehicle_local_position_groundtruth (SITL)"
+                                                           : "vehicle_local_position (estimator)");
     PX4_INFO("calls %u at %.1f Hz (native step every %u), engaged calls %u", (unsigned)_calls, (double)rate_hz,
              (unsigned)RAPTOR_PX4_NATIVE_EVERY, (unsigned)_engaged_calls);
     if (_engage_requested && _own_setpoint_valid) {

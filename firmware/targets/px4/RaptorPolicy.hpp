@@ -42,6 +42,7 @@ private:
     uORB::SubscriptionCallbackWorkItem _angular_velocity_sub{this, ORB_ID(vehicle_angular_velocity)};
     uORB::Subscription _attitude_sub{ORB_ID(vehicle_attitude)};
     uORB::Subscription _local_position_sub{ORB_ID(vehicle_local_position)};
+    uORB::Subscription _local_position_truth_sub{ORB_ID(vehicle_local_position_groundtruth)};
     uORB::Subscription _setpoint_sub{ORB_ID(trajectory_setpoint)};
     uORB::Subscription _control_mode_sub{ORB_ID(vehicle_control_mode)};
     uORB::Subscription _status_sub{ORB_ID(vehicle_status)};
@@ -65,6 +66,8 @@ private:
     uint32_t _core_status{0};
     param_t _enable_param{PARAM_INVALID};
     param_t _timeout_param{PARAM_INVALID};
+    param_t _position_source_param{PARAM_INVALID};
+    int32_t _position_source{0};
 
     /* engaged by command (shell / MAVLink shell): written by the command thread, read by Run() */
     volatile bool _engage_requested{false};

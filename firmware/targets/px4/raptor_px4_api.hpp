@@ -121,7 +121,7 @@ struct vehicle_command_s {
 };
 extern const struct orb_metadata __orb_vehicle_angular_velocity, __orb_vehicle_attitude, __orb_vehicle_local_position,
     __orb_trajectory_setpoint, __orb_vehicle_control_mode, __orb_actuator_motors, __orb_vehicle_command,
-    __orb_vehicle_status, __orb_offboard_control_mode;
+    __orb_vehicle_status, __orb_offboard_control_mode, __orb_vehicle_local_position_groundtruth;
 namespace px4
 {
 /* platforms/common/include/px4_platform_common/atomic.h */

@@ -25,3 +25,17 @@ PARAM_DEFINE_INT32(RPT_EN, 0);
  * @group RAPTOR
  */
 PARAM_DEFINE_FLOAT(RPT_SP_TO, 0.0f);
+
+/**
+ * RAPTOR position source
+ *
+ * 0: vehicle_local_position (PX4's estimator, as on every vehicle).
+ * 1: vehicle_local_position_groundtruth (SITL only: the simulator's true state, standing in for a motion-capture
+ * grade estimate like the one RAPTOR's authors fly with; on hardware the topic does not exist and the module hands
+ * back at once with "stale local position").
+ *
+ * @min 0
+ * @max 1
+ * @group RAPTOR
+ */
+PARAM_DEFINE_INT32(RPT_POS_SRC, 0);
