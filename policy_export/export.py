@@ -275,8 +275,9 @@ is returned and the state is untouched; the next valid call recovers), TIMESTAMP
 
 # PX4 builds external modules from EXTERNAL_MODULES_LOCATION=<folder>, whose src/CMakeLists.txt names them.
 PX4_MODULE_DIR = Path("src") / "modules" / "raptor_policy"
-PX4_EXTERNAL_CMAKE = ("# PX4 external modules (raptor export --target px4): make <board> EXTERNAL_MODULES_LOCATION=<this "
-                      "folder's parent>\nset(config_module_list_external\n\tmodules/raptor_policy\n\tPARENT_SCOPE\n)\n")
+PX4_EXTERNAL_CMAKE = ("# PX4 external modules (raptor export --target px4):\n"
+                      "#   make <board> EXTERNAL_MODULES_LOCATION=<the folder above this src/>\n"
+                      "set(config_module_list_external\n\tmodules/raptor_policy\n\tPARENT_SCOPE\n)\n")
 
 
 def target_module_dir(out: Path, target: str) -> Path:
