@@ -1,10 +1,10 @@
 """Student quality against its teachers and the published policy (issue: `raptor distill` acceptance).
 
 For each student (a `raptor distill` output directory or a policy file) and the published policy, on the same
-fresh airframes (another sampler seed than teachers and selection) and the same starts:
-hover and recovery (any yaw) success / termination; the student on its own teachers' airframes; its teachers'
-success on their own airframes (their `raptor train` evaluations, 500 episodes each); hover success by motor lag
-(the slow-motor corner: spin-up >= 0.08 s and spin-down >= 0.25 s).
+fresh airframes (another sampler seed than teachers and selection) and the same starts: every `raptor eval`
+scenario (hover, yaw, step, recovery, thrown, tracking, disturbance); the student on its own teachers' airframes;
+its teachers' success on their own airframes (their `raptor train` evaluations, 500 episodes each); hover success
+by motor lag (the slow-motor corner: spin-up >= 0.08 s and spin-down >= 0.25 s).
 
     python benchmarks/student_quality.py runs/student [runs/student2 ...] [--fresh sampled:200:777] [--episodes 10]
         [--fresh-teachers runs/tf777]
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from raptor import policy as rp
-from raptor.evaluation import episode_metrics, rollout
+from raptor.evaluation import SCENARIOS, episode_metrics, rollout
 from raptor.policy.io import save_policy
 from raptor.rl.train import RunDir, status
 from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes
@@ -51,6 +51,7 @@ def fly(policy_path: str, afs: list[Airframe], scenario: str, episodes: int, see
     classes = np.array([lag_class(afs[i]) for i in r.airframe_index])
     out = {"success": float(m["success"].mean()), "terminated": float(m["terminated"].mean()),
            "final_error_median": float(np.nanmedian(m["final_position_error"])),
+           "rms_error": float(np.mean(m["rms_tracking_error"])),
            "by_lag": {c: (float(m["success"][classes == c].mean()), int((classes == c).sum() // episodes))
                       for c in ("fast", "one slow", "both slow") if (classes == c).any()}}
     return out
@@ -116,7 +117,7 @@ def main() -> None:
         t0 = time.perf_counter()
         p = Path(name)
         path = policy_path(name)
-        res = {s: fly(path, fresh, s, args.episodes, args.seed) for s in ("hover", "recovery")}
+        res = {s: fly(path, fresh, s, args.episodes, args.seed) for s in SCENARIOS}  # every raptor eval scenario
         if p.is_dir() and (p / "config.json").is_file():
             afs, res["teachers"] = teachers_of(p)
             res["own"] = fly(path, afs, "hover", args.own_episodes, args.seed)
@@ -143,6 +144,13 @@ def main() -> None:
           "its teachers on their own airframes | teachers minus student [points] |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print("\nevery scenario, same airframes and starts: success / terminated / final error median / RMS error [m]")
+    print("| policy | " + " | ".join(SCENARIOS) + " |")
+    print("|---|" + "---|" * len(SCENARIOS))
+    for name, res in results.items():
+        print(f"| {name} | " + " | ".join(f"{pct(res[s]['success'])} / {pct(res[s]['terminated'])} / "
+                                          f"{res[s]['final_error_median']:.3f} / {res[s]['rms_error']:.3f}"
+                                          for s in SCENARIOS) + " |")
     if ft is not None:
         results["fresh_teachers"] = ft[1]
         print(f"\non the {ft[1]['trained']} fresh airframes with teachers of their own ({args.fresh_teachers}, "

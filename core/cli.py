@@ -20,10 +20,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise RaptorError("--n must be positive")
-    airframes = sample_airframes(args.n, args.seed, round_like_reference=not args.full_precision)
+    from raptor.sim.sampling import RACE_RANGES, RandomizationRanges
+
+    ranges = RACE_RANGES if args.race else RandomizationRanges()
+    airframes = sample_airframes(args.n, args.seed, ranges, round_like_reference=not args.full_precision)
     save_airframes(args.output, airframes, {"sampler": "raptor-dr/1 (RAPTOR e43ae4bc ranges, std::mt19937 emulation)",
                                             "seed": args.seed, "n": args.n,
-                                            "rounded_like_reference": not args.full_precision})
+                                            "rounded_like_reference": not args.full_precision,
+                                            "ranges": "race (thrust-to-weight 1.5-12)" if args.race else "raptor"})
     t2w = [a.thrust_to_weight for a in airframes]
     mass = [a.mass_kg for a in airframes]
     print(f"wrote {len(airframes)} airframes to {args.output} (seed {args.seed}): mass {min(mass):.3f}-{max(mass):.3f}"
@@ -93,6 +97,8 @@ def _register_local(sub: argparse._SubParsersAction, name: str) -> None:
         s.add_argument("-o", "--output", default="airframes.json", help="output file (default airframes.json)")
         s.add_argument("--full-precision", action="store_true",
                        help="keep full precision instead of the reference's 6-decimal rounding")
+        s.add_argument("--race", action="store_true",
+                       help="race-class option: thrust-to-weight up to 12 (flightmare's), other ranges RAPTOR's")
         s.set_defaults(func=_cmd_sample)
     else:
         s = sub.add_parser("sim", help=COMMANDS["sim"][1], description=COMMANDS["sim"][1])

@@ -2,9 +2,16 @@
 
 Scenarios (each a named preset of EnvConfig):
 | hover       | spec 4.2 starts within +-0.5 m (RAPTOR's post-training init for every airframe), tilt up to 1 rad    |
+| yaw         | hover starts turned by a uniform random yaw (any heading)                                             |
+| step        | hover starts; the target jumps by 0.5 m in a random direction at a time U(1 s, 3 s); 3 m crash box  |
 | recovery    | tilt up to 90 deg with any yaw, 1.5x initial velocities, 3x initial body rates, target at the origin  |
+| thrown      | any attitude (tilt up to 180 deg), speed up to 3 m/s, body rates up to 10 rad/s per axis, judged by a |
+|             | physical crash box (3 m on any axis), not the training termination (1-3.6 m, 2 m/s, 35 rad/s)         |
 | tracking    | a figure-eight (radius 0.5 m, 5 s period) at z = 0; observed p and v are relative to the moving target |
 | disturbance | hover plus a constant force (std 10 % of weight) and an Ornstein-Uhlenbeck gust (std 5 %, 0.5 s)      |
+
+`raptor eval --scenario all` flies every scenario and prints one row per scenario; `--compare POLICY` flies another
+policy on the same starts (same seed) and prints its figures beside.
 
 Metrics per episode: success (not terminated and within 0.1 m of the target for the whole last second),
 termination, final position error (survivors), settling time (first time after which the error stays below
@@ -32,7 +39,8 @@ from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
 from raptor.sim.sampling import RandomizationRanges
 
-SCENARIOS = ("hover", "recovery", "tracking", "disturbance")
+SCENARIOS = ("hover", "yaw", "step", "recovery", "thrown", "tracking", "disturbance")
+CRASH_BOX_M = 3.0
 SUCCESS_RADIUS_M = 0.1
 SUCCESS_WINDOW_STEPS = 100  # the last second
 
@@ -43,6 +51,14 @@ def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> E
     base = EnvConfig(device=device, dtype=dtype, target="hover", check_inputs=False, init=init)
     if name == "hover":
         return base
+    if name == "yaw":
+        return replace(base, init=replace(init, any_yaw_fraction=1.0))
+    if name == "step":
+        return replace(base, target="step", crash_box_m=CRASH_BOX_M)
+    if name == "thrown":
+        # the airframes' init ranges are 1 m/s and 1 rad/s (named and sampled alike): scales 3 and 10
+        return replace(base, crash_box_m=CRASH_BOX_M,
+                       init=replace(init, attitude="full", linear_velocity_scale=3.0, angular_velocity_scale=10.0))
     if name == "recovery":
         return replace(base, init=replace(init, attitude="tilt_any_yaw", max_tilt_rad=math.pi / 2,
                                           linear_velocity_scale=1.5, angular_velocity_scale=3.0))
@@ -473,7 +489,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="default (the shipped student) | official (the published RAPTOR policy) | PATH "
                         "(default: default)")
     p.add_argument("--airframes", default="named", help="named | NAME,... | FILE | sampled:N:SEED (default named)")
-    p.add_argument("--scenario", default="hover", help=f"{' | '.join(SCENARIOS)} (default hover)")
+    p.add_argument("--scenario", default="hover", help=f"{' | '.join(SCENARIOS)} | all (default hover)")
+    p.add_argument("--compare", default=None, metavar="POLICY",
+                   help="also fly this policy (e.g. official) on the same starts and print its figures beside")
     p.add_argument("--episodes", type=int, default=100, help="episodes per airframe (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0): same seed, same starts")
     p.add_argument("--out", default=None, help="directory for metrics.json, metrics.md and plots")
@@ -488,10 +506,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    metrics = evaluate(args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.device, args.out,
-                       progress=True, sim=args.sim, render=args.render, mujoco_model=args.mujoco_model,
-                       models_dir=args.models_dir)
-    print(markdown_table(metrics, f"{args.policy}, {args.scenario}, {args.sim}"))
-    print(f"({metrics['config']['wall_time_s']} s)" + (f"; wrote {args.out}/metrics.json, metrics.md, *.png"
-                                                      if args.out else ""))
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    if args.scenario != "all" and args.scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario '{args.scenario}'; choose one of {', '.join(SCENARIOS)} or all")
+    policies = [args.policy] + ([args.compare] if args.compare else [])
+    rows: dict[str, dict[str, dict]] = {}
+    for scenario in scenarios:
+        for policy in policies:
+            sub = None
+            if args.out:
+                sub = Path(args.out) if len(scenarios) == 1 and len(policies) == 1 else \
+                    Path(args.out) / scenario / _slug(policy)
+            metrics = evaluate(policy, args.airframes, scenario, args.episodes, args.seed, args.device, sub,
+                               progress=True, sim=args.sim, render=args.render, mujoco_model=args.mujoco_model,
+                               models_dir=args.models_dir)
+            rows.setdefault(scenario, {})[policy] = metrics
+            if len(scenarios) == 1:
+                print(markdown_table(metrics, f"{policy}, {scenario}, {args.sim}"))
+    if len(scenarios) > 1 or len(policies) > 1:
+        table = scenario_table(rows, policies, f"{args.airframes}, {args.episodes} episodes per airframe, seed "
+                                                f"{args.seed}, {args.sim}")
+        print(table)
+        if args.out:
+            atomic_write_text(Path(args.out) / "summary.md", table)
+            atomic_write_text(Path(args.out) / "summary.json", json.dumps(
+                {s: {p: m["overall"] for p, m in r.items()} for s, r in rows.items()}, indent=1))
+    wall = sum(m["config"]["wall_time_s"] for r in rows.values() for m in r.values())
+    print(f"({wall:.1f} s)" + (f"; wrote {args.out}" if args.out else ""))
     return 0
+
+
+def _slug(policy: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(policy).stem)[:40] or "policy"
+
+
+def scenario_table(rows: dict[str, dict[str, dict]], policies: list[str], title: str) -> str:
+    """One row per scenario: each policy's overall success, termination, final-error median and RMS error."""
+    def f(x, spec):
+        return "-" if x is None else format(x, spec)
+
+    head = "| scenario | " + " | ".join(f"{p}: success / terminated / final error median / RMS [m]"
+                                         for p in policies) + " |"
+    lines = [f"### {title}", "", head, "|---|" + "---|" * len(policies)]
+    for scenario, by_policy in rows.items():
+        cells = []
+        for p in policies:
+            o = by_policy[p]["overall"]
+            cells.append(f"{100 * o['success_rate']:.1f} % / {100 * o['termination_rate']:.1f} % / "
+                         f"{f(o['final_position_error_median'], '.3f')} / {o['rms_tracking_error_mean']:.3f}")
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from raptor.errors import ConfigError, RaptorError
+from raptor.evaluation import SCENARIOS as EVAL_SCENARIOS  # every scenario of raptor eval
 from raptor.fileio import atomic_write_text, check_writable_folder, read_json
 
 PIPELINE_FORMAT = "raptor-pipeline"
 PIPELINE_VERSION = 1
 STAGES = ("teachers", "retrain", "distill", "evaluate", "policy")
-EVAL_SCENARIOS = ("hover", "recovery", "tracking", "disturbance")
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ the learned h0, padded steps masked), batch 64, Adam, MSE. The best student is s
 that no teacher trained on (hover scenario success, then return), never on the training airframes.
 
 What differs from the reference, and why (spec 7):
-- No Langevin episodes: the 22-dim student sees absolute p and v and cannot observe a Langevin target, so labels
-  that track one are noise to it (surprise 8). Every episode here hovers at the origin.
+- Hover episodes by default; `targets` adds setpoint steps, figure-eights and Langevin targets, cycled per epoch.
+  The student sees p - p_des and v - v_des (EnvConfig.student_target_relative), so a moving target is observable to
+  it; the reference's student saw absolute p and v, which made Langevin labels noise to it (surprise 8).
 - Starts cover any yaw: `any_yaw_fraction` of episodes get a uniform yaw on top of the reference tilt, because the
   published policy fails beyond ~110 deg of initial yaw (teachers need the same starts: raptor train --any-yaw).
 - Starts within +-0.5 m for every airframe (the reference's post-training init, surprise 7).
@@ -48,6 +49,8 @@ from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
+DISTILL_TARGETS = ("hover", "step", "figure_eight", "langevin")
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -76,6 +79,10 @@ class DistillConfig:
     only_passed: bool = True  # distill only teachers that pass the quality bar
     max_teacher_termination: float = 1.0  # with only_passed=False: skip teachers that crash more often than this
     teacher_ids: str | None = None  # which teachers of the run ("0-63", "0-9,12"; None: all), e.g. for scaling studies
+    # The target the episodes fly to, cycled per epoch: hover (the origin), step (one 0.5 m setpoint jump at 1-3 s),
+    # figure_eight, langevin. The student sees p - p_des and v - v_des; teachers label from their target-relative
+    # observation, so moving targets need no other change.
+    targets: tuple[str, ...] = ("hover",)
     device: str = "cpu"
     seed: int = 0
     threads: int = 0
@@ -89,6 +96,10 @@ class DistillConfig:
             raise ConfigError("distill: passes must be positive and final_lr_fraction in (0, 1]")
         if not self.disturbance_aux_weight >= 0:
             raise ConfigError(f"--disturbance-aux must be >= 0, got {self.disturbance_aux_weight}")
+        object.__setattr__(self, "targets", tuple(self.targets))  # JSON gives a list
+        bad = [t for t in self.targets if t not in DISTILL_TARGETS]
+        if not self.targets or bad:
+            raise ConfigError(f"--targets: choose from {', '.join(DISTILL_TARGETS)} (got {', '.join(bad) or 'none'})")
 
     def lr_at(self, epoch: int) -> float:
         """Cosine from learning_rate at epoch 0 to learning_rate * final_lr_fraction at the last epoch."""
@@ -199,15 +210,15 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
     S = torch.zeros((T, B, 22), device=dev, dtype=dt)
     L = torch.zeros((T, B, 4), device=dev, dtype=dt)
     mask = torch.zeros((T, B), dtype=torch.bool, device=dev)
-    final_pos = torch.zeros((max(T - T // 2, 1), B, 3), device=dev, dtype=dt)
+    final_pos = torch.zeros((max(T - T // 2, 1), B, 3), device=dev, dtype=dt)  # p - p_des
     alive = torch.ones(B, dtype=torch.bool, device=dev)
     ret = torch.zeros(B, dtype=torch.float64, device=dev)
     h = student.initial_hidden(B) if student is not None else None
-    zero_target = torch.zeros((B, 6), device=dev, dtype=dt)
     off = None if offsets is None else offsets.repeat_interleave(M, 0)  # (B, 3)
     disturbance = None
     for t in range(T):
-        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, zero_target, env.external_force())
+        target = env.target()  # (B, 6) p_des, v_des world: the teachers see the state relative to it
+        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, target, env.external_force())
         if disturbance is None:
             disturbance = t_obs[:, OBS_FORCE].clone()
         label = teachers(t_obs.reshape(K, M, -1)).reshape(B, 4)
@@ -224,7 +235,7 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
         ret += torch.where(alive, rew.double(), 0.0)
         alive = alive & ~term
         if t >= T // 2:
-            final_pos[t - T // 2] = env.state[:, 0:3]
+            final_pos[t - T // 2] = env.state[:, 0:3] - env.target()[:, 0:3]
     return Dataset(S, L, mask, ret, ~alive, final_pos, disturbance)
 
 
@@ -321,6 +332,11 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     env_cfg = EnvConfig(observation="student", target="hover", init=init, device=cfg.device, check_inputs=False,
                         episode_steps=cfg.episode_steps)
     env = BatchedQuadrotorEnv(teachers.airframes, cfg.episodes_per_teacher, env_cfg, seed=cfg.seed)
+    envs = {"hover": env}  # one env per target mode (the offsets are measured on hover)
+    for mode in cfg.targets:
+        if mode not in envs:
+            envs[mode] = BatchedQuadrotorEnv(teachers.airframes, cfg.episodes_per_teacher,
+                                             dataclasses.replace(env_cfg, target=mode), seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     net = RaptorPolicyNet().to(cfg.device)
     if warm is not None:
@@ -356,7 +372,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
             pos = probe.final_position.mean(0).reshape(teachers.K, -1, 3)
             offsets = (pos * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
             state["offsets"] = offsets
-        data = collect(env, teachers, None if bc else net, cfg.episode_steps, offsets, seed=cfg.seed + epoch)
+        data = collect(envs[cfg.targets[epoch % len(cfg.targets)]], teachers, None if bc else net, cfg.episode_steps,
+                       offsets, seed=cfg.seed + epoch)
         net.train()
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(epoch)
@@ -421,6 +438,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--passes", type=int, default=None, help="training passes over each epoch's data (default 1)")
     p.add_argument("--eval-every", type=int, default=None, help="DAgger epochs between held-out evaluations (5)")
     p.add_argument("--any-yaw", type=float, default=None, help="fraction of episodes with any initial yaw (0.5)")
+    p.add_argument("--targets", default=None, metavar="LIST",
+                   help="targets the episodes fly to, cycled per epoch: hover,step,figure_eight,langevin "
+                        "(default hover)")
     p.add_argument("--holdout", default=None, help="selection airframes (default sampled:32:4242)")
     p.add_argument("--disturbance-aux", type=float, default=None, metavar="WEIGHT",
                    help="weight of the training-only loss that predicts the episode's disturbance from the GRU "
@@ -454,6 +474,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
             kw[name] = getattr(args, arg)
     if args.include_failed:
         kw["only_passed"] = False
+    if args.targets is not None:
+        kw["targets"] = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     if args.init_from is not None and args.disturbance_aux is None and not args.resume:
         kw["disturbance_aux_weight"] = 0.0
         print("--init-from: the disturbance auxiliary loss is off (--disturbance-aux 0); a fresh head would pull the "

@@ -316,7 +316,8 @@ def load_airframes(path: str | os.PathLike) -> list[Airframe]:
 
 
 def resolve_airframes(spec: str) -> list[Airframe]:
-    """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, or 'sampled:N:SEED'."""
+    """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, 'sampled:N:SEED', or 'sampled:N:SEED:race' (the
+    race-class option: thrust-to-weight up to 12, raptor.sim.sampling.RACE_RANGES)."""
     spec = spec.strip()
     if spec == "named":
         return [named_airframe(n) for n in NAMED_SET]
@@ -324,13 +325,21 @@ def resolve_airframes(spec: str) -> list[Airframe]:
         parts = spec.split(":")
         try:
             n, seed = int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+            if len(parts) > 4 or (len(parts) == 4 and parts[3] != "race"):
+                raise ValueError
         except (ValueError, IndexError):
-            raise AirframeError(f"bad airframe spec '{spec}': use sampled:N:SEED, e.g. sampled:100:1") from None
+            raise AirframeError(f"bad airframe spec '{spec}': use sampled:N:SEED or sampled:N:SEED:race, e.g. "
+                                "sampled:100:1") from None
         if n <= 0:
             raise AirframeError(f"bad airframe spec '{spec}': N must be positive")
-        from raptor.sim.sampling import sample_airframes
+        from raptor.sim.sampling import RACE_RANGES, RandomizationRanges, sample_airframes
 
-        return sample_airframes(n, seed)
+        race = len(parts) == 4
+        afs = sample_airframes(n, seed, RACE_RANGES if race else RandomizationRanges())
+        if race:  # distinct names: the same seed's default airframes are other airframes
+            afs = [Airframe(a.name.replace("dr", "race", 1), a.parameters, {**a.meta, "ranges": "race"})
+                   for a in afs]
+        return afs
     if os.path.sep in spec or spec.endswith(".json") or Path(spec).is_file():
         return load_airframes(spec)
     return [named_airframe(n.strip()) for n in spec.split(",") if n.strip()]

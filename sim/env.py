@@ -11,6 +11,7 @@ first observation and `info["final_observation"]` holds the last one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from raptor.errors import ConfigError, InputError
 from raptor.sim import dynamics, mdp
 from raptor.sim.airframe import Airframe, AirframeBatch
 
-TargetMode = Literal["airframe", "hover", "langevin", "figure_eight"]
+TargetMode = Literal["airframe", "hover", "langevin", "figure_eight", "step"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ class EnvConfig:
     langevin: mdp.LangevinConfig = field(default_factory=mdp.LangevinConfig)
     figure_eight_radius_m: float = 0.5
     figure_eight_period_s: float = 5.0
+    # target "step": the target starts at the origin and jumps once, at a time uniform in step_time_s, by step_size_m
+    # in a uniformly random direction (a position setpoint step)
+    step_size_m: float = 0.5
+    step_time_s: tuple[float, float] = (1.0, 3.0)
+    # Evaluation: a physical crash box instead of the training termination (the airframe's 1-3.6 m position and
+    # 2 m/s / 35 rad/s limits, which make thrown starts infeasible): terminate only beyond crash_box_m on an axis
+    crash_box_m: float | None = None
     student_target_relative: bool = True  # student sees p - p_des, v - v_des (reference: absolute p, v)
     observation_noise: ObservationNoise = field(default_factory=ObservationNoise)
     disturbance: DisturbanceConfig = field(default_factory=DisturbanceConfig)
@@ -82,8 +90,13 @@ class EnvConfig:
         if self.observation not in ("student", "teacher", "privileged"):
             raise ConfigError("EnvConfig.observation must be 'student', 'teacher' or 'privileged', "
                               f"got {self.observation!r}")
-        if self.target not in ("airframe", "hover", "langevin", "figure_eight"):
-            raise ConfigError(f"EnvConfig.target must be airframe|hover|langevin|figure_eight, got {self.target!r}")
+        if self.target not in ("airframe", "hover", "langevin", "figure_eight", "step"):
+            raise ConfigError("EnvConfig.target must be airframe|hover|langevin|figure_eight|step, got "
+                              f"{self.target!r}")
+        if self.crash_box_m is not None and not self.crash_box_m > 0:
+            raise ConfigError(f"EnvConfig.crash_box_m must be positive, got {self.crash_box_m}")
+        if not (self.step_size_m >= 0 and 0 <= self.step_time_s[0] <= self.step_time_s[1]):
+            raise ConfigError("EnvConfig.step_size_m must be >= 0 and step_time_s an interval (lo <= hi)")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"EnvConfig.dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -179,6 +192,11 @@ class BatchedQuadrotorEnv:
         self.envs_per_airframe = envs_per_airframe
         self.airframe_index = torch.arange(self.num_airframes, device=self.device).repeat_interleave(envs_per_airframe)
         self.params = base.index(self.airframe_index)
+        if config.crash_box_m is not None:
+            inf = torch.full_like(self.params.term_position, math.inf)
+            self.params = dataclasses.replace(self.params, term_position=torch.full_like(inf, config.crash_box_m),
+                                              term_linear_velocity=inf, term_angular_velocity=inf,
+                                              term_enabled=torch.ones_like(self.params.term_enabled))
         self.num_envs = B = self.params.batch_size
         self.obs_dim = config.obs_dim
         self.gen = torch.Generator(device=self.device)
@@ -192,6 +210,8 @@ class BatchedQuadrotorEnv:
         self._prev_action_obs = z(4)  # (4, B) observed action-history slot; normalized motors after reset
         self._target_state = z(12)  # (12, B) Langevin process [x_raw, v_raw, x_s, v_s]
         self._zero_target = z(6)
+        self._step_time = torch.zeros(B, dtype=dtype, device=self.device)  # s, target "step"
+        self._step_offset = torch.zeros((B, 3), dtype=dtype, device=self.device)  # m world
         self.langevin = torch.zeros(B, dtype=torch.bool, device=self.device)
         self.steps = torch.zeros(B, dtype=torch.long, device=self.device)
         self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
@@ -228,6 +248,10 @@ class BatchedQuadrotorEnv:
             return figure_eight(t, self.config.figure_eight_radius_m, self.config.figure_eight_period_s)
         if mode == "hover":
             return self._zero_target.t()
+        if mode == "step":
+            after = (steps.to(self._x.dtype) * self.params.dt >= self._step_time)[:, None]
+            p = torch.where(after, self._step_offset, torch.zeros_like(self._step_offset))
+            return torch.cat([p, torch.zeros_like(p)], -1)
         tgt = self.target_state[:, 6:12]
         return torch.where(self.langevin[:, None], tgt, torch.zeros_like(tgt))
 
@@ -255,6 +279,17 @@ class BatchedQuadrotorEnv:
         else:
             langevin = torch.full_like(u, self.config.target == "langevin", dtype=torch.bool)
         self._start(idx, x, force, torque, gust, langevin, mdp.normalized_motors(params, x[:, 13:17]))
+        if self.config.target == "step":
+            n = params.batch_size
+            lo, hi = self.config.step_time_s
+            t = lo + (hi - lo) * torch.rand(n, generator=self.gen, device=self.device, dtype=x.dtype)
+            d = torch.randn((n, 3), generator=self.gen, device=self.device, dtype=x.dtype)
+            d = self.config.step_size_m * d / torch.linalg.vector_norm(d, dim=-1, keepdim=True).clamp_min(1e-9)
+            if idx is None:
+                self._step_time, self._step_offset = t, d
+            else:
+                self._step_time, self._step_offset = self._step_time.clone(), self._step_offset.clone()
+                self._step_time[idx], self._step_offset[idx] = t, d
         return self.observe()
 
     def set_state(self, state: torch.Tensor, *, force: torch.Tensor | None = None, torque: torch.Tensor | None = None,

@@ -41,6 +41,10 @@ class RandomizationRanges:
                 raise ValueError(f"RandomizationRanges.{name} must satisfy 0 < min <= max, got {(lo, hi)}")
 
 
+# Race-class option (`sampled:N:SEED:race`, `raptor sample --race`): RAPTOR's ranges with thrust-to-weight extended to
+# 12 (the flightmare model's 12.1), every other range unchanged. The default ranges stay bit-exact with the reference.
+RACE_RANGES = RandomizationRanges(thrust_to_weight=(1.5, 12.0))
+
 LATENT_NAMES = ("thrust_to_weight", "mass", "torque_to_inertia", "size_deviation_raw", "rotor_torque_constant",
                 "disturbance_multiple", "tau_rise", "tau_fall")
 

@@ -178,3 +178,28 @@ def test_warm_start_from_a_policy_file(teachers, tmp_path):
         distill(str(teachers), str(tmp_path / "t"), replace(cfg, init_from=str(tmp_path / "nope.safetensors")),
                 progress=False)
     assert not (tmp_path / "t" / "config.json").exists()
+
+
+def test_moving_target_episodes_are_labelled_relative_to_the_target(teachers):
+    """--targets step: the teachers label the state relative to the moving setpoint (what their training
+    observation means), and the dataset's position record is p - p_des, as raptor eval scores it."""
+    ts = TeacherSet(teachers, only_passed=False)
+    cfg = EnvConfig(observation="student", target="step", init=mdp.InitialStateConfig(max_position_m=0.5),
+                    check_inputs=False, step_time_s=(0.05, 0.05))
+    env = BatchedQuadrotorEnv(ts.airframes, 3, cfg, seed=0)
+    data = collect(env, ts, None, 20, None, seed=4)
+    env.reset(seed=4)  # the same starts and steps
+    labels = []
+    for _ in range(20):
+        tgt = env.target()
+        obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, tgt, env.external_force())
+        labels.append(ts(obs.reshape(ts.K, -1, obs.shape[-1])).reshape(-1, 4))
+        env.physics_step(labels[-1].to(env.state.dtype))  # BC: the teachers fly
+    moved = torch.linalg.vector_norm(env.target()[:, 0:3], dim=-1)
+    assert torch.allclose(moved, torch.full_like(moved, 0.5), atol=1e-5)  # the setpoint stepped by 0.5 m
+    alive = data.mask[-1]
+    torch.testing.assert_close(data.labels[:, alive], torch.stack(labels)[:, alive].to(data.labels.dtype))
+    rel = env.state[:, 0:3] - env.target()[:, 0:3]
+    torch.testing.assert_close(data.final_position[-1][alive], rel[alive].to(data.final_position.dtype))
+    with pytest.raises(ConfigError, match="--targets"):
+        DistillConfig(targets=("circle",))

@@ -121,3 +121,18 @@ def test_named_airframes_match_spec_table():
     np.testing.assert_array_equal(signs, [[1, -1], [-1, -1], [-1, 1], [1, 1]])
     with pytest.raises(AirframeError, match="unknown airframe 'nope'"):
         named_airframe("nope")
+
+
+def test_race_option_extends_thrust_to_weight_only():
+    """sampled:N:SEED:race reaches flightmare-class thrust-to-weight; the default spec is unchanged (the golden
+    fixtures pin it bit-exact to the reference)."""
+    from raptor.sim.airframe import resolve_airframes
+
+    race = resolve_airframes("sampled:300:5:race")
+    plain = resolve_airframes("sampled:300:5")
+    tw = [a.thrust_to_weight for a in race]
+    assert max(tw) > 10.0 and min(tw) >= 1.5 - 1e-6 and max(tw) <= 12.0 + 1e-3
+    assert max(a.thrust_to_weight for a in plain) <= 5.0 + 1e-3
+    assert all(a.name.startswith("race5_") for a in race)
+    assert all(0.02 - 1e-9 <= a.mass_kg <= 5.0 * 1.1 + 1e-6 for a in race)  # RAPTOR's mass range (+ size deviation)
+    assert [a.parameters for a in resolve_airframes("sampled:300:5")] == [a.parameters for a in plain]
