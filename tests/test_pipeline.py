@@ -38,11 +38,11 @@ def test_quick_pipeline_runs_end_to_end(quick_run):
     assert prov["source"] == "raptor pipeline"
     assert prov["pipeline"] == [f"raptor pipeline --airframes sampled:4:0 --out {out} --quick"]
     ev = pol.metadata["evaluation"]
-    assert set(ev["scenarios"]) == {"hover", "recovery", "tracking", "disturbance"}
+    assert list(ev["scenarios"]) == ["hover", "yaw", "step", "recovery", "thrown", "tracking", "disturbance"]
     fresh = ev["airframes"]
     assert fresh == "sampled:6:2027" and ev["episodes"] == 4
     report = (out / "report.md").read_text()
-    assert report.count("\n| ") == 5 and "raptor pipeline --airframes sampled:4:0" in report
+    assert report.count("\n| ") == 8 and "raptor pipeline --airframes sampled:4:0" in report
     for scenario, row in ev["scenarios"].items():
         m = json.loads((out / "eval" / scenario / "student" / "metrics.json").read_text())
         assert m["overall"]["success_rate"] == row["student"]["success_rate"]
