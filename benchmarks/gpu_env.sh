@@ -18,6 +18,6 @@ fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 2
 python3 - <<'PY'
-from raptor.rl.teacher import _load_official
-print("published policy:", "loaded" if _load_official("cpu") is not None else "MISSING (see the reason above)")
+from raptor.rl.teacher import load_official
+print("published policy:", "loaded" if load_official("cpu")[0] is not None else "MISSING (see the reason above)")
 PY

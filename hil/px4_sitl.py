@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from raptor import fileio
 from raptor.errors import ConfigError, RaptorError
+from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 
 PX4_VERSION = "v1.15"
 EPISODE_S = 5.0
@@ -48,7 +50,7 @@ PARAMS = {"RPT_EN": "1", "IMU_GYRO_RATEMAX": "400", "IMU_INTEG_RATE": "400", "CO
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RAPTOR_CACHE", Path.home() / ".cache" / "raptor")) / "px4"
+    return fileio.cache_dir("px4")
 
 
 def sih_airframe():
@@ -359,16 +361,16 @@ def _episode(samples: list[tuple[float, float, float]], left_offboard: bool) -> 
     t = np.array([s[0] for s in samples])
     e = np.array([s[1] for s in samples])
     g = np.array([s[2] for s in samples])
-    last = t >= EPISODE_S - 1.0
-    outside = np.flatnonzero(e >= 0.1)
-    settle = None if not len(outside) else (float(t[outside[-1] + 1]) if outside[-1] + 1 < len(t) else None)
-    if not len(outside):
-        settle = float(t[0])
-    ok = bool(len(e) and not left_offboard and last.any() and (e[last] < 0.1).all())
+    last = t >= EPISODE_S - SUCCESS_WINDOW_STEPS * 0.01  # the last second, as raptor eval
+    outside = np.flatnonzero(e >= SUCCESS_RADIUS_M)
+    first_inside = 0 if not len(outside) else outside[-1] + 1  # after it, the error stays within the radius
+    settle = float(t[first_inside]) if first_inside < len(t) else None
+    ok = bool(len(e) and not left_offboard and last.any() and (e[last] < SUCCESS_RADIUS_M).all())
     return {"samples": len(t), "success": ok, "terminated": left_offboard, "final": float(e[-1]) if len(e) else 1e9,
             "final_other": float(g[-1]) if len(g) else 1e9, "rms": float(np.sqrt((e ** 2).mean())) if len(e) else 1e9,
             "rms_other": float(np.sqrt((g ** 2).mean())) if len(g) else 1e9,
-            "settling_s": settle, "success_other": bool(len(g) and not left_offboard and (g[last] < 0.1).all())}
+            "settling_s": settle,
+            "success_other": bool(len(g) and not left_offboard and (g[last] < SUCCESS_RADIUS_M).all())}
 
 
 def hand_back_checks(sih: Sih, log=print) -> dict:

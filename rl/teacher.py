@@ -198,37 +198,28 @@ def trimmed_copy(actors: TeacherActors, airframes: list[Airframe], episodes: int
 
 @torch.no_grad()
 def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 0,
-                          device: str = "cpu") -> list[float | None]:
-    """The published policy's termination rate on the same airframes and start states (same seed), or None
-    per airframe where the published checkpoint cannot be loaded; why is in `official_missing_reason()`."""
+                          device: str = "cpu") -> tuple[list[float | None], str | None]:
+    """The published policy's termination rate on the same airframes and start states (same seed), and None; or
+    None per airframe and the reason, where the published checkpoint cannot be loaded."""
     from raptor.evaluation import rollout, summarize
 
-    official = _load_official(device)
+    official, reason = load_official(device)
     if official is None:
-        return [None] * len(airframes)
+        return [None] * len(airframes), reason
     r = rollout(official, airframes, "hover", episodes, seed=seed, device=device, trajectories=False)
-    return [m["termination_rate"] for m in summarize(r)["per_airframe"].values()]
+    return [m["termination_rate"] for m in summarize(r)["per_airframe"].values()], None
 
 
-_OFFICIAL_MISSING: list[str] = []
-
-
-def official_missing_reason() -> str | None:
-    """Why the last reference_termination could not load the published policy (None: it loaded)."""
-    return _OFFICIAL_MISSING[-1] if _OFFICIAL_MISSING else None
-
-
-def _load_official(device: str):
-    """The published policy, or None with the reason recorded and printed once to stderr: the quality bar then
+def load_official(device: str):
+    """(the published policy, None), or (None, why) with the reason printed once to stderr: the quality bar then
     falls back to QualityBar.fallback_max_termination, and eval.json says so."""
     import sys
 
     from raptor.errors import RaptorError
     from raptor.policy import load
 
-    _OFFICIAL_MISSING.clear()
     try:
-        return load("official", device=device)
+        return load("official", device=device), None
     except (RaptorError, ImportError, OSError) as e:
         reason = f"{type(e).__name__}: {e}"
     if reason not in _SEEN_REASONS:
@@ -236,8 +227,7 @@ def _load_official(device: str):
         print(f"raptor: the published policy could not be loaded ({reason}); teachers are judged against the "
               f"fallback termination limit instead of the published policy's on the same starts. Fix: pip install "
               f"'raptor-quadrotor[official]'", file=sys.stderr, flush=True)
-    _OFFICIAL_MISSING.append(reason)
-    return None
+    return None, reason
 
 
 _SEEN_REASONS: set[str] = set()

@@ -52,7 +52,6 @@ from raptor.rl.teacher import (
     calibrate_offsets,
     evaluate_teachers,
     merge_candidates,
-    official_missing_reason,
     reference_termination,
     save_teacher,
     teacher_score,
@@ -559,8 +558,7 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
     clock.lap("gain")
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     clock.lap("evaluation")
-    ref = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
-    missing = official_missing_reason()
+    ref, missing = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     clock.lap("published")
     results = []
     for k, i in enumerate(ids):

@@ -137,6 +137,11 @@ class Airframe:
         return np.asarray(_get(self.parameters, path), dtype=np.float64)
 
     @property
+    def dynamics_key(self) -> str:
+        """The airframe itself, not its name (two sampler seeds can give the same airframe): compares sets."""
+        return json.dumps(self.parameters["dynamics"], sort_keys=True)
+
+    @property
     def mass_kg(self) -> float:
         return float(self.array("dynamics.mass"))
 
