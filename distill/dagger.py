@@ -41,6 +41,7 @@ from raptor.errors import ConfigError
 from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
 from raptor.policy import Policy, default_metadata, save_policy
+from raptor.policy.heading import HeadingGovernor
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.teacher import load_teacher
@@ -403,6 +404,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         bar.close()
     meta = default_metadata("raptor distill", {"distill": dataclasses.asdict(cfg)}, teachers=len(teachers.ids),
                             teachers_dir=str(teachers_dir), best_epoch=state.get("best_epoch"),
+                            # flown in the reference-heading frame (raptor.policy.heading), as the shipped default
+                            deployment={"heading": HeadingGovernor().to_metadata()},
                             **({"init_from": cfg.init_from} if cfg.init_from else {}))
     save_policy(outp / "last.safetensors", net, {**meta, "name": "last"})
     if state["best"] is not None:

@@ -40,6 +40,77 @@ static int finite_f(float x) {
     return (bits & 0x7f800000u) != 0x7f800000u;
 }
 
+/* 1/sqrt(x) for x > 0 without libm: the bit-level first guess and three Newton steps (float precision). */
+static float inv_sqrt(float x) {
+    uint32_t bits;
+    float y;
+    memcpy(&bits, &x, sizeof bits);
+    bits = 0x5f375a86u - (bits >> 1);
+    memcpy(&y, &bits, sizeof y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    return y;
+}
+
+#define RAPTOR_HEADING_MIN_NORM2 1e-6f
+
+/* The reference-heading frame (raptor.policy.heading.HeadingFrame.apply, the same arithmetic): turns p (input 0-2),
+ * v (12-14) and the rows 0 and 1 of R (3-8) by -psi_ref about world z; commits psi_ref on native calls. */
+static void heading_frame(raptor_policy_t *p, float input[RAPTOR_INPUT_DIM], uint32_t native) {
+    const raptor_heading_t *g = &p->heading;
+    const float hx = input[3], hy = input[6]; /* R00, R10: the body x axis in the world x-y plane */
+    const float n2 = hx * hx + hy * hy;
+    const int has = n2 > RAPTOR_HEADING_MIN_NORM2;
+    const float inv = has ? inv_sqrt(n2) : 1.0f;
+    const float h0 = hx * inv, h1 = hy * inv;
+    const float sp0 = p->heading_setpoint[0], sp1 = p->heading_setpoint[1];
+    float r0, r1, rc, rs, sgn, t0, n;
+    int k;
+    if (p->heading_valid) {
+        r0 = p->heading_ref[0]; r1 = p->heading_ref[1];
+    } else if (has) {
+        r0 = h0; r1 = h1;
+    } else {
+        r0 = sp0; r1 = sp1;
+    }
+    /* turn toward the setpoint by at most one step */
+    rc = sp0 * r0 + sp1 * r1;
+    rs = sp1 * r0 - sp0 * r1;
+    if (rc >= g->cos_step) {
+        r0 = sp0; r1 = sp1;
+    } else {
+        sgn = rs >= 0.0f ? 1.0f : -1.0f;
+        t0 = r0 * g->cos_step - r1 * (sgn * g->sin_step);
+        r1 = r0 * (sgn * g->sin_step) + r1 * g->cos_step;
+        r0 = t0;
+    }
+    /* stay within the lead limit of the vehicle's heading */
+    rc = r0 * h0 + r1 * h1;
+    rs = r1 * h0 - r0 * h1;
+    if (has && rc < g->cos_lead) {
+        sgn = rs >= 0.0f ? 1.0f : -1.0f;
+        r0 = h0 * g->cos_lead - h1 * (sgn * g->sin_lead);
+        r1 = h0 * (sgn * g->sin_lead) + h1 * g->cos_lead;
+    }
+    n = 1.5f - 0.5f * (r0 * r0 + r1 * r1); /* back to unit length (one Newton step) */
+    r0 *= n;
+    r1 *= n;
+    if (native) {
+        p->heading_ref[0] = r0;
+        p->heading_ref[1] = r1;
+        p->heading_valid = 1u;
+    }
+    { /* (x, y) pairs: p, v, and R's rows 0 and 1 per column */
+        static const uint8_t pairs[5][2] = {{0, 1}, {12, 13}, {3, 6}, {4, 7}, {5, 8}};
+        for (k = 0; k < 5; k++) {
+            const float x = input[pairs[k][0]], y = input[pairs[k][1]];
+            input[pairs[k][0]] = r0 * x + r1 * y;
+            input[pairs[k][1]] = r0 * y - r1 * x;
+        }
+    }
+}
+
 #ifndef RAPTOR_EXTERNAL_FORWARD
 /* out[r] = bias[r] + sum_j w[r][j] x[j], accumulated in j order (the same order on every build). */
 #if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && !defined(RAPTOR_PORTABLE_C)
@@ -163,8 +234,35 @@ void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uin
     p->window_lo_ns = (uint64_t)p->interval_lo_ns * RAPTOR_TIMING_WINDOW;
     p->window_hi_ns = (uint64_t)p->interval_hi_ns * RAPTOR_TIMING_WINDOW;
     for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) p->safe_action[i] = -1.0f;
+    p->heading.enabled = 0u;
+    p->heading_setpoint[0] = 1.0f;
+    p->heading_setpoint[1] = 0.0f;
     p->initialized = 1u;
     raptor_policy_reset(p);
+}
+
+void raptor_policy_set_heading(raptor_policy_t *p, const raptor_heading_t *heading) {
+    if (heading && heading->enabled) {
+        p->heading = *heading;
+    } else {
+        p->heading.enabled = 0u;
+    }
+    p->heading_valid = 0u;
+}
+
+void raptor_policy_hold_heading(raptor_policy_t *p, const float q[4]) {
+    /* R00 and R10 of R(q): the body x axis in the world x-y plane */
+    raptor_policy_set_yaw_setpoint(p, 1.0f - 2.0f * (q[2] * q[2] + q[3] * q[3]), 2.0f * (q[1] * q[2] + q[0] * q[3]));
+}
+
+void raptor_policy_set_yaw_setpoint(raptor_policy_t *p, float cos_yaw, float sin_yaw) {
+    const float n2 = cos_yaw * cos_yaw + sin_yaw * sin_yaw;
+    if (!finite_f(n2) || !(n2 > RAPTOR_HEADING_MIN_NORM2)) return;
+    {
+        const float inv = inv_sqrt(n2);
+        p->heading_setpoint[0] = cos_yaw * inv;
+        p->heading_setpoint[1] = sin_yaw * inv;
+    }
 }
 
 void raptor_policy_reset(raptor_policy_t *p) {
@@ -179,6 +277,7 @@ void raptor_policy_reset(raptor_policy_t *p) {
     p->window_sum_ns = 0;
     p->window_jitter = 0;
     p->timing_flags = 0;
+    p->heading_valid = 0u;
 }
 
 static uint32_t update_timing(raptor_policy_t *p, uint64_t timestamp_ns) {
@@ -246,6 +345,7 @@ uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const 
         input[15 + i] = obs->angular_velocity[i];
     }
     for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) input[18 + i] = p->history[i];
+    if (p->heading.enabled) heading_frame(p, input, native);
     raptor_policy_forward(p->weights, input, p->hidden, h_new, y);
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) { /* output guard: a non-finite result never reaches a motor */
         if (!finite_f(h_new[i]) || (i < RAPTOR_OUTPUT_DIM && !finite_f(y[i]))) {
@@ -254,6 +354,7 @@ uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const 
                 p->history[i] = RESET_HISTORY;
             }
             for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) p->hidden[i] = p->weights->gru_h0[i];
+            p->heading_valid = 0u;
             p->calls_since_native = 0;
             p->last_timestamp_ns = timestamp_ns;
             p->calls++;

@@ -9,6 +9,11 @@
  * an intermediate call discards it. The previous-action input is the mean of the previous actions passed in
  * since the last native call. Outputs are clamped to [-1, 1].
  *
+ * Heading governor (raptor.policy.heading; off unless raptor_policy_set_heading is called with an enabled one):
+ * the network sees p, v and R(q) in the frame of a reference heading psi_ref about world z, which starts at the
+ * vehicle's heading, turns toward the yaw setpoint by at most one step per native call and stays within the lead
+ * limit of the vehicle's heading. Headings are unit (cos, sin) pairs: no libm.
+ *
  * Conventions: position and linear velocity FLU world [m, m/s] (relative to the setpoint), orientation
  * quaternion w,x,y,z body->world, angular velocity body [rad/s], actions and previous action in [-1, 1] in
  * motor order [front-right, back-right, back-left, front-left].
@@ -55,6 +60,13 @@ typedef struct {
     float action[RAPTOR_OUTPUT_DIM]; /* [-1, 1], motor order FR, BR, BL, FL */
 } raptor_action_t;
 
+/* Heading governor constants (the exported weights header defines RAPTOR_HEADING from the policy file). */
+typedef struct {
+    uint32_t enabled;         /* 0: the network sees the world frame, as the published policy */
+    float cos_step, sin_step; /* the largest turn of the reference heading per native step (rate x 10 ms) */
+    float cos_lead, sin_lead; /* the largest heading error the network is shown */
+} raptor_heading_t;
+
 /* Status bits returned by raptor_policy_control. */
 #define RAPTOR_STATUS_OK 0u
 #define RAPTOR_STATUS_NATIVE_STEP (1u << 0)       /* this call committed the GRU state */
@@ -85,12 +97,25 @@ typedef struct {
     uint32_t window_jitter;
     uint32_t timing_flags; /* flags of the last complete window */
     uint32_t initialized;
+    raptor_heading_t heading;
+    float heading_setpoint[2]; /* unit (cos, sin) of the yaw setpoint, world; (1, 0) after init */
+    float heading_ref[2];      /* committed reference heading */
+    uint32_t heading_valid;    /* heading_ref set since the last reset */
 } raptor_policy_t;
 
 /* Configure: weights (kept by pointer), native step rule and nominal call interval. Safe action: all -1. */
 void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uint32_t native_every,
                         uint64_t control_interval_ns);
-/* Start a new flight: h <- h0, history <- 0.32, counters cleared. */
+/* The heading governor (NULL or enabled == 0: off). Call after init; kept across resets. */
+void raptor_policy_set_heading(raptor_policy_t *p, const raptor_heading_t *heading);
+/* The yaw setpoint as (cos, sin) of the angle about world z (FLU: 0 = facing x, counter-clockwise from above).
+ * Normalized here; a non-finite or zero pair is ignored (the previous setpoint stays). */
+void raptor_policy_set_yaw_setpoint(raptor_policy_t *p, float cos_yaw, float sin_yaw);
+/* The yaw setpoint <- the heading of orientation q (w, x, y, z body -> world): hold the heading of the moment (e.g.
+ * on engagement, where the setpoint has no yaw). Ignored when the body x axis is vertical. */
+void raptor_policy_hold_heading(raptor_policy_t *p, const float q[4]);
+/* Start a new flight: h <- h0, history <- 0.32, counters cleared, reference heading <- the vehicle's at the next
+ * call. */
 void raptor_policy_reset(raptor_policy_t *p);
 /* One control call at time timestamp_ns (monotonic, 64-bit). Writes the action; returns status bits. */
 uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const raptor_observation_t *obs,

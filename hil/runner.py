@@ -86,6 +86,7 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     cfg = scenario_config(scenario)
     pol = rp.load(policy_name)
     params = {k: v.detach().float().numpy() for k, v in pol.net.flat_parameters().items()}
+    heading = pol.governor.constants() if pol.governor else None  # as the exported RAPTOR_HEADING
     # the episodes of `raptor eval` with the same arguments: same initial states and disturbances
     ref_env = BatchedQuadrotorEnv(afs, episodes, cfg, seed=seed)
     ref_env.reset()
@@ -127,6 +128,7 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
             env = BatchedQuadrotorEnv([af], 1, replace(cfg, episode_steps=T * native_every), seed=seed)
             env.set_state(x0[e:e + 1], force=f0[e:e + 1], torque=t0_[e:e + 1])
             core = _core.Core(params, native_every, 0)
+            core.set_heading(heading)
             if not client.reset(native_every, interval_us):
                 raise RaptorError("the device stopped answering (no acknowledgement of RESET)")
             obs = env.observe()

@@ -2,8 +2,10 @@
 // The C file is compiled into this translation unit unchanged, so tests and HIL run the exact firmware code.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstring>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +41,18 @@ class Core {
         raptor_policy_init(&p_, &w_, native_every, control_interval_ns);
     }
     void reset() { raptor_policy_reset(&p_); }
+    // heading governor constants (cos_step, sin_step, cos_lead, sin_lead) (HeadingGovernor.constants()); None: off
+    void set_heading(py::object constants) {
+        if (constants.is_none()) {
+            raptor_policy_set_heading(&p_, nullptr);
+            return;
+        }
+        auto c = constants.cast<std::vector<float>>();
+        if (c.size() != 4) throw std::invalid_argument("set_heading expects (cos_step, sin_step, cos_lead, sin_lead)");
+        raptor_heading_t h{1u, c[0], c[1], c[2], c[3]};
+        raptor_policy_set_heading(&p_, &h);
+    }
+    void set_yaw_setpoint(float cos_yaw, float sin_yaw) { raptor_policy_set_yaw_setpoint(&p_, cos_yaw, sin_yaw); }
     void set_safe_action(farr a) {
         if (a.size() != 4) throw std::invalid_argument("safe action needs 4 values");
         std::memcpy(p_.safe_action, a.data(), 4 * sizeof(float));
@@ -100,6 +114,8 @@ PYBIND11_MODULE(_core, m) {
         .def(py::init<const py::dict &, uint32_t, uint64_t>(), py::arg("params"), py::arg("native_every") = 1,
              py::arg("control_interval_ns") = 0)
         .def("reset", &Core::reset)
+        .def("set_heading", &Core::set_heading, py::arg("constants"))
+        .def("set_yaw_setpoint", &Core::set_yaw_setpoint, py::arg("cos_yaw"), py::arg("sin_yaw"))
         .def("set_safe_action", &Core::set_safe_action)
         .def("control", &Core::control, py::arg("timestamps_ns"), py::arg("observations"))
         .def("forward", &Core::forward)

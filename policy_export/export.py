@@ -166,6 +166,15 @@ def c_comment_text(text: str, max_chars: int = C_COMMENT_MAX_CHARS) -> str:
     return out
 
 
+def heading_initializer(policy) -> str:
+    """The policy's heading governor as a raptor_heading_t initializer (enabled 0 where the file names none)."""
+    gov = policy.governor
+    if gov is None:
+        return "{0u, 1.0f, 0.0f, 1.0f, 0.0f} /* no heading governor: the network sees the world frame */"
+    consts = ", ".join(f"{float(np.float32(v)):.8e}f" for v in gov.constants())
+    return f"{{1u, {consts}}} /* {gov.rate_rad_s:g} rad/s, lead {gov.lead_rad:g} rad */"
+
+
 def weights_header(policy, source: Path | None, policy_name: str) -> str:
     params = {k: v.detach().cpu().float().numpy() for k, v in policy.net.flat_parameters().items()}
     x, y = self_test_sequence(policy)
@@ -192,6 +201,10 @@ def weights_header(policy, source: Path | None, policy_name: str) -> str:
 static const raptor_weights_t RAPTOR_WEIGHTS = {{
 {body}
 }};
+
+/* The heading governor of the policy file (metadata deployment.heading; raptor.policy.heading): pass it to
+ * raptor_policy_set_heading after raptor_policy_init. */
+static const raptor_heading_t RAPTOR_HEADING = {heading_initializer(policy)};
 
 #ifndef RAPTOR_NO_SELF_TEST_DATA
 /* Self-test: raw network outputs for these inputs, GRU state h0 at step 0 (max error allowed 1e-5). */
@@ -260,10 +273,12 @@ Integration (every control tick, {rate} Hz here):
 
     static raptor_policy_t policy;
     raptor_policy_init(&policy, &RAPTOR_WEIGHTS, {native} /* native every N calls */, {interval} /* ns */);
+    raptor_policy_set_heading(&policy, &RAPTOR_HEADING);  /* the policy file's heading governor */
     if (raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                 &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
                                 RAPTOR_SELF_TEST_BATCH) > 1e-5f) refuse_to_start();
     raptor_policy_reset(&policy);                        /* on activation */
+    raptor_policy_set_yaw_setpoint(&policy, cosf(yaw_sp), sinf(yaw_sp));  /* when the setpoint has a yaw */
     status = raptor_policy_control(&policy, now_ns, &obs, &action);
 
 `obs`: position and velocity (FLU world, relative to the setpoint, m and m/s), quaternion w,x,y,z body->world,

@@ -41,7 +41,9 @@ def _policy(kind: str) -> rp.Policy:
 
 def _core_for(policy: rp.Policy, native_every: int, interval_ns: int = 0) -> _core.Core:
     params = {k: v.detach().float().numpy() for k, v in policy.net.flat_parameters().items()}
-    return _core.Core(params, native_every, interval_ns)
+    core = _core.Core(params, native_every, interval_ns)
+    core.set_heading(policy.governor.constants() if policy.governor else None)  # as the exported RAPTOR_HEADING
+    return core
 
 
 def test_c_struct_follows_the_parameter_schema():

@@ -15,18 +15,22 @@ import numpy as np
 import torch
 
 from raptor.errors import InputError, PolicyFileError, PolicyOutputError
+from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
 from raptor.policy.io import default_metadata, load_official_checkpoint, load_policy_file, save_policy
 from raptor.policy.network import NUM_PARAMETERS, PARAMETER_LAYOUT, RaptorPolicyNet
 from raptor.policy.runner import DeploymentRunner
 
 __all__ = ["Policy", "load", "RaptorPolicyNet", "DeploymentRunner", "NUM_PARAMETERS", "PARAMETER_LAYOUT",
-           "save_policy", "default_metadata"]
+           "save_policy", "default_metadata", "HeadingGovernor"]
 
 DEFAULT_POLICY_FILE = "data/policies/default.safetensors"
 
 
 class Policy:
-    """A loaded policy with a batch of recurrent states: `reset(B)`, then `step(obs)` once per 10 ms."""
+    """A loaded policy with a batch of recurrent states: `reset(B)`, then `step(obs)` once per 10 ms.
+
+    A policy whose file names a heading governor (metadata["deployment"]["heading"], raptor.policy.heading) flies
+    in the reference-heading frame; `with_heading(None)` or `with_heading(HeadingGovernor(...))` overrides it."""
 
     def __init__(self, net: RaptorPolicyNet, metadata: dict, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:
@@ -34,6 +38,19 @@ class Policy:
         self.metadata = metadata
         self.device, self.dtype = torch.device(device), dtype
         self.h: torch.Tensor | None = None
+        governor = HeadingGovernor.from_metadata(metadata)
+        self.heading: HeadingFrame | None = HeadingFrame(governor) if governor else None
+
+    @property
+    def governor(self) -> HeadingGovernor | None:
+        return self.heading.governor if self.heading is not None else None
+
+    def with_heading(self, governor: HeadingGovernor | None) -> Policy:
+        """The same network with another heading governor (None: the plain world-frame observation)."""
+        meta = dict(self.metadata)
+        meta["deployment"] = {**(meta.get("deployment") or {}),
+                              "heading": governor.to_metadata() if governor else None}
+        return Policy(self.net, meta, self.device, self.dtype)
 
     @property
     def name(self) -> str:
@@ -46,11 +63,14 @@ class Policy:
             self.h = h0
         else:
             self.h = torch.where(torch.as_tensor(mask, device=self.device)[:, None], h0, self.h)
+        if self.heading is not None:
+            self.heading.reset(batch_size, mask, like=h0)
 
     @torch.no_grad()
-    def step(self, obs):
+    def step(self, obs, yaw_setpoint=None):
         """obs (B, 22) numpy or torch -> raw actions (B, 4) of the same kind. Not clipped (the reference's
-        `evaluate_step`); the simulator clips to [-1, 1], the deployment runner clamps."""
+        `evaluate_step`); the simulator clips to [-1, 1], the deployment runner clamps. yaw_setpoint (B,) rad,
+        world: the heading to turn to (with a heading governor; None = 0)."""
         is_numpy = not isinstance(obs, torch.Tensor)
         x = torch.as_tensor(np.asarray(obs) if is_numpy else obs, device=self.device, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != 22:
@@ -63,6 +83,16 @@ class Policy:
             self.reset(x.shape[0])
         if not bool(torch.isfinite(x).all()):
             raise InputError("observation contains NaN or inf; the policy state was not changed")
+        if self.heading is not None:
+            sp = None
+            if yaw_setpoint is not None:
+                yaw = torch.as_tensor(np.asarray(yaw_setpoint) if not isinstance(yaw_setpoint, torch.Tensor)
+                                      else yaw_setpoint, device=self.device, dtype=self.dtype).reshape(-1)
+                if yaw.shape[0] != x.shape[0] or not bool(torch.isfinite(yaw).all()):
+                    raise InputError(f"yaw_setpoint needs {x.shape[0]} finite angles (rad), got shape "
+                                     f"{tuple(yaw.shape)}")
+                sp = yaw_to_unit(yaw)
+            x = self.heading.apply(x, sp)
         a, h = self.net.step(x, self.h)
         if not bool(torch.isfinite(a).all() & torch.isfinite(h).all()):  # one device sync per step
             raise PolicyOutputError(f"policy '{self.name}' gives NaN or inf for a finite observation: its weights "
@@ -71,7 +101,7 @@ class Policy:
         return a.cpu().numpy() if is_numpy else a
 
     def runner(self, native_every: int = 1) -> DeploymentRunner:
-        return DeploymentRunner(self.net, native_every)
+        return DeploymentRunner(self.net, native_every, self.governor)
 
     def save(self, path: str | os.PathLike) -> None:
         save_policy(path, self.net, self.metadata)

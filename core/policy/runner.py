@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from raptor.errors import InputError
+from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
 from raptor.policy.network import RaptorPolicyNet
 from raptor.sim.dynamics import rotation_matrix
 
@@ -21,11 +22,12 @@ RESET_ACTION_HISTORY = 2 * 0.66 - 1  # what the executor fills the history with 
 class DeploymentRunner:
     """Batched executor: `reset(B)`, then `control(p, q, v, w, previous_action)` once per control tick."""
 
-    def __init__(self, net: RaptorPolicyNet, native_every: int = 1) -> None:
+    def __init__(self, net: RaptorPolicyNet, native_every: int = 1, heading: HeadingGovernor | None = None) -> None:
         if native_every < 1:
             raise ValueError("native_every must be >= 1 (4 for 400 Hz, 10 for 1 kHz control)")
         self.net = net
         self.native_every = native_every
+        self.heading = HeadingFrame(heading) if heading is not None else None
         self.batch_size = 0
 
     @property
@@ -39,11 +41,15 @@ class DeploymentRunner:
         self.history = torch.full((batch_size, 4), RESET_ACTION_HISTORY, dtype=p.dtype, device=p.device)
         self.calls_since_native = 0
         self.calls = 0
+        if self.heading is not None:
+            self.heading.reset(batch_size, like=self.h)
 
     @torch.no_grad()
     def control(self, position: torch.Tensor, orientation: torch.Tensor, linear_velocity: torch.Tensor,
-                angular_velocity: torch.Tensor, previous_action: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """Inputs (B, 3) m world, (B, 4) wxyz, (B, 3) m/s world, (B, 3) rad/s body, (B, 4) last command.
+                angular_velocity: torch.Tensor, previous_action: torch.Tensor,
+                yaw_setpoint: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
+        """Inputs (B, 3) m world, (B, 4) wxyz, (B, 3) m/s world, (B, 3) rad/s body, (B, 4) last command, and the
+        yaw setpoint (B,) rad world (with a heading governor; None = 0): the governor advances on native calls.
 
         Returns (action (B, 4) clamped to [-1, 1], whether this call was a native step).
         """
@@ -57,6 +63,8 @@ class DeploymentRunner:
         self.calls_since_native += 1
         obs = torch.cat([position, rotation_matrix(orientation), linear_velocity, angular_velocity, self.history], -1)
         native = self.calls % self.native_every == 0
+        if self.heading is not None:
+            obs = self.heading.apply(obs, None if yaw_setpoint is None else yaw_to_unit(yaw_setpoint), commit=native)
         action, h = self.net.step(obs, self.h)
         if native:
             self.h = h

@@ -55,6 +55,7 @@ static void handle(const uint8_t *packet, size_t n) {
         uint8_t p[HIL_RESET_ACK_LEN];
         uint16_t native_every = get_u16(pl);
         raptor_policy_init(&policy, &RAPTOR_WEIGHTS, native_every, (uint64_t)get_u32(pl + 4) * 1000u);
+        raptor_policy_set_heading(&policy, &RAPTOR_HEADING);
         policy_ready = 1;
         put_u32(p, 0);
         send(HIL_RESET_ACK, seq, p, sizeof(p));

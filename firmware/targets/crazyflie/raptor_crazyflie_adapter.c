@@ -29,6 +29,21 @@ void raptor_cf_errors(const float position[3], const float velocity[3], const fl
     }
 }
 
+float raptor_cf_yaw_setpoint(float previous_rad, uint8_t yaw_mode_abs, float yaw_deg, uint8_t yaw_mode_velocity,
+                             float yaw_rate_dps, float dt_s)
+{
+    float yaw = previous_rad;
+    if (yaw_mode_abs && isfinite(yaw_deg)) {
+        yaw = yaw_deg * RAPTOR_CF_DEG_TO_RAD;
+    } else if (yaw_mode_velocity && isfinite(yaw_rate_dps)) {
+        yaw = previous_rad + yaw_rate_dps * RAPTOR_CF_DEG_TO_RAD * dt_s;
+    }
+    /* keep it in (-pi, pi]: a long turn in rate mode never loses float precision */
+    while (yaw > 3.14159265f) yaw -= 6.28318531f;
+    while (yaw <= -3.14159265f) yaw += 6.28318531f;
+    return yaw;
+}
+
 void raptor_cf_quaternion_to_policy(float x, float y, float z, float w, float q[4])
 {
     q[0] = w;

@@ -36,6 +36,11 @@ typedef struct {
  * into the world frame by the vehicle's yaw (from q = w, x, y, z), as the firmware's PID position controller does. */
 void raptor_cf_errors(const float position[3], const float velocity[3], const float q[4],
                       const raptor_cf_setpoint_t *setpoint, float position_error[3], float velocity_error[3]);
+/* The yaw setpoint (rad, world, about z) after one stabilizer tick of dt_s: the commander's absolute yaw (deg) in
+ * modeAbs, the previous setpoint turned by its yaw rate (deg/s, the attitude-rate setpoint) in modeVelocity (cflib's
+ * hover setpoints), else the previous one (held). */
+float raptor_cf_yaw_setpoint(float previous_rad, uint8_t yaw_mode_abs, float yaw_deg, uint8_t yaw_mode_velocity,
+                             float yaw_rate_dps, float dt_s);
 /* State quaternion (x, y, z, w) -> policy quaternion (w, x, y, z), and its inverse. */
 void raptor_cf_quaternion_to_policy(float x, float y, float z, float w, float q[4]);
 void raptor_cf_policy_to_quaternion(const float q[4], float *x, float *y, float *z, float *w);

@@ -58,7 +58,15 @@ typedef struct {
 } raptor_cf_stub_state_t;
 typedef enum { raptor_cf_stub_modeDisable = 0, raptor_cf_stub_modeAbs, raptor_cf_stub_modeVelocity } raptor_cf_stub_mode_t;
 typedef struct {
+    uint32_t timestamp;
+    float roll;
+    float pitch;
+    float yaw;
+} raptor_cf_stub_attitude_t; /* deg, or deg/s as a rate */
+typedef struct {
     uint32_t timestamp; /* ms, set by the commander when the setpoint arrives */
+    raptor_cf_stub_attitude_t attitude;     /* deg */
+    raptor_cf_stub_attitude_t attitudeRate; /* deg/s */
     struct raptor_cf_stub_vec3_s position;
     struct raptor_cf_stub_vec3_s velocity;
     bool velocity_body; /* true: velocity in the body-yaw frame (cflib's hover / velocity setpoints) */

@@ -8,6 +8,7 @@
  * live in raptor_crazyflie_adapter.c. Log group `raptor`: engaged, self-test verdict, the core's status bits and the
  * last action, so a user sees the NaN guards and the timing checks from the ground.
  */
+#include <math.h>
 #include <string.h>
 
 #include "raptor_crazyflie_api.h"
@@ -24,11 +25,13 @@ static uint8_t raptor_cf_active_param;
 static uint8_t raptor_cf_self_test_ok;
 static uint32_t raptor_cf_status;
 static uint8_t raptor_cf_engaged;
+static float raptor_cf_yaw_setpoint_rad; /* world (FLU), about z */
 
 void controllerOutOfTreeInit(void)
 {
     controllerPidInit();
     raptor_policy_init(&raptor_cf_policy, &RAPTOR_WEIGHTS, RAPTOR_CF_NATIVE_EVERY, 1000000u /* 1 kHz */);
+    raptor_policy_set_heading(&raptor_cf_policy, &RAPTOR_HEADING); /* the policy file's heading governor */
     memset(&raptor_cf_gate, 0, sizeof(raptor_cf_gate));
 }
 
@@ -59,11 +62,6 @@ void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const s
         }
         return;
     }
-    if (raptor_cf_gate.reset_pending) {
-        raptor_policy_reset(&raptor_cf_policy);
-        memset(raptor_cf_previous_action, 0, sizeof(raptor_cf_previous_action));
-        raptor_cf_gate.reset_pending = 0;
-    }
     raptor_observation_t obs;
     const float p[3] = {state->position.x, state->position.y, state->position.z};
     const float v[3] = {state->velocity.x, state->velocity.y, state->velocity.z};
@@ -76,6 +74,21 @@ void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const s
     };
     raptor_cf_quaternion_to_policy(state->attitudeQuaternion.x, state->attitudeQuaternion.y,
                                    state->attitudeQuaternion.z, state->attitudeQuaternion.w, obs.orientation);
+    if (raptor_cf_gate.reset_pending) { /* engaged: fly from here, holding the heading of the moment */
+        raptor_policy_reset(&raptor_cf_policy);
+        memset(raptor_cf_previous_action, 0, sizeof(raptor_cf_previous_action));
+        raptor_cf_yaw_setpoint_rad = atan2f(2.0f * (obs.orientation[1] * obs.orientation[2] +
+                                                    obs.orientation[0] * obs.orientation[3]),
+                                            1.0f - 2.0f * (obs.orientation[2] * obs.orientation[2] +
+                                                           obs.orientation[3] * obs.orientation[3]));
+        raptor_cf_gate.reset_pending = 0;
+    }
+    raptor_cf_yaw_setpoint_rad = raptor_cf_yaw_setpoint(raptor_cf_yaw_setpoint_rad, (uint8_t)(setpoint->mode.yaw == modeAbs),
+                                                        setpoint->attitude.yaw,
+                                                        (uint8_t)(setpoint->mode.yaw == modeVelocity),
+                                                        setpoint->attitudeRate.yaw, 0.001f /* 1 kHz */);
+    raptor_policy_set_yaw_setpoint(&raptor_cf_policy, cosf(raptor_cf_yaw_setpoint_rad),
+                                   sinf(raptor_cf_yaw_setpoint_rad));
     raptor_cf_errors(p, v, obs.orientation, &sp, obs.position, obs.linear_velocity);
     raptor_cf_gyro_to_body_rates(gyro, obs.angular_velocity);
     memcpy(obs.previous_action, raptor_cf_previous_action, sizeof(raptor_cf_previous_action));
@@ -93,6 +106,7 @@ PARAM_GROUP_STOP(raptor)
 LOG_GROUP_START(raptor)
 LOG_ADD(LOG_UINT8, engaged, &raptor_cf_engaged)       /* 1 while the policy drives the motors */
 LOG_ADD(LOG_UINT8, selfTestOk, &raptor_cf_self_test_ok)
+LOG_ADD(LOG_FLOAT, yawSp, &raptor_cf_yaw_setpoint_rad) /* rad, world: the heading the governor turns to */
 LOG_ADD(LOG_UINT32, status, &raptor_cf_status)        /* RAPTOR_STATUS_* bits of the last call (raptor_policy.h) */
 LOG_ADD(LOG_FLOAT, a0, &raptor_cf_previous_action[0]) /* last action, [-1, 1], motors M1..M4 */
 LOG_ADD(LOG_FLOAT, a1, &raptor_cf_previous_action[1])

@@ -39,6 +39,7 @@ bool RaptorPolicy::init()
         return false;
     }
     raptor_policy_init(&_policy, &RAPTOR_WEIGHTS, RAPTOR_PX4_NATIVE_EVERY, 2500000u /* 400 Hz */);
+    raptor_policy_set_heading(&_policy, &RAPTOR_HEADING); /* the policy file's heading governor */
     _enable_param = param_find("RPT_EN");
     _timeout_param = param_find("RPT_SP_TO");
     _position_source_param = param_find("RPT_POS_SRC");
@@ -233,15 +234,20 @@ void RaptorPolicy::Run()
     if (_handed_back) {
         return; /* stays off until the mode is left and entered again */
     }
-    if (!_active) { /* entering: a fresh flight */
+    raptor_px4_quaternion_to_flu(_attitude.q, obs.orientation);
+    if (!_active) { /* entering: a fresh flight, holding the heading of the moment */
         raptor_policy_reset(&_policy);
+        raptor_policy_hold_heading(&_policy, obs.orientation);
         memset(_previous_action, 0, sizeof(_previous_action));
         _active = true;
         _exit_reason = 0;
         PX4_INFO("engaged");
     }
     _engaged_calls++;
-    raptor_px4_quaternion_to_flu(_attitude.q, obs.orientation);
+    float cos_yaw, sin_yaw;
+    if (!own && raptor_px4_yaw_to_flu(_setpoint.yaw, &cos_yaw, &sin_yaw)) { /* the companion's yaw setpoint */
+        raptor_policy_set_yaw_setpoint(&_policy, cos_yaw, sin_yaw);
+    }
     raptor_px4_vector_to_flu(_angular_velocity.xyz, obs.angular_velocity);
     memcpy(obs.previous_action, _previous_action, sizeof(_previous_action));
 

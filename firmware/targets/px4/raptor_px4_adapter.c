@@ -1,6 +1,7 @@
 /* raptor_px4_adapter: conversions between PX4 and the policy (see the header). */
 #include "raptor_px4_adapter.h"
 
+#include <math.h>
 #include <string.h>
 
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
@@ -11,6 +12,16 @@ static int raptor_px4_is_finite(float v)
     uint32_t bits;
     memcpy(&bits, &v, sizeof bits);
     return (bits & 0x7f800000u) != 0x7f800000u;
+}
+
+uint8_t raptor_px4_yaw_to_flu(float yaw_ned, float *cos_yaw, float *sin_yaw)
+{
+    if (!raptor_px4_is_finite(yaw_ned)) {
+        return 0u;
+    }
+    *cos_yaw = cosf(yaw_ned);
+    *sin_yaw = -sinf(yaw_ned);
+    return 1u;
 }
 
 void raptor_px4_vector_to_flu(const float v[3], float out[3])

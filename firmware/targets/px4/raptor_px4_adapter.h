@@ -49,6 +49,9 @@ void raptor_px4_quaternion_to_flu(const float q[4], float out[4]);
  * RAPTOR_PX4_INVALID_SETPOINT when the setpoint position is not finite. */
 uint32_t raptor_px4_errors(const float position_ned[3], const float velocity_ned[3], const float setpoint_position_ned[3],
                            const float setpoint_velocity_ned[3], float position_error[3], float velocity_error[3]);
+/* A NED yaw setpoint (rad, from north toward east) -> the policy's heading (cos, sin) in FLU world (x north,
+ * y west): psi_FLU = -psi_NED. Returns 0 (and writes nothing) for a NaN yaw (PX4: no yaw setpoint). */
+uint8_t raptor_px4_yaw_to_flu(float yaw_ned, float *cos_yaw, float *sin_yaw);
 /* Actions [-1, 1] (policy order) <-> actuator_motors.control[0..3] in [0, 1] (Quad-X order). */
 void raptor_px4_actions_to_motors(const float action[4], float control[4]);
 void raptor_px4_motors_to_actions(const float control[4], float action[4]);
