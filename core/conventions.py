@@ -7,6 +7,13 @@ Frames
 
 Motor / action order (RAPTOR): [front-right, back-right, back-left, front-left].
 Actions are normalized to [-1, 1]; command u = min + (clip(a, -1, 1) + 1) / 2 * (max - min).
+
+Setpoint and heading frame (every runtime applies it the same way: raptor.policy.heading in Python, the C core for
+the pybind module, HIL and the three flight-controller targets): p and v are relative to the setpoint
+(p - p_des, v - v_des, world); with a heading governor (a policy file's metadata "deployment.heading"), p, v and
+R(q) are then expressed in the frame of the reference heading psi_ref, turned about world z:
+p' = Rz(psi_ref)^T p, v' = Rz(psi_ref)^T v, R' = Rz(psi_ref)^T R; w and the previous action stay (body, motors).
+Yaw angles are about world z, FLU: 0 faces world x, counter-clockwise seen from above (PX4's NED yaw: -psi).
 """
 
 from __future__ import annotations

@@ -93,6 +93,7 @@ class Rollouts:
 
 
 SIMULATORS = ("raptor", "mujoco")
+HEADING_CHOICES = ("policy", "on", "off")
 
 
 def make_env(sim: str, airframes: Sequence[Airframe], episodes: int, cfg: EnvConfig, seed: int,
@@ -403,9 +404,11 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
 def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", scenario: str = "hover",
              episodes: int = 100, seed: int = 0, device: str = "cpu", out: str | Path | None = None,
              progress: bool = False, sim: str = "raptor", render: str | Path | None = None,
-             mujoco_model: str | None = None, models_dir: str | None = None) -> dict:
+             mujoco_model: str | None = None, models_dir: str | None = None, heading: str = "policy") -> dict:
     """Evaluate a policy ('official', 'default' or a file) and optionally write metrics.json, metrics.md, plots.
 
+    heading: "policy" (the file's heading governor, raptor.policy.heading), "on" (the default governor for any
+    policy, e.g. the published one) or "off" (the plain world frame).
     sim: "raptor" or "mujoco"; render (MuJoCo only): a directory for PNG frames of the first episodes;
     mujoco_model (with models_dir): fly an external MJCF quadrotor through a mapping instead of `airframes`."""
     from raptor import policy as rp
@@ -433,7 +436,11 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
         airframes = f"mujoco:{mujoco_model}"
     else:
         afs = resolve_airframes(airframes) if isinstance(airframes, str) else list(airframes)
+    if heading not in HEADING_CHOICES:
+        raise ConfigError(f"--heading must be one of {', '.join(HEADING_CHOICES)}, got {heading!r}")
     pol = rp.load(policy_name, device=device)
+    if heading != "policy":
+        pol = pol.with_heading(rp.HeadingGovernor() if heading == "on" else None)
     if out is not None:
         check_writable_folder(out)  # before the episodes fly, not after
     t0 = time.perf_counter()
@@ -448,7 +455,8 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
         metrics["notes"] = [f"{k}: {v}" for k, v in notes.items()]
     metrics["config"] = {"policy": policy_name, "scenario": scenario, "episodes_per_airframe": episodes,
                          "seed": seed, "airframes": airframes if isinstance(airframes, str) else "custom",
-                         "sim": sim, "device": device, "wall_time_s": round(time.perf_counter() - t0, 2)}
+                         "sim": sim, "device": device, "heading": heading,
+                         "heading_governor": pol.governor.to_metadata() if pol.governor else None, "wall_time_s": round(time.perf_counter() - t0, 2)}
     if render is not None:
         metrics["config"]["render"] = (_render(afs, scenario, seed, record, Path(render)) if external is None else
                                        "rendering of external models is not supported yet")
@@ -493,6 +501,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", default=None, metavar="POLICY",
                    help="also fly this policy (e.g. official) on the same starts and print its figures beside")
     p.add_argument("--episodes", type=int, default=100, help="episodes per airframe (default 100)")
+    p.add_argument("--heading", default="policy", choices=HEADING_CHOICES,
+                   help="heading frame (raptor.policy.heading): policy = as the policy file says (the default has "
+                        "it, the published policy not), on = the default governor for every policy, off = none")
     p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0): same seed, same starts")
     p.add_argument("--out", default=None, help="directory for metrics.json, metrics.md and plots")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
@@ -519,13 +530,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                     Path(args.out) / scenario / _slug(policy)
             metrics = evaluate(policy, args.airframes, scenario, args.episodes, args.seed, args.device, sub,
                                progress=True, sim=args.sim, render=args.render, mujoco_model=args.mujoco_model,
-                               models_dir=args.models_dir)
+                               models_dir=args.models_dir, heading=args.heading)
             rows.setdefault(scenario, {})[policy] = metrics
             if len(scenarios) == 1:
                 print(markdown_table(metrics, f"{policy}, {scenario}, {args.sim}"))
     if len(scenarios) > 1 or len(policies) > 1:
         table = scenario_table(rows, policies, f"{args.airframes}, {args.episodes} episodes per airframe, seed "
-                                                f"{args.seed}, {args.sim}")
+                                                f"{args.seed}, {args.sim}, heading {args.heading}")
         print(table)
         if args.out:
             atomic_write_text(Path(args.out) / "summary.md", table)

@@ -363,3 +363,33 @@ def test_msp_frames_survive_garbage():
     assert bf.msp_parse(frame[:-2]) is None  # truncated: wait for more
     assert bf.msp_parse(frame[:-1] + bytes([crc ^ 0xFF])) is None  # bad checksum
     assert bf.msp_frame(101) == b"$M<\x00ee"
+
+
+def test_px4_yaw_setpoint_is_the_vehicles_heading_in_flu(lib):
+    """A NED yaw setpoint must name the heading a vehicle at that NED yaw has in the policy's FLU world."""
+    lib.raptor_px4_yaw_to_flu.restype = ctypes.c_uint8
+    lib.raptor_px4_yaw_to_flu.argtypes = [ctypes.c_float, ctypes.POINTER(ctypes.c_float),
+                                          ctypes.POINTER(ctypes.c_float)]
+    for yaw_ned in (-3.0, -1.0, 0.0, 0.7, 2.5):
+        q_ned = np.array([np.cos(yaw_ned / 2), 0, 0, np.sin(yaw_ned / 2)])  # FRD -> NED, yaw about NED z (down)
+        q_flu = _f(4)
+        lib.raptor_px4_quaternion_to_flu(_f(4, q_ned), q_flu)
+        r = rotation_matrix(torch.tensor(np.array(q_flu), dtype=torch.float64)[None]).numpy()[0]
+        c, s = ctypes.c_float(), ctypes.c_float()
+        assert lib.raptor_px4_yaw_to_flu(yaw_ned, ctypes.byref(c), ctypes.byref(s)) == 1
+        assert abs(np.arctan2(s.value, c.value) - np.arctan2(r[3], r[0])) < 1e-5
+    assert lib.raptor_px4_yaw_to_flu(float("nan"), ctypes.byref(c), ctypes.byref(s)) == 0
+
+
+def test_crazyflie_yaw_setpoint_follows_the_commander(lib):
+    fn = lib.raptor_cf_yaw_setpoint
+    fn.restype = ctypes.c_float
+    fn.argtypes = [ctypes.c_float, ctypes.c_uint8, ctypes.c_float, ctypes.c_uint8, ctypes.c_float, ctypes.c_float]
+    assert abs(fn(0.3, 1, 90.0, 0, 0.0, 0.001) - np.pi / 2) < 1e-6  # absolute yaw, deg
+    assert abs(fn(0.3, 1, 270.0, 0, 0.0, 0.001) + np.pi / 2) < 1e-5  # wrapped to (-pi, pi]
+    yaw = 0.0
+    for _ in range(1000):  # hover setpoints: 90 deg/s for 1 s at 1 kHz
+        yaw = fn(yaw, 0, 0.0, 1, 90.0, 0.001)
+    assert abs(yaw - np.pi / 2) < 1e-3
+    assert fn(0.3, 0, 0.0, 0, 50.0, 0.001) == pytest.approx(0.3)  # neither mode: held
+    assert fn(0.3, 1, float("nan"), 0, 0.0, 0.001) == pytest.approx(0.3)  # a NaN yaw is ignored
