@@ -3,7 +3,9 @@
 Scenarios (each a named preset of EnvConfig):
 | hover       | spec 4.2 starts within +-0.5 m (RAPTOR's post-training init for every airframe), tilt up to 1 rad    |
 | yaw         | hover starts turned by a uniform random yaw (any heading)                                             |
-| step        | hover starts; the target jumps by 0.5 m in a random direction at a time U(1 s, 3 s); 3 m crash box  |
+| step        | hover starts; the target jumps by 0.5 m in a random direction at a time U(1 s, 3 s), and its yaw by  |
+|             | U(-180, 180) deg at another time U(1 s, 3 s); success = within 0.1 m and 10 deg from 2 s after the |
+|             | last step to the end; 3 m crash box                                                                  |
 | recovery    | tilt up to 90 deg with any yaw, 1.5x initial velocities, 3x initial body rates, target at the origin  |
 | thrown      | any attitude (tilt up to 180 deg), speed up to 3 m/s, body rates up to 10 rad/s per axis, judged by a |
 |             | physical crash box (3 m on any axis), not the training termination (1-3.6 m, 2 m/s, 35 rad/s)         |
@@ -13,7 +15,8 @@ Scenarios (each a named preset of EnvConfig):
 `raptor eval --scenario all` flies every scenario and prints one row per scenario; `--compare POLICY` flies another
 policy on the same starts (same seed) and prints its figures beside.
 
-Metrics per episode: success (not terminated and within 0.1 m of the target for the whole last second),
+Metrics per episode: success (not terminated and within 0.1 m of the target for the whole last second; scenario step:
+within 0.1 m and 10 deg of the setpoint from 2 s after the last setpoint step to the end),
 termination, final position error (survivors), settling time (first time after which the error stays below
 0.1 m), RMS tracking error (over the steps before termination), and the return under the RAPTOR reward (summed
 up to and including the terminating step).
@@ -43,6 +46,8 @@ SCENARIOS = ("hover", "yaw", "step", "recovery", "thrown", "tracking", "disturba
 CRASH_BOX_M = 3.0
 SUCCESS_RADIUS_M = 0.1
 SUCCESS_WINDOW_STEPS = 100  # the last second
+SUCCESS_YAW_RAD = math.radians(10.0)  # where the target has a yaw setpoint (scenario step)
+STEP_SETTLE_S = 2.0  # target "step": judged from this long after the last setpoint step
 
 
 def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> EnvConfig:
@@ -54,7 +59,7 @@ def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> E
     if name == "yaw":
         return replace(base, init=replace(init, any_yaw_fraction=1.0))
     if name == "step":
-        return replace(base, target="step", crash_box_m=CRASH_BOX_M)
+        return replace(base, target="step", crash_box_m=CRASH_BOX_M, step_yaw_rad=math.pi)
     if name == "thrown":
         # the airframes' init ranges are 1 m/s and 1 rad/s (named and sampled alike): scales 3 and 10
         return replace(base, crash_box_m=CRASH_BOX_M,
@@ -90,6 +95,8 @@ class Rollouts:
     force: np.ndarray | None = None  # (E, 3) N world, each episode's constant disturbance force (our simulator)
     streamed: dict[str, np.ndarray] | None = None  # episode_metrics' arrays, accumulated while flying
     second_half_error: np.ndarray | None = None  # (E, 3) m world, mean p - p_des over steps (T + 1) // 2 .. T
+    heading_error: np.ndarray | None = None  # (T + 1, E) rad, |yaw - yaw setpoint| where the target has a yaw
+    judge_from: np.ndarray | None = None  # (E,) first step of the success window (None: the last second)
 
 
 SIMULATORS = ("raptor", "mujoco")
@@ -127,15 +134,24 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
     obs = env.reset()
     force = env.force.detach().cpu().double().numpy().copy() if hasattr(env, "force") else None
     policy.reset(E)
-    acc = _MetricStream(E, T, env.device)
-    pos, tgt = [], []
+    has_yaw = cfg.has_yaw_target
+    judge_from = None
+    if cfg.target == "step":  # judged from STEP_SETTLE_S after the last setpoint step (at least the last step)
+        dt = float(env.params.dt[0])
+        judge = torch.ceil((env.step_times().double() + STEP_SETTLE_S) / dt - 1e-9).long().clamp(max=T)
+        judge_from = judge.cpu().numpy()
+    acc = _MetricStream(E, T, env.device, None if judge_from is None else judge)
+    pos, tgt, head = [], [], []
 
     def observe(t: int, alive: torch.Tensor) -> None:  # the state after t steps (t = 0: the start)
         p, g = env.state[:, 0:3], env.target()[:, 0:3]
-        acc.add(t, p, g, alive)
+        he = heading_error(env.state, env.target_yaw()) if has_yaw else None
+        acc.add(t, p, g, alive, he)
         if trajectories:
             pos.append(p.detach().clone())
             tgt.append(g.detach().clone())
+            if he is not None:
+                head.append(he.detach().clone())
 
     alive = torch.ones(E, dtype=torch.bool, device=env.device)
     first_term = torch.full((E,), -1, dtype=torch.long, device=env.device)
@@ -150,7 +166,11 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         iterator = tqdm(iterator, desc=f"eval {scenario}", unit="step", leave=False)
     for t in iterator:
         obs = torch.where(alive[:, None], obs, torch.zeros_like(obs))  # finished episodes: inputs ignored
-        a = policy.step(obs.to(policy.dtype)).to(env.state.dtype)
+        if has_yaw:  # the yaw setpoint reaches the policy (a policy with a heading governor turns to it)
+            a = policy.step(obs.to(policy.dtype), yaw_setpoint=env.target_yaw().to(policy.dtype))
+        else:
+            a = policy.step(obs.to(policy.dtype))
+        a = a.to(env.state.dtype)
         a = torch.where(alive[:, None], a, torch.zeros_like(a))
         if prev_a is not None:
             dact += torch.where(alive, (a - prev_a).abs().mean(-1).double(), 0.0)
@@ -174,7 +194,8 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         airframe_names=[a.name for a in airframes], airframe_index=env.airframe_index.cpu().numpy(),
         position=position, target=target, position_error=error,
         terminated=ft >= 0, first_termination=ft, returns=ret.cpu().numpy(),
-        action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]), force=force)
+        action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]), force=force,
+        heading_error=torch.stack(head).cpu().double().numpy() if head else None, judge_from=judge_from)
     r.streamed, r.second_half_error = acc.result(r)
     return r
 
@@ -184,18 +205,23 @@ class _MetricStream:
     is kept). Step index s = 0 .. T (s = 0: the start); an episode's steps count for the RMS error up to and
     including the step on which it terminated, as in episode_metrics."""
 
-    def __init__(self, E: int, T: int, device) -> None:
+    def __init__(self, E: int, T: int, device, judge_from: torch.Tensor | None = None) -> None:
         self.T1 = T + 1
         self.half = self.T1 // 2
+        self.judge_from = judge_from  # (E,) long, or None: the last second
         z = torch.zeros(E, dtype=torch.float64, device=device)
         self.last_out = torch.full((E,), -1, dtype=torch.long, device=device)  # last step outside the radius
         self.sq, self.count, self.final = z.clone(), z.clone(), z.clone()
         self.tail = torch.zeros(E, 3, dtype=torch.float64, device=device)
 
-    def add(self, s: int, p: torch.Tensor, g: torch.Tensor, alive_after: torch.Tensor) -> None:
+    def add(self, s: int, p: torch.Tensor, g: torch.Tensor, alive_after: torch.Tensor,
+            heading_err: torch.Tensor | None = None) -> None:
         d = p.double() - g.double()
         err = torch.linalg.vector_norm(d, dim=-1)
-        self.last_out = torch.where(err >= SUCCESS_RADIUS_M, torch.full_like(self.last_out, s), self.last_out)
+        out = err >= SUCCESS_RADIUS_M
+        if heading_err is not None:
+            out = out | (heading_err >= SUCCESS_YAW_RAD)
+        self.last_out = torch.where(out, torch.full_like(self.last_out, s), self.last_out)
         counted = alive_after if s > 0 else torch.ones_like(alive_after)
         self.sq += torch.where(counted, err * err, 0.0)
         self.count += counted.double()
@@ -207,7 +233,9 @@ class _MetricStream:
     def result(self, r: Rollouts) -> tuple[dict[str, np.ndarray], np.ndarray]:
         last_out = self.last_out.cpu().numpy()
         term = r.terminated
-        success = ~term & (last_out < max(self.T1 - SUCCESS_WINDOW_STEPS, 0))
+        judge = (max(self.T1 - SUCCESS_WINDOW_STEPS, 0) if self.judge_from is None
+                 else self.judge_from.cpu().numpy())
+        success = ~term & (last_out < judge)
         settled = ~term & (last_out < self.T1 - 1)
         m = {"success": success, "terminated": term, "final_position_error": np.where(term, np.nan,
                                                                                        self.final.cpu().numpy()),
@@ -215,6 +243,15 @@ class _MetricStream:
              "rms_tracking_error": np.sqrt(self.sq.cpu().numpy() / self.count.cpu().numpy()),
              "return": r.returns, "action_change": r.action_change}
         return m, (self.tail / (self.T1 - self.half)).cpu().numpy()
+
+
+def heading_error(state: torch.Tensor, yaw_setpoint: torch.Tensor) -> torch.Tensor:
+    """(B,) rad in [0, pi]: the angle between the body x axis's heading (state (B, 17)) and the yaw setpoint (B,)."""
+    q = state[:, 3:7].double()
+    w, x, y, z = q.unbind(-1)
+    yaw = torch.atan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
+    d = yaw - yaw_setpoint.double()
+    return torch.atan2(torch.sin(d), torch.cos(d)).abs()
 
 
 def episode_metrics(r: Rollouts) -> dict[str, np.ndarray]:
@@ -229,10 +266,13 @@ def episode_metrics(r: Rollouts) -> dict[str, np.ndarray]:
     steps = np.arange(T1)[:, None]
     alive_mask = (r.first_termination[None, :] < 0) | (steps <= r.first_termination[None, :])
     within = err < SUCCESS_RADIUS_M
-    success = ~r.terminated & within[-SUCCESS_WINDOW_STEPS:].all(0)
+    if r.heading_error is not None:
+        within = within & (r.heading_error < SUCCESS_YAW_RAD)
     # settling: first step after which the error stays within the radius (survivors only)
     outside = ~within
     last_out = np.where(outside.any(0), T1 - 1 - np.argmax(outside[::-1], axis=0), -1)
+    judge = max(T1 - SUCCESS_WINDOW_STEPS, 0) if r.judge_from is None else r.judge_from
+    success = ~r.terminated & (last_out < judge)
     settled = ~r.terminated & (last_out < T1 - 1)
     settling = np.where(settled, (last_out + 1) * r.dt_s, np.nan)
     rms = np.sqrt((np.where(alive_mask, err, 0.0) ** 2).sum(0) / alive_mask.sum(0))
@@ -456,7 +496,8 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
     metrics["config"] = {"policy": policy_name, "scenario": scenario, "episodes_per_airframe": episodes,
                          "seed": seed, "airframes": airframes if isinstance(airframes, str) else "custom",
                          "sim": sim, "device": device, "heading": heading,
-                         "heading_governor": pol.governor.to_metadata() if pol.governor else None, "wall_time_s": round(time.perf_counter() - t0, 2)}
+                         "heading_governor": pol.governor.to_metadata() if pol.governor else None,
+                         "wall_time_s": round(time.perf_counter() - t0, 2)}
     if render is not None:
         metrics["config"]["render"] = (_render(afs, scenario, seed, record, Path(render)) if external is None else
                                        "rendering of external models is not supported yet")

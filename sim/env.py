@@ -73,6 +73,9 @@ class EnvConfig:
     # in a uniformly random direction (a position setpoint step)
     step_size_m: float = 0.5
     step_time_s: tuple[float, float] = (1.0, 3.0)
+    # target "step": also a yaw setpoint step, U(-step_yaw_rad, step_yaw_rad) about world z, at its own time
+    # U(step_time_s) (0: no yaw setpoint; env.target_yaw() is 0)
+    step_yaw_rad: float = 0.0
     # Evaluation: a physical crash box instead of the training termination (the airframe's 1-3.6 m position and
     # 2 m/s / 35 rad/s limits, which make thrown starts infeasible): terminate only beyond crash_box_m on an axis
     crash_box_m: float | None = None
@@ -95,6 +98,8 @@ class EnvConfig:
                               f"{self.target!r}")
         if self.crash_box_m is not None and not self.crash_box_m > 0:
             raise ConfigError(f"EnvConfig.crash_box_m must be positive, got {self.crash_box_m}")
+        if not 0 <= self.step_yaw_rad <= math.pi:
+            raise ConfigError(f"EnvConfig.step_yaw_rad must be in [0, pi], got {self.step_yaw_rad}")
         if not (self.step_size_m >= 0 and 0 <= self.step_time_s[0] <= self.step_time_s[1]):
             raise ConfigError("EnvConfig.step_size_m must be >= 0 and step_time_s an interval (lo <= hi)")
         if self.dtype not in ("float32", "float64"):
@@ -108,6 +113,11 @@ class EnvConfig:
     def obs_dim(self) -> int:
         return {"student": STUDENT_OBS_DIM, "teacher": TEACHER_OBS_DIM,
                 "privileged": PRIVILEGED_OBS_DIM}[self.observation]
+
+    @property
+    def has_yaw_target(self) -> bool:
+        """The target has a yaw setpoint (env.target_yaw()) that the policy is given and judged by."""
+        return self.target == "step" and self.step_yaw_rad > 0
 
     @property
     def teacher_observation(self) -> bool:
@@ -212,6 +222,8 @@ class BatchedQuadrotorEnv:
         self._zero_target = z(6)
         self._step_time = torch.zeros(B, dtype=dtype, device=self.device)  # s, target "step"
         self._step_offset = torch.zeros((B, 3), dtype=dtype, device=self.device)  # m world
+        self._yaw_step_time = torch.zeros(B, dtype=dtype, device=self.device)  # s, target "step" with a yaw step
+        self._yaw_step = torch.zeros(B, dtype=dtype, device=self.device)  # rad about world z
         self.langevin = torch.zeros(B, dtype=torch.bool, device=self.device)
         self.steps = torch.zeros(B, dtype=torch.long, device=self.device)
         self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
@@ -240,6 +252,21 @@ class BatchedQuadrotorEnv:
     def target(self) -> torch.Tensor:
         """Current target (B, 6) = (p_des, v_des), world."""
         return self._next_target(self.steps)
+
+    def target_yaw(self) -> torch.Tensor:
+        """Current yaw setpoint (B,) rad about world z (FLU); 0 unless the config has a yaw target."""
+        if not self.config.has_yaw_target:
+            return torch.zeros(self.num_envs, dtype=self._x.dtype, device=self.device)
+        after = self.steps.to(self._x.dtype) * self.params.dt >= self._yaw_step_time
+        return torch.where(after, self._yaw_step, torch.zeros_like(self._yaw_step))
+
+    def step_times(self) -> torch.Tensor:
+        """(B,) s: the last setpoint step time of each episode (target "step"; the yaw step's too), else 0."""
+        if self.config.target != "step":
+            return torch.zeros(self.num_envs, dtype=self._x.dtype, device=self.device)
+        if self.config.has_yaw_target:
+            return torch.maximum(self._step_time, self._yaw_step_time)
+        return self._step_time
 
     def _next_target(self, steps: torch.Tensor) -> torch.Tensor:
         mode = self.config.target
@@ -290,6 +317,15 @@ class BatchedQuadrotorEnv:
             else:
                 self._step_time, self._step_offset = self._step_time.clone(), self._step_offset.clone()
                 self._step_time[idx], self._step_offset[idx] = t, d
+            if self.config.has_yaw_target:  # drawn after the position step: its draws are unchanged
+                ty = lo + (hi - lo) * torch.rand(n, generator=self.gen, device=self.device, dtype=x.dtype)
+                yaw = self.config.step_yaw_rad * (2 * torch.rand(n, generator=self.gen, device=self.device,
+                                                                 dtype=x.dtype) - 1)
+                if idx is None:
+                    self._yaw_step_time, self._yaw_step = ty, yaw
+                else:
+                    self._yaw_step_time, self._yaw_step = self._yaw_step_time.clone(), self._yaw_step.clone()
+                    self._yaw_step_time[idx], self._yaw_step[idx] = ty, yaw
         return self.observe()
 
     def set_state(self, state: torch.Tensor, *, force: torch.Tensor | None = None, torque: torch.Tensor | None = None,

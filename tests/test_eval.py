@@ -93,7 +93,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("scenario", ["hover", "recovery", "tracking"])
+@pytest.mark.parametrize("scenario", ["hover", "recovery", "tracking", "step"])
 def test_streamed_metrics_equal_the_trajectory_metrics(scenario):
     """rollout's on-device metric stream (what teacher finalization at K = 1000 uses, no trajectories kept) gives
     exactly episode_metrics of the recorded trajectories, crashes and survivors alike."""
@@ -106,7 +106,8 @@ def test_streamed_metrics_equal_the_trajectory_metrics(scenario):
     r = rollout(load("default"), resolve_airframes("crazyflie,x500,flightmare"), scenario, episodes=24, seed=5)
     offline = episode_metrics(r)
     streamed = episode_metrics(dataclasses.replace(r, position=None, target=None, position_error=None))
-    assert offline["terminated"].any() or scenario == "hover"  # the comparison covers crashed episodes
+    assert offline["terminated"].any() or scenario in ("hover", "step")  # the comparison covers crashed episodes
+    assert scenario == "tracking" or (offline["success"].any() and not offline["success"].all())  # both kinds
     for k in ("success", "terminated"):
         np.testing.assert_array_equal(streamed[k], offline[k], err_msg=k)
     for k in ("final_position_error", "settling_time_s", "rms_tracking_error"):
@@ -143,6 +144,10 @@ def test_new_scenarios_start_and_judge_as_documented():
         env.physics_step(hover.to(env.state.dtype))
     after = env.target()[:, 0:3]
     assert torch.allclose(torch.linalg.vector_norm(after, dim=-1), torch.full((env.num_envs,), 0.5), atol=1e-5)
+    yaw_sp = env.target_yaw()  # and a yaw setpoint step U(-180, 180) deg at its own time in 1-3 s
+    assert bool((env._yaw_step_time >= 1.0).all() & (env._yaw_step_time <= 3.0).all())
+    assert float(yaw_sp.abs().max()) <= math.pi and float((yaw_sp.abs() > 2.5).float().mean()) > 0.1
+    assert not torch.allclose(env._yaw_step_time, t_step)
 
     env = BatchedQuadrotorEnv(afs, 300, scenario_config("thrown"), seed=3)
     env.reset()
@@ -176,3 +181,20 @@ def test_eval_all_scenarios_with_a_comparison(tmp_path):
             assert m["overall"] == by_policy[p] and m["config"]["seed"] == 0  # same seed: same starts for both
     table = (out / "summary.md").read_text()
     assert table.count("\n| ") == 8 and "official: success" in table
+
+
+def test_step_scenario_judges_the_yaw_setpoint_two_seconds_after_the_last_step():
+    """The default turns to each new yaw setpoint through its heading frame and is judged within 0.1 m and 10 deg
+    from 2 s after the last step; without the frame it never turns and fails wherever the step exceeds 10 deg."""
+    from raptor.evaluation import STEP_SETTLE_S, rollout, summarize
+    from raptor.policy import load
+    from raptor.sim.airframe import resolve_airframes
+
+    afs = resolve_airframes("crazyflie,x500")
+    r = rollout(load("default"), afs, "step", episodes=12, seed=4)
+    framed = summarize(r)["overall"]
+    assert r.judge_from is not None and (r.judge_from <= r.position_error.shape[0] - 1).all()
+    assert (r.judge_from >= round(STEP_SETTLE_S / r.dt_s) + 100).all()  # steps at >= 1 s
+    plain = summarize(rollout(load("default").with_heading(None), afs, "step", episodes=12, seed=4))["overall"]
+    assert framed["success_rate"] >= 0.5, framed  # 0.5 m in 2 s is at the edge of what the default does
+    assert plain["success_rate"] <= 0.15, plain  # only yaw steps under 10 deg (1 in 18) can pass
