@@ -576,7 +576,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             if len(scenarios) == 1:
                 print(markdown_table(metrics, f"{policy}, {scenario}, {args.sim}"))
     if len(scenarios) > 1 or len(policies) > 1:
-        table = scenario_table(rows, policies, f"{args.airframes}, {args.episodes} episodes per airframe, seed "
+        where = f"mujoco:{args.mujoco_model}" if args.mujoco_model else args.airframes
+        table = scenario_table(rows, policies, f"{where}, {args.episodes} episodes per airframe, seed "
                                                 f"{args.seed}, {args.sim}, heading {args.heading}")
         print(table)
         if args.out:

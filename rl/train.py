@@ -58,7 +58,7 @@ from raptor.rl.teacher import (
     trimmed_copy,
 )
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes, save_airframes
+from raptor.sim.airframe import Airframe, default_trajectory, load_airframes, resolve_airframes, save_airframes
 from raptor.sim.env import EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 
@@ -98,6 +98,10 @@ class TrainConfig:
     feedback_gains: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3, 1.4)
     gain_episodes: int = 500
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
+    # Fraction of training episodes whose target moves (the reference's Langevin target process, raptor.sim.mdp); None
+    # keeps each airframe's own trajectory mixture (the sampled airframes: the reference's [0.5, 0.5]; the named
+    # airframes' files: hover only).
+    langevin_fraction: float | None = None
     # Multiplies the linear and angular velocity ranges of the training starts (the evaluation keeps the spec's):
     # > 1 trains the recovery from faster starts than the teacher is judged on, where slow-motor airframes crash.
     start_velocity_scale: float = 1.0
@@ -152,6 +156,8 @@ class TrainConfig:
                               f"({self.init_min_position_m}) or None")
         if not self.start_velocity_scale > 0:
             raise ConfigError(f"--start-scale must be positive, got {self.start_velocity_scale}")
+        if self.langevin_fraction is not None and not 0.0 <= self.langevin_fraction <= 1.0:
+            raise ConfigError(f"--langevin must be a fraction in [0, 1], got {self.langevin_fraction}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ConfigError(f"--time-limit must be a positive number of seconds, got {self.time_limit_s}")
         check_seed(self.seed)
@@ -233,6 +239,9 @@ def teacher_airframe(a: Airframe, cfg: TrainConfig) -> Airframe:
     init["max_position"] = max(float(init["max_position"]), cfg.init_min_position_m)
     if cfg.init_max_position_m is not None:
         init["max_position"] = min(init["max_position"], cfg.init_max_position_m)
+    if cfg.langevin_fraction is not None:
+        trajectory = p.setdefault("trajectory", default_trajectory())
+        trajectory["mixture"] = [1.0 - cfg.langevin_fraction, cfg.langevin_fraction]
     return Airframe(a.name, p, dict(a.meta))
 
 
@@ -888,6 +897,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(gain-calibrated) instead of keeping the first-ranked (also per --retrain-failed round)")
     p.add_argument("--any-yaw", type=float, default=None, metavar="FRACTION",
                    help="fraction of training starts with a uniform random yaw (default 0: the reference's starts)")
+    p.add_argument("--langevin", type=float, default=None, metavar="FRACTION",
+                   help="fraction of training episodes that track a moving (Langevin) target instead of hovering "
+                        "(default: each airframe's own mixture: 0.5 for sampled airframes, the reference's; 0 for the "
+                        "named airframes' files)")
     p.add_argument("--start-scale", type=float, default=None, metavar="FACTOR",
                    help="multiply the training starts' linear and angular velocity ranges (default 1: the spec's; "
                         "the final evaluation always uses the spec's starts)")
@@ -935,6 +948,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kw["merge_candidates"] = True
     if args.any_yaw is not None:
         kw["any_yaw_fraction"] = args.any_yaw
+    if args.langevin is not None:
+        kw["langevin_fraction"] = args.langevin
     if args.observation is not None:
         kw["observation"] = args.observation
     if args.start_scale is not None:

@@ -415,3 +415,33 @@ def test_merge_candidates_imitates_the_candidates_mean(tmp_path):
     assert ev["merged"] is True and len(ev["selection_scores"]) == 2
     with pytest.raises(ConfigError, match="--merge-candidates needs --candidates 2"):
         TrainConfig(merge_candidates=True)
+
+
+def test_langevin_fraction_sets_the_share_of_moving_target_episodes():
+    """--langevin F: that fraction of the teachers' training episodes track the reference's Langevin target, whose
+    target then moves (default: the airframe's own mixture, the reference's [0.5, 0.5] for sampled airframes; the
+    named airframes' files hover only)."""
+    import torch
+
+    from raptor.errors import ConfigError
+    from raptor.rl.train import TrainConfig, teacher_airframe, training_env_config
+    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.env import BatchedQuadrotorEnv
+
+    def share(spec: str, fraction: float | None) -> tuple[float, BatchedQuadrotorEnv]:
+        cfg = TrainConfig(langevin_fraction=fraction)
+        env = BatchedQuadrotorEnv([teacher_airframe(a, cfg) for a in resolve_airframes(spec)], 400,
+                                  training_env_config(cfg), seed=0)
+        env.reset()
+        return float(env.langevin.float().mean()), env
+
+    assert abs(share("sampled:2:0", None)[0] - 0.5) < 0.06
+    assert share("crazyflie,x500", None)[0] == 0.0
+    assert share("crazyflie,x500", 1.0)[0] == 1.0 and share("sampled:2:0", 0.0)[0] == 0.0
+    f, env = share("crazyflie", 0.25)
+    assert abs(f - 0.25) < 0.06
+    for _ in range(50):
+        env.physics_step(torch.zeros(env.num_envs, 4))
+    assert torch.equal(torch.linalg.vector_norm(env.target()[:, 0:3], dim=-1) > 1e-3, env.langevin)
+    with pytest.raises(ConfigError, match="langevin"):
+        TrainConfig(langevin_fraction=1.5)
