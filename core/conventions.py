@@ -52,5 +52,14 @@ OBS_FORCE = slice(26, 29)
 STUDENT_OBS_LAYOUT = "Position.OrientationRotationMatrix.LinearVelocity.AngularVelocityDelayed(0).ActionHistory(1)"
 
 MOTOR_ORDER = ("front_right", "back_right", "back_left", "front_left")
-# PX4 Quad-X header order -> RAPTOR order: raptor[i] = px4[PX4_TO_RAPTOR[i]].
-PX4_TO_RAPTOR = (0, 3, 1, 2)
+# Policy motor i (MOTOR_ORDER) -> the autopilot's motor index: autopilot[MOTOR_INDEX[t][i]] = policy[i].
+# crazyflie: M1..M4 are FR, BR, BL, FL (identity); px4: actuator_motors Quad-X (1 FR, 2 BL, 3 FL, 4 BR);
+# betaflight: Quad-X (1 BR, 2 FR, 3 BL, 4 FL).
+MOTOR_INDEX = {"crazyflie": (0, 1, 2, 3), "px4": (0, 3, 1, 2), "betaflight": (1, 0, 2, 3)}
+
+# The deployed network and its executor (firmware/raptor_schema.h is generated from these).
+HIDDEN_DIM = 16
+NUM_PARAMETERS = 2084  # Dense(22->16) + GRU(16) with learned h0 + Dense(16->4); pinned to PARAMETER_LAYOUT by a test
+RESET_ACTION_HISTORY = 2 * 0.66 - 1  # the executor's previous-action input after a reset (RAPTOR's 0.66 rpm fraction)
+SELF_TEST_TOLERANCE = 1e-5  # the largest error of the stored self-test outputs a core accepts before it flies
+HEADING_MIN_NORM2 = 1e-6  # |(R00, R10)|^2 below this: the body x axis is vertical, no heading (raptor.policy.heading)

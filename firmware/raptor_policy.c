@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#define RESET_HISTORY (2.0f * 0.66f - 1.0f)
+#define RESET_HISTORY RAPTOR_RESET_HISTORY
 
 #ifndef RAPTOR_EXTERNAL_FORWARD /* benchmarks swap in a naive forward pass as a baseline */
 /* tanh as a rational minimax approximation (max abs error 3.4e-7 in float32), no libm. */
@@ -52,8 +52,6 @@ static float inv_sqrt(float x) {
     y = y * (1.5f - 0.5f * x * y * y);
     return y;
 }
-
-#define RAPTOR_HEADING_MIN_NORM2 1e-6f
 
 /* The reference-heading frame (raptor.policy.heading.HeadingFrame.apply, the same arithmetic): turns p (input 0-2),
  * v (12-14) and the rows 0 and 1 of R (3-8) by -psi_ref about world z; commits psi_ref on native calls. */

@@ -27,12 +27,8 @@
 extern "C" {
 #endif
 
-#define RAPTOR_INPUT_DIM 22
-#define RAPTOR_HIDDEN_DIM 16
-#define RAPTOR_GATES_DIM 48
-#define RAPTOR_OUTPUT_DIM 4
-#define RAPTOR_NUM_PARAMETERS 2084
-#define RAPTOR_NATIVE_INTERVAL_NS 10000000ULL
+#include "raptor_schema.h" /* dimensions, reset value, tolerances, motor maps: generated from raptor.conventions */
+
 #define RAPTOR_TIMING_WINDOW 100
 
 /* Weights, laid out as raptor.policy.network.PARAMETER_LAYOUT (row-major, out x in). */

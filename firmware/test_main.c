@@ -57,6 +57,6 @@ int main(void) {
                (unsigned long)SYSTICK_HZ);
     }
 #endif
-    printf("verdict %s\n", err <= 1e-5f ? "pass" : "FAIL");
-    return err <= 1e-5f ? 0 : 1;
+    printf("verdict %s\n", err <= RAPTOR_SELF_TEST_TOLERANCE ? "pass" : "FAIL");
+    return err <= RAPTOR_SELF_TEST_TOLERANCE ? 0 : 1;
 }

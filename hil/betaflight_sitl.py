@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from raptor import fileio
+from raptor.conventions import MOTOR_INDEX
 from raptor.errors import ConfigError, RaptorError
 
 BETAFLIGHT_VERSION = "4.6.0"
@@ -55,7 +56,7 @@ RC_ACTIVATE = 4
 RC_ARM = 8  # AUX5
 POSITION_RANGE_M, VELOCITY_RANGE_MPS = 1.0, 1.0
 POSITION_CLIP_M, VELOCITY_CLIP_MPS = 0.6, 2.0
-BF_MOTOR_INDEX = (1, 0, 2, 3)  # policy motor i (FR, BR, BL, FL) -> Betaflight Quad-X motor index
+BF_MOTOR_INDEX = MOTOR_INDEX["betaflight"]  # policy motor i (FR, BR, BL, FL) -> Betaflight Quad-X motor index
 PACKET_FROM_BF_MOTOR = (3, 0, 1, 2)  # 4.6.0: packet[3] = motor[0], packet[0] = motor[1], ...
 GRAVITY = 9.80665
 # physics step = FDM period: 500 Hz. The SITL answers each FDM packet with one motor packet, sent by its first PID

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from raptor.conventions import NUM_PARAMETERS, SELF_TEST_TOLERANCE
 from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import Rollouts, markdown_table, scenario_config, summarize
 from raptor.fileio import append_line, atomic_write_text, check_writable_folder
@@ -60,7 +61,7 @@ def connect(client: HilClient, attempts: int = 20) -> P.Packet:
             version, _, n_params, self_test_error, _ = ack.fields
             if version != P.VERSION:
                 raise RaptorError(f"device speaks HIL protocol {version}, this host {P.VERSION}")
-            if n_params != 2084 or not self_test_error <= 1e-5:
+            if n_params != NUM_PARAMETERS or not self_test_error <= SELF_TEST_TOLERANCE:
                 raise RaptorError(f"device self-test failed (parameters {n_params}, error {self_test_error:.2e}): "
                                   "the firmware does not carry a valid policy")
             return ack

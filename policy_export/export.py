@@ -37,7 +37,7 @@ from raptor.policy.network import PARAMETER_LAYOUT
 TARGETS = ("generic", "onnx", "crazyflie", "px4", "betaflight")
 SELF_TEST_STEPS, SELF_TEST_BATCH = 8, 2
 SEQUENCE_STEPS = 240
-FIRMWARE_FILES = ("raptor_policy.c", "raptor_policy.h", "test_main.c", "Makefile", "qemu/startup.c",
+FIRMWARE_FILES = ("raptor_policy.c", "raptor_policy.h", "raptor_schema.h", "test_main.c", "Makefile", "qemu/startup.c",
                   "qemu/stm32f405.ld", "qemu/mps2_an500.ld", "hil/hil_device.c", "hil/hil_protocol.c",
                   "hil/hil_protocol.h", "hil/hil_port.h", "hil/port_host.c", "hil/port_stm32.c", "hil/fuzz_main.c")
 
@@ -276,7 +276,7 @@ Integration (every control tick, {rate} Hz here):
     raptor_policy_set_heading(&policy, &RAPTOR_HEADING);  /* the policy file's heading governor */
     if (raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                 &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
-                                RAPTOR_SELF_TEST_BATCH) > 1e-5f) refuse_to_start();
+                                RAPTOR_SELF_TEST_BATCH) > RAPTOR_SELF_TEST_TOLERANCE) refuse_to_start();
     raptor_policy_reset(&policy);                        /* on activation */
     raptor_policy_set_yaw_setpoint(&policy, cosf(yaw_sp), sinf(yaw_sp));  /* when the setpoint has a yaw */
     status = raptor_policy_control(&policy, now_ns, &obs, &action);
@@ -309,7 +309,7 @@ def export_target(policy, policy_name: str, target: str, out: Path) -> list[Path
     mod.mkdir(parents=True, exist_ok=True)
     fw = resources.files("raptor.firmware")
     written = []
-    for name in ("raptor_policy.c", "raptor_policy.h"):
+    for name in ("raptor_policy.c", "raptor_policy.h", "raptor_schema.h"):
         with fw.joinpath(name).open("rb") as src, open(mod / name, "wb") as f:
             shutil.copyfileobj(src, f)
         written.append(mod / name)

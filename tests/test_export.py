@@ -178,7 +178,8 @@ def test_metadata_reaches_c_as_exact_escaped_strings(tmp_path):
 
     policy = _policy("random")
     (tmp_path / "raptor_policy_weights.h").write_text(weights_header(policy, None, "a */ path /* \\ é.safetensors"))
-    shutil.copy(REPO / "firmware" / "raptor_policy.h", tmp_path)
+    for name in ("raptor_policy.h", "raptor_schema.h"):
+        shutil.copy(REPO / "firmware" / name, tmp_path)
     (tmp_path / "main.c").write_text('#include <stdio.h>\n#include "raptor_policy_weights.h"\n'
                                      'int main(void) { fputs(RAPTOR_POLICY_NAME, stdout); putchar(0);'
                                      ' fputs(RAPTOR_POLICY_PROVENANCE_JSON, stdout); return RAPTOR_WEIGHTS.gru_h0[0]'
@@ -234,3 +235,16 @@ def test_onnx_export_matches_torch(tmp_path):
         a, h = sess.run(["action", "hidden_out"], {"observation": obs[t], "hidden": h})
         worst = max(worst, float(np.abs(a - ref[t].numpy()).max()))
     assert worst <= 1e-5
+
+
+def test_schema_header_is_generated_from_the_conventions():
+    """firmware/raptor_schema.h holds the numbers C shares with Python; it must be what raptor.conventions generates
+    (after changing conventions: python -m raptor.policy_export.schema)."""
+    from raptor import conventions
+    from raptor.policy.network import NUM_PARAMETERS
+    from raptor.policy_export.schema import schema_header
+
+    assert (REPO / "firmware" / "raptor_schema.h").read_text() == schema_header()
+    assert conventions.NUM_PARAMETERS == NUM_PARAMETERS
+    assert np.float32(conventions.RESET_ACTION_HISTORY) == np.float32(2 * 0.66 - 1)
+    assert sorted(conventions.MOTOR_INDEX["px4"]) == [0, 1, 2, 3]

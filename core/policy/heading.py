@@ -29,10 +29,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from raptor.conventions import DT_NATIVE_S
+from raptor.conventions import DT_NATIVE_S, HEADING_MIN_NORM2
 from raptor.errors import PolicyFileError
-
-HEADING_MIN_NORM2 = 1e-6  # below this |(R00, R10)|^2 the body x axis is vertical: no heading
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from raptor.conventions import RESET_ACTION_HISTORY  # the executor's history after a reset
 from raptor.errors import InputError
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
 from raptor.policy.network import RaptorPolicyNet
 from raptor.sim.dynamics import rotation_matrix
-
-RESET_ACTION_HISTORY = 2 * 0.66 - 1  # what the executor fills the history with on reset
 
 
 class DeploymentRunner:

@@ -15,7 +15,6 @@
 #include "raptor_policy.h"
 #include "raptor_policy_weights.h"
 
-#define RAPTOR_BF_SELF_TEST_TOLERANCE 1e-5f
 
 static raptor_policy_t raptor_bf_policy;
 static raptor_bf_gate_t raptor_bf_gate;
@@ -36,7 +35,7 @@ void raptorBetaflightInit(void)
     const float err = raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                               &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
                                               RAPTOR_SELF_TEST_BATCH);
-    raptor_bf_self_test_ok = (uint8_t)(err <= RAPTOR_BF_SELF_TEST_TOLERANCE);
+    raptor_bf_self_test_ok = (uint8_t)(err <= RAPTOR_SELF_TEST_TOLERANCE);
     memset(&raptor_bf_gate, 0, sizeof(raptor_bf_gate));
 }
 

@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include "raptor_schema.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,7 +40,7 @@ extern "C" {
 #define RAPTOR_BF_VELOCITY_CLIP_MPS 2.0f
 
 /* policy motor i (FR, BR, BL, FL) -> Betaflight motor index */
-static const uint8_t RAPTOR_BF_MOTOR_INDEX[4] = {1, 0, 2, 3};
+static const uint8_t RAPTOR_BF_MOTOR_INDEX[4] = RAPTOR_MOTOR_INDEX_BETAFLIGHT;
 
 /* One RC channel (us) <-> a value in [-range, range]. */
 float raptor_bf_channel_to_value(float us, float range);

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "raptor_schema.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,7 +23,7 @@ extern "C" {
 #define RAPTOR_CF_NATIVE_EVERY 10u            /* stabilizer at 1 kHz, policy native step at 100 Hz */
 
 /* policy motor i -> Crazyflie motor index (M1 = 0) */
-static const uint8_t RAPTOR_CF_MOTOR_INDEX[4] = {0, 1, 2, 3};
+static const uint8_t RAPTOR_CF_MOTOR_INDEX[4] = RAPTOR_MOTOR_INDEX_CRAZYFLIE;
 
 /* A commander setpoint in the adapter's own terms (no firmware type; the controller fills it from setpoint_t). */
 typedef struct {

@@ -16,7 +16,6 @@
 #include "raptor_policy.h"
 #include "raptor_policy_weights.h"
 
-#define RAPTOR_CF_SELF_TEST_TOLERANCE 1e-5f
 
 static raptor_policy_t raptor_cf_policy;
 static raptor_cf_gate_t raptor_cf_gate;
@@ -40,7 +39,7 @@ bool controllerOutOfTreeTest(void)
     const float err = raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                               &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
                                               RAPTOR_SELF_TEST_BATCH);
-    raptor_cf_self_test_ok = (uint8_t)(err <= RAPTOR_CF_SELF_TEST_TOLERANCE);
+    raptor_cf_self_test_ok = (uint8_t)(err <= RAPTOR_SELF_TEST_TOLERANCE);
     return controllerPidTest() && raptor_cf_self_test_ok;
 }
 

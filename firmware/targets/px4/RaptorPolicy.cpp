@@ -19,7 +19,6 @@
 #include "raptor_px4_check.hpp"
 #endif
 
-static constexpr float RAPTOR_PX4_SELF_TEST_TOLERANCE = 1e-5f;
 static constexpr hrt_abstime RAPTOR_PX4_MODE_REQUEST_INTERVAL_US = 500000;
 static constexpr uint8_t PX4_MAIN_MODE_AUTO = 4;     /* px4_custom_mode.h PX4_CUSTOM_MAIN_MODE_AUTO */
 static constexpr uint8_t PX4_SUB_MODE_AUTO_LOITER = 3; /* PX4_CUSTOM_SUB_MODE_AUTO_LOITER */
@@ -34,7 +33,7 @@ bool RaptorPolicy::init()
     _self_test_error = raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                                &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
                                                RAPTOR_SELF_TEST_BATCH);
-    if (!(_self_test_error <= RAPTOR_PX4_SELF_TEST_TOLERANCE)) {
+    if (!(_self_test_error <= RAPTOR_SELF_TEST_TOLERANCE)) {
         PX4_ERR("self-test failed (max error %.3g > 1e-5): refusing to start", (double)_self_test_error);
         return false;
     }

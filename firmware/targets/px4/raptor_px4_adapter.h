@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "raptor_schema.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,7 +41,7 @@ extern "C" {
 const char *raptor_px4_reason_name(uint32_t bit);
 
 /* policy motor i (FR, BR, BL, FL) -> actuator_motors.control index */
-static const uint8_t RAPTOR_PX4_MOTOR_INDEX[4] = {0, 3, 1, 2};
+static const uint8_t RAPTOR_PX4_MOTOR_INDEX[4] = RAPTOR_MOTOR_INDEX_PX4;
 
 /* NED or FRD vector -> FLU (x, -y, -z); the map is its own inverse. */
 void raptor_px4_vector_to_flu(const float v[3], float out[3]);
