@@ -255,8 +255,12 @@ class HilClient:
     def hello(self) -> P.Packet | None:
         return self.request(P.HELLO, P.MAGIC, expect=P.HELLO_ACK)
 
-    def reset(self, native_every: int, control_interval_us: int) -> bool:
-        return self.request(P.RESET, native_every, 0, control_interval_us, expect=P.RESET_ACK) is not None
+    def reset(self, native_every: int, control_interval_us: int, attempts: int = 5) -> bool:
+        """RESET until acknowledged (it is idempotent: a lost RESET or RESET_ACK on a noisy link is sent again)."""
+        for _ in range(attempts):
+            if self.request(P.RESET, native_every, 0, control_interval_us, expect=P.RESET_ACK) is not None:
+                return True
+        return False
 
     def observe(self, timestamp_ns: int, obs17: np.ndarray) -> P.Packet | None:
         pkt = self.request(P.OBS, int(timestamp_ns), *map(float, obs17), expect=P.ACTION)

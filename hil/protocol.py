@@ -12,8 +12,9 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-VERSION = 1
+VERSION = 2  # 2: HELLO_ACK carries the policy id
 MAX_PACKET = 96
+POLICY_ID_LEN = 16  # HELLO_ACK: the first 16 hex digits of the policy file's sha256
 MAX_FRAME = MAX_PACKET + MAX_PACKET // 254 + 3
 
 HELLO, RESET, OBS = 0x01, 0x02, 0x03
@@ -26,7 +27,7 @@ PAYLOAD = {
     HELLO: "<I",  # magic
     RESET: "<HHI",  # native_every, reserved, control_interval_us
     OBS: "<Q17f",  # timestamp_ns, p(3) q(4) v(3) w(3) previous_action(4)
-    HELLO_ACK: "<HHIfI",  # version, reserved, num_parameters, self_test_error, frames_bad
+    HELLO_ACK: "<HHIfI16s",  # version, reserved, num_parameters, self_test_error, frames_bad, policy_id
     RESET_ACK: "<I",  # status
     ACTION: "<4fII",  # action(4), inference_us, status
     STATUS: "<HHI",  # code, detail, frames_bad

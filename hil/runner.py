@@ -53,12 +53,25 @@ def build_device(policy_name: str, target: str, workdir: Path) -> Path:
     return workdir / "build" / "hil" / ("hil_device" if target == "host" else "hil_device_m4.elf")
 
 
-def connect(client: HilClient, attempts: int = 20) -> P.Packet:
-    """Handshake: HELLO until the device answers (it may still be booting)."""
+def policy_id(policy_name: str) -> str:
+    """The id a device reports for this policy: its file's sha256, first 16 hex digits (as the export writes)."""
+    from raptor.policy_export.export import _sha256, source_file
+
+    return _sha256(source_file(policy_name))[:P.POLICY_ID_LEN]
+
+
+def connect(client: HilClient, attempts: int = 20, expected_policy: str | None = None) -> P.Packet:
+    """Handshake: HELLO until the device answers (it may still be booting). expected_policy: the id (policy_id) the
+    device must report, or None to accept any."""
     for _ in range(attempts):
         ack = client.hello()
         if ack is not None:
-            version, _, n_params, self_test_error, _ = ack.fields
+            version, _, n_params, self_test_error, _, raw_id = ack.fields
+            device_policy = raw_id.rstrip(b"\0").decode("ascii", "replace")
+            if expected_policy is not None and device_policy != expected_policy:
+                raise RaptorError(f"the device flies policy {device_policy!r} (sha256 prefix of its file), this host "
+                                  f"evaluates {expected_policy!r}: flash the export of the same --policy "
+                                  "(raptor hil --device qemu|host builds it)")
             if version != P.VERSION:
                 raise RaptorError(f"device speaks HIL protocol {version}, this host {P.VERSION}")
             if n_params != NUM_PARAMETERS or not self_test_error <= SELF_TEST_TOLERANCE:
@@ -114,7 +127,10 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
 
         iterator = tqdm(iterator, desc="hil", unit="episode")
     try:
-        log["device"] = {"hello": list(connect(client).fields), "handshake_requests": client.stats.requests,
+        hello = connect(client, expected_policy=policy_id(policy_name))
+        log["device"] = {"hello": [f.rstrip(b"\0").decode("ascii", "replace") if isinstance(f, bytes) else f
+                                   for f in hello.fields], "policy_id": policy_id(policy_name),
+                         "handshake_requests": client.stats.requests,
                          "handshake_timeouts": client.stats.timeouts}
         # link statistics start after the handshake: the boot before it is no device reset, and HELLOs unanswered
         # while the device boots are no link fault
@@ -139,7 +155,7 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
                 tick = time.perf_counter()
                 if reboot["flag"]:  # the device restarted: handshake again, its policy state is lost
                     reboot["flag"] = False
-                    connect(client)
+                    connect(client, expected_policy=policy_id(policy_name))
                     client.reset(native_every, interval_us)
                     core.reset()
                 s = env.state[0].numpy()
@@ -272,6 +288,10 @@ def _cmd_hil(args: argparse.Namespace) -> int:
         m = run_hil(transport, args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.rate_hz,
                     args.realtime, args.timeout_ms / 1e3, args.safe_action, out=args.out, progress=True)
     print(markdown_table(m, f"HIL {args.policy}, {args.scenario}"))
+    device = m.get("device", {})
+    if device.get("policy_id"):
+        print(f"device: flies policy {device['policy_id']} (sha256 prefix of {args.policy}'s file, from its HELLO), "
+              f"self-test error {device['hello'][3]:.1e}")
     link = m["link"]
     print(f"link: {link['replies']}/{link['requests']} replies, {link['timeouts']} timeouts, {link['frames_corrupt']} "
           f"corrupt frames, {link['device_resets']} device resets, RTT mean {link['rtt_ms']['mean']:.3f} ms "

@@ -224,7 +224,7 @@ class BootThenAnswer(Transport):
 
     def write(self, data: bytes) -> None:
         seq = P.FrameDecoder().feed(data)[0].seq
-        ack = P.encode_packet(P.HELLO_ACK, seq, P.VERSION, 0, 2084, 0.0, 0)
+        ack = P.encode_packet(P.HELLO_ACK, seq, P.VERSION, 0, 2084, 0.0, 0, b"0123456789abcdef")
         self.out += (P.encode_packet(P.STATUS, 0, P.STATUS_BOOT, 0, 0) if seq == 1 else b"") + ack
 
     def read(self, timeout_s: float) -> bytes:
@@ -305,3 +305,16 @@ def test_a_device_that_dies_mid_run_keeps_the_finished_episodes(device, tmp_path
     assert "error" in log and "2 of 4 episodes" in (tmp_path / "metrics.md").read_text()
     with pytest.raises(ConfigError, match="--episodes must be a positive"):
         run_hil(t, "official", "crazyflie", "hover", episodes=0)
+
+
+def test_a_device_flying_another_policy_is_refused_with_both_ids():
+    """HELLO_ACK names the policy the firmware carries (its file's sha256 prefix): a host evaluating another policy
+    must refuse, not compare the device against the wrong reference."""
+    from raptor.hil.link import HilClient
+    from raptor.hil.runner import connect, policy_id
+
+    assert len(policy_id("default")) == P.POLICY_ID_LEN and policy_id("default") != policy_id("official")
+    client = HilClient(BootThenAnswer())
+    with pytest.raises(RaptorError, match="0123456789abcdef.*" + policy_id("default")):
+        connect(client, expected_policy=policy_id("default"))
+    assert connect(HilClient(BootThenAnswer()), expected_policy="0123456789abcdef") is not None

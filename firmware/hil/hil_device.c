@@ -50,6 +50,11 @@ static void handle(const uint8_t *packet, size_t n) {
         put_u32(p + 4, RAPTOR_NUM_PARAMETERS);
         put_f32(p + 8, err);
         put_u32(p + 12, frames_bad);
+        { /* which policy flies: the first 16 hex digits of its file's sha256 ("n/a" padded with zeros) */
+            static const char id[] = RAPTOR_POLICY_SOURCE_SHA256;
+            size_t i;
+            for (i = 0; i < HIL_POLICY_ID_LEN; i++) p[16 + i] = (uint8_t)(i < sizeof(id) - 1u ? id[i] : 0);
+        }
         send(HIL_HELLO_ACK, seq, p, sizeof(p));
     } else if (type == HIL_RESET && len == HIL_RESET_LEN) {
         uint8_t p[HIL_RESET_ACK_LEN];

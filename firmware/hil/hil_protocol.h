@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HIL_VERSION 1u
+#define HIL_VERSION 2u
 #define HIL_MAX_PACKET 96u
 #define HIL_MAX_FRAME (HIL_MAX_PACKET + HIL_MAX_PACKET / 254u + 3u)
 
@@ -21,7 +21,9 @@
 #define HIL_HELLO_LEN 4u      /* u32 magic 'RPTR' */
 #define HIL_RESET_LEN 8u      /* u16 native_every, u16 reserved, u32 control_interval_us */
 #define HIL_OBS_LEN 76u       /* u64 timestamp_ns, f32[17] p q v w previous_action */
-#define HIL_HELLO_ACK_LEN 16u /* u16 version, u16 reserved, u32 num_parameters, f32 self_test_error, u32 frames_bad */
+#define HIL_HELLO_ACK_LEN 32u /* u16 version, u16 reserved, u32 num_parameters, f32 self_test_error, u32 frames_bad,
+                                 char policy_id[16] (the policy file's sha256, first 16 hex digits) */
+#define HIL_POLICY_ID_LEN 16u
 #define HIL_RESET_ACK_LEN 4u  /* u32 status */
 #define HIL_ACTION_LEN 24u    /* f32[4] action, u32 inference_us, u32 status */
 #define HIL_STATUS_LEN 8u     /* u16 code, u16 detail, u32 frames_bad */
