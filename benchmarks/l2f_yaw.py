@@ -22,7 +22,10 @@ import time
 import numpy as np
 import torch
 
-SUCCESS_RADIUS_M, WINDOW, STEPS = 0.1, 100, 500
+from raptor.metrics import SUCCESS_RADIUS_M
+from raptor.metrics import SUCCESS_WINDOW_STEPS as WINDOW
+
+STEPS = 500
 
 
 def _turn(state, yaw: float) -> None:

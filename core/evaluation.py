@@ -29,7 +29,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,17 @@ import torch
 
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write, atomic_write_text, check_writable_folder
+from raptor.metrics import (  # noqa: F401  (re-exported: raptor.evaluation's names before raptor.metrics existed)
+    STEP_SETTLE_S,
+    SUCCESS_RADIUS_M,
+    SUCCESS_WINDOW_STEPS,
+    SUCCESS_YAW_RAD,
+    MetricStream,
+    Rollouts,
+    episode_metrics,
+    heading_error,
+    summarize,
+)
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
@@ -44,12 +55,6 @@ from raptor.sim.sampling import RandomizationRanges
 
 SCENARIOS = ("hover", "yaw", "step", "recovery", "thrown", "tracking", "disturbance")
 CRASH_BOX_M = 3.0
-SUCCESS_RADIUS_M = 0.1
-SUCCESS_WINDOW_STEPS = 100  # the last second
-SUCCESS_YAW_RAD = math.radians(10.0)  # where the target has a yaw setpoint (scenario step)
-STEP_SETTLE_S = 2.0  # target "step": judged from this long after the last setpoint step
-
-
 def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> EnvConfig:
     """The EnvConfig preset of an evaluation scenario."""
     init = mdp.InitialStateConfig(max_position_m=0.5)  # post-training: init_90_deg for every airframe (spec 4.1)
@@ -72,31 +77,6 @@ def scenario_config(name: str, device: str = "cpu", dtype: str = "float32") -> E
     if name == "disturbance":
         return replace(base, disturbance=DisturbanceConfig(constant_force_fraction=0.1, gust_fraction=0.05))
     raise ConfigError(f"unknown scenario '{name}'; choose one of {', '.join(SCENARIOS)}")
-
-
-@dataclass
-class Rollouts:
-    """Per-episode records of one evaluation (E = airframes x episodes, T steps).
-
-    `rollout(..., trajectories=False)` keeps no trajectories (position, target, position_error are None): its
-    per-episode metrics are accumulated on the device while it flies (`streamed`, the same definitions as
-    episode_metrics, pinned by a test), so K = 1000 teachers x 500 episodes never leave the GPU."""
-
-    airframe_names: list[str]
-    airframe_index: np.ndarray  # (E,)
-    position: np.ndarray | None  # (T + 1, E, 3) m world
-    target: np.ndarray | None  # (T + 1, E, 3) m world
-    position_error: np.ndarray | None  # (T + 1, E) m
-    terminated: np.ndarray  # (E,) bool
-    first_termination: np.ndarray  # (E,) step index, -1 if never
-    returns: np.ndarray  # (E,)
-    action_change: np.ndarray  # (E,) mean |a_t - a_{t-1}| per step and motor
-    dt_s: float
-    force: np.ndarray | None = None  # (E, 3) N world, each episode's constant disturbance force (our simulator)
-    streamed: dict[str, np.ndarray] | None = None  # episode_metrics' arrays, accumulated while flying
-    second_half_error: np.ndarray | None = None  # (E, 3) m world, mean p - p_des over steps (T + 1) // 2 .. T
-    heading_error: np.ndarray | None = None  # (T + 1, E) rad, |yaw - yaw setpoint| where the target has a yaw
-    judge_from: np.ndarray | None = None  # (E,) first step of the success window (None: the last second)
 
 
 SIMULATORS = ("raptor", "mujoco")
@@ -140,7 +120,7 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         dt = float(env.params.dt[0])
         judge = torch.ceil((env.step_times().double() + STEP_SETTLE_S) / dt - 1e-9).long().clamp(max=T)
         judge_from = judge.cpu().numpy()
-    acc = _MetricStream(E, T, env.device, None if judge_from is None else judge)
+    acc = MetricStream(E, T, env.device, None if judge_from is None else judge)
     pos, tgt, head = [], [], []
 
     def observe(t: int, alive: torch.Tensor) -> None:  # the state after t steps (t = 0: the start)
@@ -198,120 +178,6 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
         heading_error=torch.stack(head).cpu().double().numpy() if head else None, judge_from=judge_from)
     r.streamed, r.second_half_error = acc.result(r)
     return r
-
-
-class _MetricStream:
-    """episode_metrics' per-episode quantities, accumulated step by step on the device in float64 (no trajectory
-    is kept). Step index s = 0 .. T (s = 0: the start); an episode's steps count for the RMS error up to and
-    including the step on which it terminated, as in episode_metrics."""
-
-    def __init__(self, E: int, T: int, device, judge_from: torch.Tensor | None = None) -> None:
-        self.T1 = T + 1
-        self.half = self.T1 // 2
-        self.judge_from = judge_from  # (E,) long, or None: the last second
-        z = torch.zeros(E, dtype=torch.float64, device=device)
-        self.last_out = torch.full((E,), -1, dtype=torch.long, device=device)  # last step outside the radius
-        self.sq, self.count, self.final = z.clone(), z.clone(), z.clone()
-        self.tail = torch.zeros(E, 3, dtype=torch.float64, device=device)
-
-    def add(self, s: int, p: torch.Tensor, g: torch.Tensor, alive_after: torch.Tensor,
-            heading_err: torch.Tensor | None = None) -> None:
-        d = p.double() - g.double()
-        err = torch.linalg.vector_norm(d, dim=-1)
-        out = err >= SUCCESS_RADIUS_M
-        if heading_err is not None:
-            out = out | (heading_err >= SUCCESS_YAW_RAD)
-        self.last_out = torch.where(out, torch.full_like(self.last_out, s), self.last_out)
-        counted = alive_after if s > 0 else torch.ones_like(alive_after)
-        self.sq += torch.where(counted, err * err, 0.0)
-        self.count += counted.double()
-        if s >= self.half:
-            self.tail += d
-        if s == self.T1 - 1:
-            self.final = err
-
-    def result(self, r: Rollouts) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        last_out = self.last_out.cpu().numpy()
-        term = r.terminated
-        judge = (max(self.T1 - SUCCESS_WINDOW_STEPS, 0) if self.judge_from is None
-                 else self.judge_from.cpu().numpy())
-        success = ~term & (last_out < judge)
-        settled = ~term & (last_out < self.T1 - 1)
-        m = {"success": success, "terminated": term, "final_position_error": np.where(term, np.nan,
-                                                                                       self.final.cpu().numpy()),
-             "settling_time_s": np.where(settled, (last_out + 1) * r.dt_s, np.nan),
-             "rms_tracking_error": np.sqrt(self.sq.cpu().numpy() / self.count.cpu().numpy()),
-             "return": r.returns, "action_change": r.action_change}
-        return m, (self.tail / (self.T1 - self.half)).cpu().numpy()
-
-
-def heading_error(state: torch.Tensor, yaw_setpoint: torch.Tensor) -> torch.Tensor:
-    """(B,) rad in [0, pi]: the angle between the body x axis's heading (state (B, 17)) and the yaw setpoint (B,)."""
-    q = state[:, 3:7].double()
-    w, x, y, z = q.unbind(-1)
-    yaw = torch.atan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
-    d = yaw - yaw_setpoint.double()
-    return torch.atan2(torch.sin(d), torch.cos(d)).abs()
-
-
-def episode_metrics(r: Rollouts) -> dict[str, np.ndarray]:
-    """Per-episode success, termination, final error, settling time, RMS error, return and action change: from the
-    trajectories where the record has them, else the same quantities streamed while flying (rollout)."""
-    if r.position_error is None:
-        if r.streamed is None:
-            raise ValueError("this Rollouts record has neither trajectories nor streamed metrics")
-        return r.streamed
-    err = r.position_error  # (T + 1, E)
-    T1, E = err.shape
-    steps = np.arange(T1)[:, None]
-    alive_mask = (r.first_termination[None, :] < 0) | (steps <= r.first_termination[None, :])
-    within = err < SUCCESS_RADIUS_M
-    if r.heading_error is not None:
-        within = within & (r.heading_error < SUCCESS_YAW_RAD)
-    # settling: first step after which the error stays within the radius (survivors only)
-    outside = ~within
-    last_out = np.where(outside.any(0), T1 - 1 - np.argmax(outside[::-1], axis=0), -1)
-    judge = max(T1 - SUCCESS_WINDOW_STEPS, 0) if r.judge_from is None else r.judge_from
-    success = ~r.terminated & (last_out < judge)
-    settled = ~r.terminated & (last_out < T1 - 1)
-    settling = np.where(settled, (last_out + 1) * r.dt_s, np.nan)
-    rms = np.sqrt((np.where(alive_mask, err, 0.0) ** 2).sum(0) / alive_mask.sum(0))
-    final = np.where(r.terminated, np.nan, err[-1])
-    return {"success": success, "terminated": r.terminated, "final_position_error": final,
-            "settling_time_s": settling, "rms_tracking_error": rms, "return": r.returns,
-            "action_change": r.action_change}
-
-
-def _aggregate(m: dict[str, np.ndarray], sel: np.ndarray) -> dict:
-    def nanmean(x):
-        x = x[sel]
-        return float(np.nanmean(x)) if np.isfinite(x).any() else None
-
-    def nanmedian(x):
-        x = x[sel]
-        return float(np.nanmedian(x)) if np.isfinite(x).any() else None
-
-    return {
-        "episodes": int(sel.sum()),
-        "success_rate": float(m["success"][sel].mean()),
-        "termination_rate": float(m["terminated"][sel].mean()),
-        "final_position_error_mean": nanmean(m["final_position_error"]),
-        "final_position_error_median": nanmedian(m["final_position_error"]),
-        "settling_time_mean_s": nanmean(m["settling_time_s"]),
-        "rms_tracking_error_mean": float(m["rms_tracking_error"][sel].mean()),
-        "mean_return": float(m["return"][sel].mean()),
-        "mean_action_change": float(m["action_change"][sel].mean()),
-    }
-
-
-def summarize(r: Rollouts) -> dict:
-    m = episode_metrics(r)
-    per = {}
-    for i, name in enumerate(r.airframe_names):
-        key = name if name not in per else f"{name}#{i}"
-        if (r.airframe_index == i).any():  # (a partial HIL run may have none of an airframe's episodes)
-            per[key] = _aggregate(m, r.airframe_index == i)
-    return {"overall": _aggregate(m, np.ones_like(m["success"], dtype=bool)), "per_airframe": per}
 
 
 def envelope_notes(airframes: Sequence[Airframe], keys: Sequence[str]) -> dict[str, str]:

@@ -38,8 +38,8 @@ import torch
 
 from raptor.conventions import OBS_FORCE
 from raptor.errors import ConfigError
-from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
+from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.network import RaptorPolicyNet

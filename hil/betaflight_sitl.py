@@ -566,7 +566,8 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
              seed: int = 0, speed: float = 1.0, progress: bool = True, log=print, record: list | None = None) -> dict:
     """Configure, arm and fly `episodes` episodes of `scenario` (the same starts as `raptor eval --seed`); metrics
     with raptor eval's definitions, plus the bridge's counters."""
-    from raptor.evaluation import Rollouts, scenario_config, summarize
+    from raptor.evaluation import scenario_config
+    from raptor.metrics import Rollouts, summarize
     from raptor.sim.env import BatchedQuadrotorEnv
 
     plain, af = _sitl_airframe(airframe)

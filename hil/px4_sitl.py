@@ -36,7 +36,7 @@ import numpy as np
 
 from raptor import fileio
 from raptor.errors import ConfigError, RaptorError
-from raptor.evaluation import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
+from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 
 PX4_VERSION = "v1.15"
 EPISODE_S = 5.0
@@ -427,7 +427,7 @@ def rest_config():
 def sitl_metrics(flight: dict, name: str) -> dict:
     """The SITL episodes in `raptor eval`'s metrics.json shape (success on the position the policy flies on; the
     other one, estimate or ground truth, beside)."""
-    from raptor.evaluation import _aggregate
+    from raptor.metrics import aggregate
 
     rows = flight["episodes"]
     m = {"success": np.array([r["success"] for r in rows]), "terminated": np.array([r["terminated"] for r in rows]),
@@ -435,7 +435,7 @@ def sitl_metrics(flight: dict, name: str) -> dict:
          "settling_time_s": np.array([np.nan if r["settling_s"] is None else r["settling_s"] for r in rows]),
          "rms_tracking_error": np.array([r["rms"] for r in rows]), "return": np.full(len(rows), np.nan),
          "action_change": np.full(len(rows), np.nan)}
-    agg = _aggregate(m, np.ones(len(rows), dtype=bool))
+    agg = aggregate(m, np.ones(len(rows), dtype=bool))
     agg["success_rate_other_position"] = float(np.mean([r["success_other"] for r in rows]))
     agg["final_position_error_median_other_position"] = float(np.median([r["final_other"] for r in rows]))
     return {"overall": agg, "per_airframe": {name: agg}}

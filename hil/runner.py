@@ -22,7 +22,7 @@ import torch
 
 from raptor.conventions import NUM_PARAMETERS, SELF_TEST_TOLERANCE
 from raptor.errors import ConfigError, RaptorError
-from raptor.evaluation import Rollouts, markdown_table, scenario_config, summarize
+from raptor.evaluation import markdown_table, scenario_config
 from raptor.fileio import append_line, atomic_write_text, check_writable_folder
 from raptor.hil import protocol as P
 from raptor.hil.link import (
@@ -34,6 +34,7 @@ from raptor.hil.link import (
     Transport,
     qemu_argv,
 )
+from raptor.metrics import Rollouts, summarize
 from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
 
