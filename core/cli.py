@@ -78,7 +78,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "sample": (None, "sample randomized airframes (RAPTOR domain randomization) into a file"),
     "sim": (None, "a short batched rollout with a summary (hover or random actions)"),
     "eval": ("raptor.evaluation", "fly a policy on airframes and scenarios: tables, JSON, plots"),
-    "train": ("raptor.rl.train", "train one RL teacher per airframe (batched; sb3 or ray backends)"),
+    "train": ("raptor.rl.train_cli", "train one RL teacher per airframe (batched; sb3 or ray backends)"),
     "distill": ("raptor.distill.dagger", "distill teachers into the 2084-parameter student (BC, then DAgger)"),
     "export": ("raptor.policy_export.export",
                "export a policy for a flight controller (crazyflie, px4, betaflight), as portable C, or ONNX"),

@@ -44,8 +44,8 @@ from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
+from raptor.rl.config import parse_ids
 from raptor.rl.teacher import load_teacher
-from raptor.rl.train import parse_ids
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
@@ -119,7 +119,7 @@ class TeacherSet:
 
     def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
                  max_termination: float = 1.0, ids: str | None = None) -> None:
-        from raptor.rl.train import RunDir, status
+        from raptor.rl.run import RunDir, status
 
         rd = RunDir(teachers_dir)
         rows = status(rd)

@@ -136,7 +136,8 @@ def test_start_position_widens_only_the_training_starts():
     axis; the hover scenario that selects and judges the teacher keeps its 0.5 m."""
     from raptor.cli import build_parser
     from raptor.evaluation import scenario_config
-    from raptor.rl.train import config_from_args, teacher_airframe, training_env_config
+    from raptor.rl.train import teacher_airframe, training_env_config
+    from raptor.rl.train_cli import config_from_args
     from raptor.sim.airframe import named_airframe
     from raptor.sim.env import BatchedQuadrotorEnv
 
