@@ -18,46 +18,18 @@ import numpy as np
 
 from raptor import fileio
 from raptor.errors import ConfigError, RaptorError
-from raptor.hil.betaflight_packets import (  # noqa: F401
-    ARMING_DISABLE_FLAGS,
+from raptor.hil.betaflight_packets import (
     BETAFLIGHT_VERSION,
-    BF_MOTOR_INDEX,
-    FDM_FORMAT,
     GRAVITY,
-    MOTOR_FORMAT,
-    PACKET_FROM_BF_MOTOR,
     PORT_CLI,
     PORT_FDM,
-    PORT_MOTORS,
     PORT_RC,
-    POSITION_CLIP_M,
-    POSITION_RANGE_M,
-    RC_ACTIVATE,
-    RC_ARM,
-    RC_CHANNELS,
-    RC_FORMAT,
-    RC_POSITION,
-    RC_VELOCITY,
-    RCDATA_TO_RAW,
     SDIST_NAME,
     SDIST_VERSION,
-    SITL_CLI,
-    SITL_DT_S,
-    VELOCITY_CLIP_MPS,
-    VELOCITY_RANGE_MPS,
     Msp,
-    actions_to_motor_packet,
-    channel_to_value,
-    cli_configure,
-    motor_packet_to_actions,
-    msp_frame,
-    msp_parse,
     pack_fdm,
     pack_rc,
     rc_channels,
-    rc_to_errors,
-    unpack_fdm,
-    value_to_channel,
 )
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -78,33 +78,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+# --flag (argparse dest) -> TrainConfig field, for the flags that map one to one
+FLAG_FIELDS = {"device": "device", "seed": "seed", "teachers_per_shard": "teachers_per_shard", "threads": "threads",
+               "eval_every": "eval_every_steps", "eval_episodes": "eval_episodes", "candidates": "candidates",
+               "any_yaw": "any_yaw_fraction", "langevin": "langevin_fraction", "observation": "observation",
+               "start_scale": "start_velocity_scale", "checkpoint_every": "checkpoint_every_s",
+               "time_limit": "time_limit_s"}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     backend = args.backend or "batched"
     algo = args.algo or "ppo"
     default_steps = 300_000 if algo == "sac" else 5_000_000
     ppo = PPOConfig() if args.envs is None else replace(PPOConfig(), envs_per_teacher=args.envs)
     kw = {"backend": backend, "algo": algo, "steps": default_steps if args.steps is None else args.steps, "ppo": ppo}
-    for name in ("device", "seed", "teachers_per_shard", "threads"):
-        if getattr(args, name) is not None:
-            kw[name] = getattr(args, name)
     if algo == "sac":
         kw["eval_every_steps"] = 10_000
-    if args.eval_every is not None:
-        kw["eval_every_steps"] = args.eval_every
-    if args.eval_episodes is not None:
-        kw["eval_episodes"] = args.eval_episodes
-    if args.candidates is not None:
-        kw["candidates"] = args.candidates
+    for flag, name in FLAG_FIELDS.items():  # flags given override the config's defaults
+        if getattr(args, flag) is not None:
+            kw[name] = getattr(args, flag)
     if args.merge_candidates:
         kw["merge_candidates"] = True
-    if args.any_yaw is not None:
-        kw["any_yaw_fraction"] = args.any_yaw
-    if args.langevin is not None:
-        kw["langevin_fraction"] = args.langevin
-    if args.observation is not None:
-        kw["observation"] = args.observation
-    if args.start_scale is not None:
-        kw["start_velocity_scale"] = args.start_scale
     if args.feedback_gains is not None:
         try:
             kw["feedback_gains"] = tuple(float(x) for x in args.feedback_gains.split(","))
@@ -112,10 +106,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise ConfigError(f"bad --feedback-gains '{args.feedback_gains}': use e.g. 1,1.2,1.4") from None
     if args.start_position is not None:
         kw["init_min_position_m"] = kw["init_max_position_m"] = args.start_position
-    if args.checkpoint_every is not None:
-        kw["checkpoint_every_s"] = args.checkpoint_every
-    if args.time_limit is not None:
-        kw["time_limit_s"] = args.time_limit
     return TrainConfig(**kw)
 
 
