@@ -105,7 +105,7 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     # the episodes of `raptor eval` with the same arguments: same initial states and disturbances
     ref_env = BatchedQuadrotorEnv(afs, episodes, cfg, seed=seed)
     ref_env.reset()
-    x0, f0, t0_ = ref_env.state.clone(), ref_env.force.clone(), ref_env.torque.clone()
+    x0, force0, torque0 = ref_env.state.clone(), ref_env.force.clone(), ref_env.torque.clone()  # (E, 17), N, N m
     E, T = ref_env.num_envs, cfg.episode_steps
     position = np.zeros((T + 1, E, 3))
     target = np.zeros((T + 1, E, 3))
@@ -144,7 +144,7 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
                 p["integration"]["dt"] = 0.01 / native_every
                 af = type(af)(af.name, p, dict(af.meta))
             env = BatchedQuadrotorEnv([af], 1, replace(cfg, episode_steps=T * native_every), seed=seed)
-            env.set_state(x0[e:e + 1], force=f0[e:e + 1], torque=t0_[e:e + 1])
+            env.set_state(x0[e:e + 1], force=force0[e:e + 1], torque=torque0[e:e + 1])
             core = _core.Core(params, native_every, 0)
             core.set_heading(heading)
             if not client.reset(native_every, interval_us):
