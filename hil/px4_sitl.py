@@ -22,6 +22,7 @@ parameters, linear thrust, no drag), and both tables are printed side by side as
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -352,9 +353,36 @@ def fly_episodes(sih: Sih, episodes: int, seed: int, log=print, truth: bool = Tr
             f"final error {rows[-1]['final']:.3f} m ({'estimate' if truth else 'truth'} "
             f"{rows[-1]['final_other']:.3f} m), "
             f"{'success' if rows[-1]['success'] else 'no success'}")
+    yaw = yaw_turn(sih, setpoint, truth, log)
     return {"self_test_max_error": self_test, "takeoff_s": reached, "episodes": rows,
-            "truth_origin_offset_m": np.round(origin, 3).tolist(),
+            "truth_origin_offset_m": np.round(origin, 3).tolist(), "yaw_turn": yaw,
             "status": _status(sih).strip().splitlines()}
+
+
+def yaw_turn(sih: Sih, position_ned: np.ndarray, truth: bool, log=print, turn_deg: float = 180.0,
+             limit_s: float = 10.0) -> dict:
+    """The heading frame in PX4: `goto` the same position with a yaw setpoint turn_deg away from the vehicle's heading;
+    when the heading (SIH's ground truth) comes and stays within 10 deg, and the largest position error meanwhile."""
+    f = sih.topic("vehicle_local_position_groundtruth")
+    start = math.degrees(float(f.get("heading", "nan")))
+    target = (start + turn_deg + 180.0) % 360.0 - 180.0
+    sih.cmd("raptor_policy", "goto", *(f"{x:.4f}" for x in position_ned), f"{target:.2f}")
+    t0, worst, within_since, err = time.monotonic(), 0.0, None, float("nan")
+    while (t := time.monotonic() - t0) < limit_s:
+        p, g = sih.position(truth=truth), sih.topic("vehicle_local_position_groundtruth")
+        if p is not None and "heading" in g:
+            worst = max(worst, float(np.linalg.norm(p - position_ned)))
+            err = abs((math.degrees(float(g["heading"])) - target + 180.0) % 360.0 - 180.0)
+            within_since = (within_since or t) if err < 10.0 else None
+            if within_since is not None and t - within_since > 1.0:
+                break
+        time.sleep(0.1)
+    out = {"setpoint_deg": round(target, 1), "from_deg": round(start, 1), "within_10_deg_after_s":
+           None if within_since is None else round(within_since, 1), "final_heading_error_deg": round(err, 1),
+           "max_position_error_m": round(worst, 3)}
+    log(f"yaw turn by {turn_deg:g} deg: within 10 deg after {out['within_10_deg_after_s']} s, largest position "
+        f"error while turning {worst:.3f} m")
+    return out
 
 
 def _episode(samples: list[tuple[float, float, float]], left_offboard: bool) -> dict:

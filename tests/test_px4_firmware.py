@@ -51,6 +51,8 @@ def test_module_builds_in_px4_and_flies_in_sih(tmp_path):
     sitl, ours = m["overall"], m["raptor_eval"]["overall"]
     assert sitl["success_rate"] >= ours["success_rate"] - 0.10 - 1 / 4 + 1e-9  # within 10 points (+ 1 of 4 episodes)
     assert sitl["final_position_error_median"] < 0.1
+    yaw = flight["yaw_turn"]  # goto with a yaw 180 deg away: the heading frame turns the vehicle inside PX4
+    assert yaw["within_10_deg_after_s"] is not None and yaw["max_position_error_m"] < 0.2, yaw
     hb = m["hand_back"]
     for case in ("NaN setpoint", "release"):
         assert hb[case]["hold"] and hb[case]["reason_reported"] and hb[case]["latency_s"] < 1.0, hb

@@ -112,6 +112,7 @@ void RaptorPolicy::engage()
         return;
     }
     _own_setpoint_valid = false; /* the position where it engages, taken in Run() */
+    _own_yaw = __builtin_nanf(""); /* and its heading */
     _last_mode_request = 0;
     _handed_back = false;
     _engage_requested = true;
@@ -126,6 +127,8 @@ void RaptorPolicy::set_setpoint(const float ned[3])
     _own_setpoint_time = hrt_absolute_time();
     _own_setpoint_valid = true;
 }
+
+void RaptorPolicy::set_yaw(float yaw_ned_rad) { _own_yaw = yaw_ned_rad; }
 
 void RaptorPolicy::keepalive() { _own_setpoint_time = hrt_absolute_time(); }
 
@@ -243,8 +246,8 @@ void RaptorPolicy::Run()
         PX4_INFO("engaged");
     }
     _engaged_calls++;
-    float cos_yaw, sin_yaw;
-    if (!own && raptor_px4_yaw_to_flu(_setpoint.yaw, &cos_yaw, &sin_yaw)) { /* the companion's yaw setpoint */
+    float cos_yaw, sin_yaw; /* the yaw setpoint: goto's, or the companion's trajectory_setpoint.yaw, where set */
+    if (raptor_px4_yaw_to_flu(own ? _own_yaw : _setpoint.yaw, &cos_yaw, &sin_yaw)) {
         raptor_policy_set_yaw_setpoint(&_policy, cos_yaw, sin_yaw);
     }
     raptor_px4_vector_to_flu(_angular_velocity.xyz, obs.angular_velocity);
@@ -336,16 +339,19 @@ int RaptorPolicy::custom_command(int argc, char *argv[])
         self->keepalive();
         return PX4_OK;
     }
-    if (strcmp(argv[0], "goto") == 0 && argc == 4) {
-        float ned[3];
-        for (int i = 0; i < 3; i++) {
+    if (strcmp(argv[0], "goto") == 0 && (argc == 4 || argc == 5)) {
+        float v[4];
+        for (int i = 0; i < argc - 1; i++) {
             char *end = nullptr;
-            ned[i] = strtof(argv[i + 1], &end);
+            v[i] = strtof(argv[i + 1], &end);
             if (end == argv[i + 1] || *end != '\0') {
-                return print_usage("goto takes three numbers: north east down, in m (local frame)");
+                return print_usage("goto takes north east down in m (local frame), and optionally a yaw in degrees");
             }
         }
-        self->set_setpoint(ned);
+        if (argc == 5) { /* before the position: Run() never sees the new position with the old yaw */
+            self->set_yaw(v[3] * 0.017453292519943295f);
+        }
+        self->set_setpoint(v);
         return PX4_OK;
     }
     return print_usage("unknown command");
@@ -359,7 +365,8 @@ int RaptorPolicy::print_usage(const char *reason)
     PX4_INFO_RAW("raptor_policy: the RAPTOR foundation policy (README.md)\n"
                  "  start | stop | status\n"
                  "  engage              fly the policy in Offboard, holding the current position (RPT_EN = 1)\n"
-                 "  goto N E D          new setpoint, local NED in m (also the keepalive of RPT_SP_TO)\n"
+                 "  goto N E D [YAW]    new setpoint, local NED in m, and a yaw in degrees (NED: from north toward\n"
+                 "                      east; without it the heading of engagement is held); also RPT_SP_TO's keepalive\n"
                  "  keepalive           refresh the RPT_SP_TO timer without moving the setpoint\n"
                  "  release             hand control back to PX4 (Hold)\n");
     return 0;

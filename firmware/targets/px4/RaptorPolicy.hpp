@@ -29,6 +29,7 @@ public:
     void engage();
     /* raptor_policy goto N E D: the next setpoint (local NED, m); also the keepalive of RPT_SP_TO. */
     void set_setpoint(const float ned[3]);
+    void set_yaw(float yaw_ned_rad); /* NaN: hold the heading of engagement */
     void keepalive();
     /* raptor_policy release: hand control back (Hold) and stop publishing offboard_control_mode. */
     void release();
@@ -73,6 +74,7 @@ private:
     volatile bool _engage_requested{false};
     volatile bool _own_setpoint_valid{false};
     float _own_setpoint[3]{};
+    volatile float _own_yaw{__builtin_nanf("")}; /* rad, NED; NaN: no yaw setpoint */
     volatile hrt_abstime _own_setpoint_time{0};
     hrt_abstime _last_mode_request{0};
 
