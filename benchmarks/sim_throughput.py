@@ -55,23 +55,18 @@ def ours(n: int, compiled: bool, device: str, seconds: float) -> float:
 
 def l2f_rate(n: int, seconds: float) -> float | None:
     try:
-        import l2f
+        import l2f  # noqa: F401  (present: the rate is measured; absent: None)
         import numpy as np
     except ImportError:
         return None
     chunk = min(n, 8192)
     reps = n // chunk
-    vec = l2f.vector_selector[chunk]
-    dev = l2f.Device()
+    from raptor.l2f_check import l2f_vector_env
+
     sims = []
     for r in range(reps):
-        rng, env, params = vec.VectorRng(), vec.VectorEnvironment(), vec.VectorParameters()
-        state, nxt = vec.VectorState(), vec.VectorState()
-        vec.initialize_rng(dev, rng, r)
-        vec.initialize_environment(dev, env)
-        vec.sample_initial_parameters(dev, env, params, rng)
-        vec.sample_initial_state(dev, env, params, state, rng)
-        sims.append([rng, env, params, state, nxt])
+        vec, dev, *sim = l2f_vector_env(chunk, r)
+        sims.append(sim)
     obs = np.zeros((chunk, 82), np.float32)
     act = np.full((chunk, 4), 0.1, np.float32)
     rew = np.zeros(chunk, np.float32)
