@@ -18,7 +18,7 @@ from raptor.fileio import (
     read_checked,
     read_json,
 )
-from raptor.rl.config import RUN_FORMAT, RUN_VERSION, TrainConfig, parse_ids  # noqa: F401
+from raptor.rl.config import RUN_FORMAT, TrainConfig
 from raptor.sim.airframe import Airframe, load_airframes
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -88,6 +88,8 @@ class HeadingFrame:
 
     def __init__(self, governor: HeadingGovernor) -> None:
         self.governor = governor
+        # the C core's float32 constants, as Python scalars (no tensor built per call)
+        self._constants = tuple(float(torch.tensor(v, dtype=torch.float32)) for v in governor.constants())
         self.ref: torch.Tensor | None = None  # (B, 2) committed reference heading (cos, sin), world
         self.valid: torch.Tensor | None = None  # (B,) bool: ref was set since the reset
 
@@ -114,7 +116,7 @@ class HeadingFrame:
             setpoint = torch.zeros((B, 2), dtype=obs.dtype, device=obs.device)
             setpoint[:, 0] = 1
         setpoint = setpoint.to(obs.dtype)
-        cs, ss, cl, sl = (torch.tensor(v, dtype=obs.dtype, device=obs.device) for v in self.governor.constants())
+        cs, ss, cl, sl = self._constants
         hx, hy = obs[:, 3], obs[:, 6]  # R00, R10: the body x axis in the world x-y plane
         n2 = hx * hx + hy * hy
         has = n2 > HEADING_MIN_NORM2
