@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from raptor.errors import ConfigError
-from raptor.hil import px4_sitl
+from raptor.hil import px4_build, px4_sitl
 
 
 def test_sih_airframe_is_sihs_default_quadrotor():
@@ -32,7 +32,7 @@ def test_sih_airframe_is_sihs_default_quadrotor():
 @pytest.mark.px4
 def test_module_builds_in_px4_and_flies_in_sih(tmp_path):
     try:
-        tree = px4_sitl.px4_tree(px4_sitl.px4_source(None))
+        tree = px4_build.px4_tree(px4_build.px4_source(None))
     except ConfigError as e:
         pytest.skip(str(e))
     for tool in ("make", "cmake", "ninja", "g++"):
