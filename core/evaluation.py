@@ -48,6 +48,7 @@ from raptor.metrics import (  # noqa: F401  (re-exported: raptor.evaluation's na
     heading_error,
     summarize,
 )
+from raptor.runtime import run_episodes
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
@@ -109,75 +110,19 @@ def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", epis
     trajectories: False keeps only the per-episode metrics, accumulated on the device (no per-step copies)."""
     cfg = config or scenario_config(scenario, device)
     env = make_env(sim, airframes, episodes, cfg, seed, external)
-    T = steps or cfg.episode_steps
-    E = env.num_envs
-    obs = env.reset()
-    force = env.force.detach().cpu().double().numpy().copy() if hasattr(env, "force") else None
-    policy.reset(E)
-    has_yaw = cfg.has_yaw_target
-    judge_from = None
-    if cfg.target == "step":  # judged from STEP_SETTLE_S after the last setpoint step (at least the last step)
-        dt = float(env.params.dt[0])
-        judge = torch.ceil((env.step_times().double() + STEP_SETTLE_S) / dt - 1e-9).long().clamp(max=T)
-        judge_from = judge.cpu().numpy()
-    acc = MetricStream(E, T, env.device, None if judge_from is None else judge)
-    pos, tgt, head = [], [], []
+    hooks = [] if record is None else [StateRecorder(record)]
+    return run_episodes(policy, env, steps or cfg.episode_steps, hooks=hooks, trajectories=trajectories,
+                        airframe_names=[a.name for a in airframes], progress=f"eval {scenario}" if progress else None)
 
-    def observe(t: int, alive: torch.Tensor) -> None:  # the state after t steps (t = 0: the start)
-        p, g = env.state[:, 0:3], env.target()[:, 0:3]
-        he = heading_error(env.state, env.target_yaw()) if has_yaw else None
-        acc.add(t, p, g, alive, he)
-        if trajectories:
-            pos.append(p.detach().clone())
-            tgt.append(g.detach().clone())
-            if he is not None:
-                head.append(he.detach().clone())
 
-    alive = torch.ones(E, dtype=torch.bool, device=env.device)
-    first_term = torch.full((E,), -1, dtype=torch.long, device=env.device)
-    ret = torch.zeros(E, dtype=torch.float64, device=env.device)
-    dact = torch.zeros(E, dtype=torch.float64, device=env.device)
-    observe(0, alive)
-    prev_a = None
-    iterator = range(T)
-    if progress:
-        from tqdm import tqdm
+class StateRecorder:
+    """A run_episodes hook: appends the state (B, 17) after every env step to a list (numpy)."""
 
-        iterator = tqdm(iterator, desc=f"eval {scenario}", unit="step", leave=False)
-    for t in iterator:
-        obs = torch.where(alive[:, None], obs, torch.zeros_like(obs))  # finished episodes: inputs ignored
-        if has_yaw:  # the yaw setpoint reaches the policy (a policy with a heading governor turns to it)
-            a = policy.step(obs.to(policy.dtype), yaw_setpoint=env.target_yaw().to(policy.dtype))
-        else:
-            a = policy.step(obs.to(policy.dtype))
-        a = a.to(env.state.dtype)
-        a = torch.where(alive[:, None], a, torch.zeros_like(a))
-        if prev_a is not None:
-            dact += torch.where(alive, (a - prev_a).abs().mean(-1).double(), 0.0)
-        prev_a = a
-        rew, term, obs = env.physics_step(a)
-        ret += torch.where(alive, rew.double(), 0.0)
-        newly = term & alive
-        first_term = torch.where(newly, torch.full_like(first_term, t), first_term)
-        alive = alive & ~term
-        observe(t + 1, alive)
-        if record is not None:
-            record.append(env.state.detach().cpu().numpy().copy())
-    ft = first_term.cpu().numpy()
-    n_steps = np.where(ft < 0, T, ft + 1)
-    position = target = error = None
-    if trajectories:
-        position = torch.stack(pos).cpu().double().numpy()
-        target = torch.stack(tgt).cpu().double().numpy()
-        error = np.linalg.norm(position - target, axis=-1)
-    r = Rollouts(
-        airframe_names=[a.name for a in airframes], airframe_index=env.airframe_index.cpu().numpy(),
-        position=position, target=target, position_error=error,
-        terminated=ft >= 0, first_termination=ft, returns=ret.cpu().numpy(),
-        action_change=dact.cpu().numpy() / np.maximum(n_steps - 1, 1), dt_s=float(env.params.dt[0]), force=force,
-        heading_error=torch.stack(head).cpu().double().numpy() if head else None, judge_from=judge_from)
-    r.streamed, r.second_half_error = acc.result(r)
-    return r
+    def __init__(self, out: list) -> None:
+        self.out = out
+
+    def after_step(self, t, env, action, reward, terminated, alive) -> None:
+        self.out.append(env.state.detach().cpu().numpy().copy())
 
 
 def envelope_notes(airframes: Sequence[Airframe], keys: Sequence[str]) -> dict[str, str]:

@@ -29,23 +29,18 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from raptor.conventions import OBS_FORCE
+from raptor.distill.collect import Dataset, Labeller, StudentPolicy, TeacherSet, collect  # noqa: F401 (API)
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
-from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.network import RaptorPolicyNet
-from raptor.rl.batched import BatchedMLP
-from raptor.rl.config import parse_ids
-from raptor.rl.teacher import load_teacher
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
@@ -110,62 +105,6 @@ class DistillConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Teachers
-
-
-class TeacherSet:
-    """All teachers of a `raptor train` run, stacked into one batched actor: (K, N, 29) -> (K, N, 4); teachers
-    trained on the reference observation read its first 26 values."""
-
-    def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
-                 max_termination: float = 1.0, ids: str | None = None) -> None:
-        from raptor.rl.run import RunDir, status
-
-        rd = RunDir(teachers_dir)
-        rows = status(rd)
-        damaged = [f"{r['id']} ({r['state']})" for r in rows if r["state"].startswith("damaged")]
-        if damaged:
-            raise ConfigError(f"teachers {', '.join(damaged)} in '{teachers_dir}' are damaged; retrain them "
-                              "(delete their folders, then raptor train --out DIR --resume) or leave them out with "
-                              "--ids")
-        if ids is not None:
-            wanted = set(parse_ids(ids, 1 + max((r["id"] for r in rows), default=-1)))
-            rows = [r for r in rows if r["id"] in wanted]
-        rows = [r for r in rows if r["state"] == "finished" and (r["passed"] or not only_passed)
-                and r["termination_rate"] <= max_termination]
-        if not rows:
-            raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'"
-                              f"{'' if ids is None else f' among --ids {ids}'}; train them with raptor train "
-                              "(or pass --include-failed)")
-        self.ids = [r["id"] for r in rows]
-        actors, metas, self.airframes = [], [], []
-        for i in self.ids:
-            d = rd.teacher_dir(i)
-            a, meta = load_teacher(d / "teacher.safetensors")
-            actors.append(a)
-            metas.append(meta)
-            af = read_json(d / "airframe.json", "teacher airframe", "retrain that teacher")
-            self.airframes.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
-        sizes = {tuple(m["sizes"]) for m in metas}
-        if len(sizes) != 1:
-            raise ConfigError(f"teachers have different network sizes {sorted(sizes)}; distill them separately")
-        self.K = len(self.ids)
-        self.mlp = BatchedMLP(self.K, next(iter(sizes)))
-        for k, a in enumerate(actors):
-            self.mlp.load_teacher_state(k, a.mlp.teacher_state(0))
-        self.tanh = torch.tensor([a.output == "tanh" for a in actors])
-
-    def to(self, device: str) -> TeacherSet:
-        self.mlp, self.tanh = self.mlp.to(device), self.tanh.to(device)
-        return self
-
-    @torch.no_grad()
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(obs[..., :self.mlp.sizes[0]])
-        return torch.where(self.tanh[:, None, None], torch.tanh(y), y.clamp(-1, 1))
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Student sequences
 
 
@@ -181,63 +120,6 @@ def student_sequence(net: RaptorPolicyNet, obs: torch.Tensor, hidden: bool = Fal
 
 
 AUX_SCALE = 10.0  # disturbance targets in 0.1 g (RMS over sampled airframes ~0.06 g, up to ~0.5 g)
-
-
-@dataclass
-class Dataset:
-    student_obs: torch.Tensor  # (T, E, 22) position corrected by the teacher's offset
-    labels: torch.Tensor  # (T, E, 4) teacher actions
-    mask: torch.Tensor  # (T, E) bool, steps before termination
-    returns: torch.Tensor  # (E,) RAPTOR reward of the flying policy
-    terminated: torch.Tensor  # (E,) bool
-    final_position: torch.Tensor  # (250, E, 3) positions over steps 250-499 (offset estimate)
-    disturbance: torch.Tensor  # (E, 3) the episode's constant disturbance force in g (f / (m |g|)), world frame
-
-    def failed(self) -> torch.Tensor:
-        """(E,) bool: the episode did not succeed as raptor.evaluation counts it (terminated, or farther than
-        0.1 m from the target at some step of the last second)."""
-        far = (self.final_position[-SUCCESS_WINDOW_STEPS:].norm(dim=-1) >= SUCCESS_RADIUS_M).any(0)
-        return self.terminated | far
-
-
-@torch.no_grad()
-def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolicyNet | None, T: int,
-            offsets: torch.Tensor | None, seed: int) -> Dataset:
-    """Fly every airframe's episodes with the teacher (student None) or the student; label every state."""
-    B, K = env.num_envs, teachers.K
-    M = B // K
-    dev, dt = env.device, env.state.dtype
-    obs = env.reset(seed=seed)
-    S = torch.zeros((T, B, 22), device=dev, dtype=dt)
-    L = torch.zeros((T, B, 4), device=dev, dtype=dt)
-    mask = torch.zeros((T, B), dtype=torch.bool, device=dev)
-    final_pos = torch.zeros((max(T - T // 2, 1), B, 3), device=dev, dtype=dt)  # p - p_des
-    alive = torch.ones(B, dtype=torch.bool, device=dev)
-    ret = torch.zeros(B, dtype=torch.float64, device=dev)
-    h = student.initial_hidden(B) if student is not None else None
-    off = None if offsets is None else offsets.repeat_interleave(M, 0)  # (B, 3)
-    disturbance = None
-    for t in range(T):
-        target = env.target()  # (B, 6) p_des, v_des world: the teachers see the state relative to it
-        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, target, env.external_force())
-        if disturbance is None:
-            disturbance = t_obs[:, OBS_FORCE].clone()
-        label = teachers(t_obs.reshape(K, M, -1)).reshape(B, 4)
-        s_obs = obs.clone()
-        if off is not None:
-            s_obs[:, 0:3] -= off
-        S[t], L[t], mask[t] = torch.where(alive[:, None], s_obs, 0.0), label, alive
-        if student is None:
-            a = label
-        else:
-            a, h = student.step(torch.where(alive[:, None], obs, 0.0), h)
-        a = torch.where(alive[:, None], a, 0.0)
-        rew, term, obs = env.physics_step(a)
-        ret += torch.where(alive, rew.double(), 0.0)
-        alive = alive & ~term
-        if t >= T // 2:
-            final_pos[t - T // 2] = env.state[:, 0:3] - env.target()[:, 0:3]
-    return Dataset(S, L, mask, ret, ~alive, final_pos, disturbance)
 
 
 def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset, batch_size: int,

@@ -69,18 +69,21 @@ def source_file(policy_name: str) -> Path | None:
 
 def flight_observations(policy, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """States (T, 17) and raw actions (T, 4) of the policy hovering a crazyflie in our simulator."""
+    from raptor.runtime import run_episodes
     from raptor.sim.airframe import named_airframe
     from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
     env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 1, EnvConfig(target="hover"), seed=seed)
-    obs = env.reset()
-    policy.reset(1)
     states, actions = [], []
-    for _ in range(steps):
-        a = policy.step(obs)
-        states.append(env.state[0].clone())
-        actions.append(a[0].clone())
-        _, _, obs = env.physics_step(a)
+
+    class Record:  # the state before each step and the action applied in it
+        def observe(self, t, env, obs, alive):
+            states.append(env.state[0].clone())
+
+        def after_step(self, t, env, action, reward, terminated, alive):
+            actions.append(action[0].clone())
+
+    run_episodes(policy, env, steps, hooks=[Record()], trajectories=False)
     return torch.stack(states).numpy(), torch.stack(actions).numpy()
 
 

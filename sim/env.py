@@ -22,8 +22,10 @@ import torch
 
 from raptor.conventions import PRIVILEGED_OBS_DIM, STUDENT_OBS_DIM, TEACHER_OBS_DIM
 from raptor.errors import ConfigError, InputError
-from raptor.sim import dynamics, mdp
+from raptor.sim import functional as F
+from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, AirframeBatch
+from raptor.sim.functional import EnvState, Physics, StepOutputs, figure_eight, transition  # noqa: F401 (API)
 
 TargetMode = Literal["airframe", "hover", "langevin", "figure_eight", "step"]
 
@@ -125,38 +127,6 @@ class EnvConfig:
         return self.observation in ("teacher", "privileged")
 
 
-def figure_eight(t_s: torch.Tensor, radius_m: float, period_s: float) -> torch.Tensor:
-    """Lemniscate target (B, 6) = (p_des, v_des) world at times t_s (B,), centred at the origin, z = 0."""
-    w = 2 * math.pi / period_s
-    s, c = torch.sin(w * t_s), torch.cos(w * t_s)
-    s2, c2 = torch.sin(2 * w * t_s), torch.cos(2 * w * t_s)
-    z = torch.zeros_like(t_s)
-    return torch.stack([radius_m * s, radius_m * s2 / 2, z, radius_m * w * c, radius_m * w * c2, z], -1)
-
-
-def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation: str, state: torch.Tensor,
-               action: torch.Tensor, last_action: torch.Tensor, force_w: torch.Tensor, torque_b: torch.Tensor,
-               target: torch.Tensor, next_target: torch.Tensor | None, integrate=dynamics.integrate,
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One env step as a pure function of the physics engine `integrate(params, x, command, force_w, torque_b)`.
-
-    Returns (next_state (B, 17), reward (B,), terminated (B,), observation (B, D) of next_state). target (B, 6)
-    is the pre-step target the reward uses, next_target the one the observation is relative to (None: absolute).
-    """
-    nxt = integrate(params, state, dynamics.motor_command(params, action), force_w, torque_b)
-    term = mdp.terminated(params, nxt)
-    rew = mdp.reward(params, reward_cfg, state, action, nxt, last_action, target, term)
-    if observation == "teacher":
-        assert next_target is not None
-        obs = mdp.observe_teacher(params, nxt, action, next_target)
-    elif observation == "privileged":
-        assert next_target is not None
-        obs = mdp.observe_privileged(params, nxt, action, next_target, force_w)
-    else:
-        obs = mdp.observe_student(nxt, action, next_target)
-    return nxt, rew, term, obs
-
-
 _REWARD_WARNED: set[tuple[str, str]] = set()
 
 
@@ -178,12 +148,13 @@ def warn_reward_mismatch(airframes: Sequence[Airframe], reward: mdp.RewardConfig
 class BatchedQuadrotorEnv:
     """N airframes x M envs per airframe; env b flies airframe `airframe_index[b]` = b // M.
 
-    Per-env arrays are stored structure-of-arrays (component x batch, contiguous along the batch), which the
-    fused compiled transition reads and writes directly; `state`, `force`, ... are (B, k) views of them.
+    A thin stateful wrapper over the functional core (raptor.sim.functional): it holds the parameters, the config,
+    the generator, the physics engine (`physics`, a value) and the record of the envs (`s`, an EnvState), and
+    replaces that record on every reset and step. `state`, `force`, ... are (B, k) views of the record.
     """
 
     def __init__(self, airframes: Sequence[Airframe] | AirframeBatch, envs_per_airframe: int = 1,
-                 config: EnvConfig = EnvConfig(), seed: int | None = None) -> None:
+                 config: EnvConfig = EnvConfig(), seed: int | None = None, physics: Physics | None = None) -> None:
         if envs_per_airframe <= 0:
             raise ConfigError("envs_per_airframe must be positive")
         self.config = config
@@ -207,43 +178,34 @@ class BatchedQuadrotorEnv:
             self.params = dataclasses.replace(self.params, term_position=torch.full_like(inf, config.crash_box_m),
                                               term_linear_velocity=inf, term_angular_velocity=inf,
                                               term_enabled=torch.ones_like(self.params.term_enabled))
-        self.num_envs = B = self.params.batch_size
+        self.num_envs = self.params.batch_size
         self.obs_dim = config.obs_dim
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(0 if seed is None else seed)
-        z = lambda k: torch.zeros((k, B), dtype=dtype, device=self.device)  # noqa: E731
-        self._x = z(17)  # (17, B) state, see raptor.conventions
-        self._force = z(3)  # (3, B) N world, constant per episode
-        self._torque = z(3)  # (3, B) N m body, constant per episode
-        self._gust = z(3)  # (3, B) N world, Ornstein-Uhlenbeck
-        self._last_action = z(4)  # (4, B) previous unclipped action; 0 after reset (d_action reward)
-        self._prev_action_obs = z(4)  # (4, B) observed action-history slot; normalized motors after reset
-        self._target_state = z(12)  # (12, B) Langevin process [x_raw, v_raw, x_s, v_s]
-        self._zero_target = z(6)
-        self._step_time = torch.zeros(B, dtype=dtype, device=self.device)  # s, target "step"
-        self._step_offset = torch.zeros((B, 3), dtype=dtype, device=self.device)  # m world
-        self._yaw_step_time = torch.zeros(B, dtype=dtype, device=self.device)  # s, target "step" with a yaw step
-        self._yaw_step = torch.zeros(B, dtype=dtype, device=self.device)  # rad about world z
-        self.langevin = torch.zeros(B, dtype=torch.bool, device=self.device)
-        self.steps = torch.zeros(B, dtype=torch.long, device=self.device)
+        self.s = EnvState.zeros(self.num_envs, dtype, self.device)
         self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
-        self._relative = config.teacher_observation or config.student_target_relative
-        self._integrate = dynamics.integrate  # the physics engine; raptor.sim.mujoco_engine swaps in MuJoCo
-        if config.compile:
-            from raptor.sim.fused import make_transition, pack_constants
+        if physics is None:
+            physics = Physics()
+            if config.compile:
+                from raptor.sim.fused import make_transition, pack_constants
 
-            self._constants, index = pack_constants(self.params)
-            self._fused = torch.compile(make_transition(index, config.reward, config.observation, self._relative),
-                                        dynamic=False)
+                relative = config.teacher_observation or config.student_target_relative
+                constants, index = pack_constants(self.params)
+                physics = Physics("fused", fused=torch.compile(
+                    make_transition(index, config.reward, config.observation, relative), dynamic=False),
+                    constants=constants)
+        self.physics = physics
 
-    # (B, k) views of the structure-of-arrays storage
-    state = property(lambda self: self._x.t(), doc="(B, 17) state: p, q wxyz, v, w body, motors")
-    force = property(lambda self: self._force.t(), doc="(B, 3) N world, constant disturbance force")
-    torque = property(lambda self: self._torque.t(), doc="(B, 3) N m body, constant disturbance torque")
-    gust = property(lambda self: self._gust.t(), doc="(B, 3) N world, gust force")
-    last_action = property(lambda self: self._last_action.t(), doc="(B, 4) previous action (reward)")
-    prev_action_obs = property(lambda self: self._prev_action_obs.t(), doc="(B, 4) observed previous action")
-    target_state = property(lambda self: self._target_state.t(), doc="(B, 12) Langevin process state")
+    # (B, k) views of the record
+    state = property(lambda self: self.s.state, doc="(B, 17) state: p, q wxyz, v, w body, motors")
+    force = property(lambda self: self.s.force.t(), doc="(B, 3) N world, constant disturbance force")
+    torque = property(lambda self: self.s.torque.t(), doc="(B, 3) N m body, constant disturbance torque")
+    gust = property(lambda self: self.s.gust.t(), doc="(B, 3) N world, gust force")
+    last_action = property(lambda self: self.s.last_action.t(), doc="(B, 4) previous action (reward)")
+    prev_action_obs = property(lambda self: self.s.prev_action_obs.t(), doc="(B, 4) observed previous action")
+    target_state = property(lambda self: self.s.target_state.t(), doc="(B, 12) Langevin process state")
+    langevin = property(lambda self: self.s.langevin, doc="(B,) bool: the episode tracks the Langevin target")
+    steps = property(lambda self: self.s.steps, doc="(B,) env steps since the episode started")
 
     # ------------------------------------------------------------------------------------------------------------
     def seed(self, seed: int) -> None:
@@ -251,36 +213,15 @@ class BatchedQuadrotorEnv:
 
     def target(self) -> torch.Tensor:
         """Current target (B, 6) = (p_des, v_des), world."""
-        return self._next_target(self.steps)
+        return F.target(self.params, self.config, self.s)
 
     def target_yaw(self) -> torch.Tensor:
         """Current yaw setpoint (B,) rad about world z (FLU); 0 unless the config has a yaw target."""
-        if not self.config.has_yaw_target:
-            return torch.zeros(self.num_envs, dtype=self._x.dtype, device=self.device)
-        after = self.steps.to(self._x.dtype) * self.params.dt >= self._yaw_step_time
-        return torch.where(after, self._yaw_step, torch.zeros_like(self._yaw_step))
+        return F.target_yaw(self.params, self.config, self.s)
 
     def step_times(self) -> torch.Tensor:
         """(B,) s: the last setpoint step time of each episode (target "step"; the yaw step's too), else 0."""
-        if self.config.target != "step":
-            return torch.zeros(self.num_envs, dtype=self._x.dtype, device=self.device)
-        if self.config.has_yaw_target:
-            return torch.maximum(self._step_time, self._yaw_step_time)
-        return self._step_time
-
-    def _next_target(self, steps: torch.Tensor) -> torch.Tensor:
-        mode = self.config.target
-        if mode == "figure_eight":
-            t = steps.to(self._x.dtype) * self.params.dt
-            return figure_eight(t, self.config.figure_eight_radius_m, self.config.figure_eight_period_s)
-        if mode == "hover":
-            return self._zero_target.t()
-        if mode == "step":
-            after = (steps.to(self._x.dtype) * self.params.dt >= self._step_time)[:, None]
-            p = torch.where(after, self._step_offset, torch.zeros_like(self._step_offset))
-            return torch.cat([p, torch.zeros_like(p)], -1)
-        tgt = self.target_state[:, 6:12]
-        return torch.where(self.langevin[:, None], tgt, torch.zeros_like(tgt))
+        return F.step_times(self.config, self.s)
 
     def reset(self, seed: int | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Start new episodes in all envs (or where mask (B,) is True); returns observations (B, D)."""
@@ -288,51 +229,23 @@ class BatchedQuadrotorEnv:
             self.gen.manual_seed(seed)
         idx = None if mask is None else mask.nonzero().squeeze(-1)
         params = self.params if idx is None else self.params.index(idx)
-        weight = (self.weight_n if idx is None else self.weight_n[idx])[:, None]
-        x, force, torque = mdp.sample_initial_state(params, self.gen, self.config.init)
-        d = self.config.disturbance
-        if not d.airframe_force:
-            force = torch.zeros_like(force)
-        if d.constant_force_fraction > 0:
-            force = force + d.constant_force_fraction * weight * torch.randn(
-                force.shape, generator=self.gen, device=self.device, dtype=force.dtype)
-        gust = torch.zeros_like(force)
-        if d.gust_fraction > 0:
-            gust = d.gust_fraction * weight * torch.randn(force.shape, generator=self.gen, device=self.device,
-                                                          dtype=force.dtype)
-        u = torch.rand(params.batch_size, generator=self.gen, device=self.device, dtype=x.dtype)
-        if self.config.target == "airframe":
-            langevin = u < params.langevin_fraction
-        else:
-            langevin = torch.full_like(u, self.config.target == "langevin", dtype=torch.bool)
-        self._start(idx, x, force, torque, gust, langevin, mdp.normalized_motors(params, x[:, 13:17]))
-        if self.config.target == "step":
-            n = params.batch_size
-            lo, hi = self.config.step_time_s
-            t = lo + (hi - lo) * torch.rand(n, generator=self.gen, device=self.device, dtype=x.dtype)
-            d = torch.randn((n, 3), generator=self.gen, device=self.device, dtype=x.dtype)
-            d = self.config.step_size_m * d / torch.linalg.vector_norm(d, dim=-1, keepdim=True).clamp_min(1e-9)
-            if idx is None:
-                self._step_time, self._step_offset = t, d
-            else:
-                self._step_time, self._step_offset = self._step_time.clone(), self._step_offset.clone()
-                self._step_time[idx], self._step_offset[idx] = t, d
-            if self.config.has_yaw_target:  # drawn after the position step: its draws are unchanged
-                ty = lo + (hi - lo) * torch.rand(n, generator=self.gen, device=self.device, dtype=x.dtype)
-                yaw = self.config.step_yaw_rad * (2 * torch.rand(n, generator=self.gen, device=self.device,
-                                                                 dtype=x.dtype) - 1)
-                if idx is None:
-                    self._yaw_step_time, self._yaw_step = ty, yaw
-                else:
-                    self._yaw_step_time, self._yaw_step = self._yaw_step_time.clone(), self._yaw_step.clone()
-                    self._yaw_step_time[idx], self._yaw_step[idx] = ty, yaw
+        self.s = self.s.with_rows(idx, F.new_episodes(params, self.config, self.gen))
+        return self.observe()
+
+    def load(self, s: EnvState) -> torch.Tensor:
+        """Continue from a record (e.g. episode e of another env of the same airframe and config: `env.s.rows([e])`,
+        to fly it alone, as HIL and the SITL bridges do); returns the observation (B, D)."""
+        if s.batch_size != self.num_envs:
+            raise InputError(f"the record has {s.batch_size} envs, this env {self.num_envs}")
+        self.s = EnvState(**{k: v.to(self.device, self.s.x.dtype) if v.is_floating_point() else v.to(self.device)
+                             for k, v in vars(s).items()})
         return self.observe()
 
     def set_state(self, state: torch.Tensor, *, force: torch.Tensor | None = None, torque: torch.Tensor | None = None,
                   mask: torch.Tensor | None = None) -> None:
         """Start new episodes from given states (B, 17) where mask is True, with the reference's reset semantics:
         previous-action observation = normalized motor state, last action 0, target at the origin."""
-        state = torch.as_tensor(state, dtype=self._x.dtype, device=self.device)
+        state = torch.as_tensor(state, dtype=self.s.x.dtype, device=self.device)
         if state.shape != self.state.shape:
             raise InputError(f"state has shape {tuple(state.shape)}, expected {tuple(self.state.shape)}")
         if not bool(torch.isfinite(state).all()):
@@ -341,60 +254,17 @@ class BatchedQuadrotorEnv:
         pick = (lambda t: t) if idx is None else (lambda t: t[idx])  # noqa: E731
         zeros = torch.zeros_like(pick(self.force))
         params = self.params if idx is None else self.params.index(idx)
-        self._start(idx, pick(state), zeros if force is None else pick(force),
-                    zeros if torque is None else pick(torque),
-                    zeros, pick(self.langevin), mdp.normalized_motors(params, pick(state)[:, 13:17]))
-
-    def _start(self, idx: torch.Tensor | None, x: torch.Tensor, force: torch.Tensor, torque: torch.Tensor,
-               gust: torch.Tensor, langevin: torch.Tensor, prev_action_obs: torch.Tensor) -> None:
-        """Write new episodes (values (n, k)) into rows idx (all rows when None); storage stays contiguous SoA."""
-        def put(current: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-            if idx is None:
-                return value.t().contiguous()
-            out = current.clone()
-            out[:, idx] = value.t()
-            return out
-
-        n = x.shape[0]
-        self._x = put(self._x, x)
-        self._force = put(self._force, force)
-        self._torque = put(self._torque, torque)
-        self._gust = put(self._gust, gust)
-        self._prev_action_obs = put(self._prev_action_obs, prev_action_obs)
-        self._last_action = put(self._last_action, torch.zeros_like(prev_action_obs))
-        self._target_state = put(self._target_state, torch.zeros((n, 12), dtype=x.dtype, device=self.device))
-        if idx is None:
-            self.langevin, self.steps = langevin.clone(), torch.zeros_like(self.steps)
-        else:
-            self.langevin = self.langevin.clone()
-            self.langevin[idx] = langevin
-            self.steps = self.steps.clone()
-            self.steps[idx] = 0
+        current = self.s if idx is None else self.s.rows(idx)
+        self.s = self.s.with_rows(idx, F.restart(params, current, pick(state), zeros if force is None else pick(force),
+                                                 zeros if torque is None else pick(torque)))
 
     # ------------------------------------------------------------------------------------------------------------
     def observe(self) -> torch.Tensor:
         """Observation (B, D) of the current state: student (22), teacher (26) or privileged teacher (29)."""
-        tgt = self.target()
-        if self.config.observation == "teacher":
-            obs = mdp.observe_teacher(self.params, self.state, self.prev_action_obs, tgt)
-        elif self.config.observation == "privileged":
-            obs = mdp.observe_privileged(self.params, self.state, self.prev_action_obs, tgt, self.external_force())
-        else:
-            obs = mdp.observe_student(self.state, self.prev_action_obs,
-                                      tgt if self.config.student_target_relative else None)
-        return self._add_noise(obs)
-
-    def _add_noise(self, obs: torch.Tensor) -> torch.Tensor:
-        noise = self.config.observation_noise
-        if not noise.enabled:
-            return obs
-        std = torch.zeros(obs.shape[-1], dtype=obs.dtype, device=self.device)
-        std[0:3], std[3:12], std[12:15], std[15:18] = (noise.position, noise.orientation,
-                                                       noise.linear_velocity, noise.angular_velocity)
-        return obs + std * torch.randn(obs.shape, generator=self.gen, device=self.device, dtype=obs.dtype)
+        return F.observe(self.params, self.config, self.s, self.gen)
 
     def check_action(self, action: torch.Tensor) -> torch.Tensor:
-        action = torch.as_tensor(action, dtype=self._x.dtype, device=self.device)
+        action = torch.as_tensor(action, dtype=self.s.x.dtype, device=self.device)
         if action.shape != (self.num_envs, 4):
             raise InputError(f"action has shape {tuple(action.shape)}, expected ({self.num_envs}, 4): "
                              "one normalized [-1, 1] command per motor, in RAPTOR motor order")
@@ -403,46 +273,15 @@ class BatchedQuadrotorEnv:
             raise InputError(f"action contains NaN or inf (envs {bad}); the state was not changed")
         return action
 
-    def _external_force_soa(self) -> torch.Tensor:
-        return self._force + self._gust if self.config.disturbance.gust_fraction > 0 else self._force
-
     def external_force(self) -> torch.Tensor:
         """(B, 3) N world: the episode's constant disturbance force plus the gust, if any."""
-        return self._external_force_soa().t()
+        return F.external_force(self.config, self.s).t()
 
     def physics_step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance every env by one step without autoreset: (reward (B,), terminated (B,), observation (B, D))."""
         action = self.check_action(action)
-        tgt = self.target()
-        if self.config.target in ("airframe", "langevin"):
-            self._target_state = mdp.langevin_step(self.target_state, self.params.dt, self.gen,
-                                                   self.config.langevin).t().contiguous()
-        next_tgt = self._next_target(self.steps + 1)
-        force = self._external_force_soa()
-        a_soa = action.t().contiguous()
-        if self.config.compile:
-            if self.config.target == "hover":  # the stored zero target is already (6, B) and contiguous
-                tgt_soa = next_soa = self._zero_target
-            else:
-                tgt_soa, next_soa = tgt.t().contiguous(), next_tgt.t().contiguous()
-            x, rew, term, obs = self._fused(self._constants, self._x, a_soa, self._last_action, force, self._torque,
-                                            tgt_soa, next_soa)
-            self._x, obs = x, obs.t()
-        else:
-            nxt, rew, term, obs = transition(self.params, self.config.reward, self.config.observation, self.state,
-                                             action, self.last_action, force.t(), self.torque, tgt,
-                                             next_tgt if self._relative else None, self._integrate)
-            self._x = nxt.t().contiguous()
-        self._last_action = a_soa
-        self._prev_action_obs = a_soa
-        d = self.config.disturbance
-        if d.gust_fraction > 0:
-            a = torch.exp(-self.params.dt / d.gust_time_constant_s)
-            sigma = d.gust_fraction * self.weight_n * torch.sqrt(1 - a * a)
-            self._gust = a * self._gust + sigma * torch.randn(self._gust.shape, generator=self.gen,
-                                                              device=self.device, dtype=self._gust.dtype)
-        self.steps = self.steps + 1
-        return rew, term, self._add_noise(obs)
+        self.s, out = F.step(self.params, self.config, self.s, action, self.gen, self.physics)
+        return out.reward, out.terminated, out.observation
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """(obs (B, D), reward (B,), terminated (B,), truncated (B,), info) with same-step autoreset."""

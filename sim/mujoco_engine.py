@@ -29,7 +29,7 @@ import torch
 
 from raptor.errors import ConfigError
 from raptor.sim.airframe import Airframe, AirframeBatch
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig, Physics
 
 if "mujoco" not in sys.modules and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless: MuJoCo picks its GL back-end when first imported
@@ -164,7 +164,7 @@ class MujocoQuadrotorEnv(BatchedQuadrotorEnv):
         cfg = EnvConfig(**{**config.__dict__, "dtype": "float64", "device": "cpu"})
         super().__init__(airframes, envs_per_airframe, cfg, seed)
         self.engine = MujocoEngine(self.params, timestep_s)
-        self._integrate = self.engine.integrate
+        self.physics = Physics("mujoco", integrate=self.engine.integrate)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ class ExternalMujocoEnv(BatchedQuadrotorEnv):
         cfg = EnvConfig(**{**config.__dict__, "dtype": "float64", "device": "cpu", "compile": False})
         super().__init__([airframe], episodes, cfg, seed)
         self.engine = ExternalMujocoEngine(mapping, models_dir, self.params, timestep_s)
-        self._integrate = self.engine.integrate
+        self.physics = Physics("mujoco", integrate=self.engine.integrate)
 
 
 def render_episodes(env: MujocoQuadrotorEnv, frames: list[np.ndarray], out_dir, width: int = 640,

@@ -137,7 +137,7 @@ def test_new_scenarios_start_and_judge_as_documented():
     env = BatchedQuadrotorEnv(afs, 200, scenario_config("step"), seed=2)
     env.reset()
     assert torch.equal(env.target(), torch.zeros_like(env.target()))
-    t_step = env._step_time
+    t_step = env.s.step_time
     assert bool(((t_step >= 1.0) & (t_step <= 3.0)).all())
     hover = torch.as_tensor([a.hover_action for a in afs])[env.airframe_index][:, None].expand(-1, 4)
     for _ in range(300):
@@ -145,9 +145,9 @@ def test_new_scenarios_start_and_judge_as_documented():
     after = env.target()[:, 0:3]
     assert torch.allclose(torch.linalg.vector_norm(after, dim=-1), torch.full((env.num_envs,), 0.5), atol=1e-5)
     yaw_sp = env.target_yaw()  # and a yaw setpoint step U(-180, 180) deg at its own time in 1-3 s
-    assert bool((env._yaw_step_time >= 1.0).all() & (env._yaw_step_time <= 3.0).all())
+    assert bool((env.s.yaw_step_time >= 1.0).all() & (env.s.yaw_step_time <= 3.0).all())
     assert float(yaw_sp.abs().max()) <= math.pi and float((yaw_sp.abs() > 2.5).float().mean()) > 0.1
-    assert not torch.allclose(env._yaw_step_time, t_step)
+    assert not torch.allclose(env.s.yaw_step_time, t_step)
 
     env = BatchedQuadrotorEnv(afs, 300, scenario_config("thrown"), seed=3)
     env.reset()

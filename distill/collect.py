@@ -1,0 +1,158 @@
+"""Distillation data: the teachers of a `raptor train` run as one batched labeller, and the collection of labelled
+episodes (the teacher flying for behaviour cloning, the student for DAgger) through the one episode loop
+(raptor.runtime.run_episodes)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from raptor.conventions import OBS_FORCE
+from raptor.errors import ConfigError
+from raptor.fileio import read_json
+from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
+from raptor.policy.network import RaptorPolicyNet
+from raptor.rl.batched import BatchedMLP
+from raptor.rl.config import parse_ids
+from raptor.rl.teacher import load_teacher
+from raptor.runtime import run_episodes
+from raptor.sim import mdp
+from raptor.sim.airframe import Airframe
+from raptor.sim.env import BatchedQuadrotorEnv
+
+# ----------------------------------------------------------------------------------------------------------------
+# Teachers
+
+
+class TeacherSet:
+    """All teachers of a `raptor train` run, stacked into one batched actor: (K, N, 29) -> (K, N, 4); teachers
+    trained on the reference observation read its first 26 values."""
+
+    def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
+                 max_termination: float = 1.0, ids: str | None = None) -> None:
+        from raptor.rl.run import RunDir, status
+
+        rd = RunDir(teachers_dir)
+        rows = status(rd)
+        damaged = [f"{r['id']} ({r['state']})" for r in rows if r["state"].startswith("damaged")]
+        if damaged:
+            raise ConfigError(f"teachers {', '.join(damaged)} in '{teachers_dir}' are damaged; retrain them "
+                              "(delete their folders, then raptor train --out DIR --resume) or leave them out with "
+                              "--ids")
+        if ids is not None:
+            wanted = set(parse_ids(ids, 1 + max((r["id"] for r in rows), default=-1)))
+            rows = [r for r in rows if r["id"] in wanted]
+        rows = [r for r in rows if r["state"] == "finished" and (r["passed"] or not only_passed)
+                and r["termination_rate"] <= max_termination]
+        if not rows:
+            raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'"
+                              f"{'' if ids is None else f' among --ids {ids}'}; train them with raptor train "
+                              "(or pass --include-failed)")
+        self.ids = [r["id"] for r in rows]
+        actors, metas, self.airframes = [], [], []
+        for i in self.ids:
+            d = rd.teacher_dir(i)
+            a, meta = load_teacher(d / "teacher.safetensors")
+            actors.append(a)
+            metas.append(meta)
+            af = read_json(d / "airframe.json", "teacher airframe", "retrain that teacher")
+            self.airframes.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
+        sizes = {tuple(m["sizes"]) for m in metas}
+        if len(sizes) != 1:
+            raise ConfigError(f"teachers have different network sizes {sorted(sizes)}; distill them separately")
+        self.K = len(self.ids)
+        self.mlp = BatchedMLP(self.K, next(iter(sizes)))
+        for k, a in enumerate(actors):
+            self.mlp.load_teacher_state(k, a.mlp.teacher_state(0))
+        self.tanh = torch.tensor([a.output == "tanh" for a in actors])
+
+    def to(self, device: str) -> TeacherSet:
+        self.mlp, self.tanh = self.mlp.to(device), self.tanh.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        y = self.mlp(obs[..., :self.mlp.sizes[0]])
+        return torch.where(self.tanh[:, None, None], torch.tanh(y), y.clamp(-1, 1))
+
+
+@dataclass
+class Dataset:
+    student_obs: torch.Tensor  # (T, E, 22) position corrected by the teacher's offset
+    labels: torch.Tensor  # (T, E, 4) teacher actions
+    mask: torch.Tensor  # (T, E) bool, steps before termination
+    returns: torch.Tensor  # (E,) RAPTOR reward of the flying policy
+    terminated: torch.Tensor  # (E,) bool
+    final_position: torch.Tensor  # (250, E, 3) positions over steps 250-499 (offset estimate)
+    disturbance: torch.Tensor  # (E, 3) the episode's constant disturbance force in g (f / (m |g|)), world frame
+
+    def failed(self) -> torch.Tensor:
+        """(E,) bool: the episode did not succeed as raptor.evaluation counts it (terminated, or farther than
+        0.1 m from the target at some step of the last second)."""
+        far = (self.final_position[-SUCCESS_WINDOW_STEPS:].norm(dim=-1) >= SUCCESS_RADIUS_M).any(0)
+        return self.terminated | far
+
+
+class Labeller:
+    """A run_episodes hook that labels every visited state with its airframe's teacher action (from the privileged
+    teacher observation of that state) and records the student's view of it; as a policy, the teacher flying (BC)."""
+
+    def __init__(self, env: BatchedQuadrotorEnv, teachers: TeacherSet, T: int, offsets: torch.Tensor | None) -> None:
+        B, dev, dt = env.num_envs, env.device, env.state.dtype
+        self.teachers, self.T, self.K, self.M = teachers, T, teachers.K, B // teachers.K
+        self.S = torch.zeros((T, B, 22), device=dev, dtype=dt)
+        self.L = torch.zeros((T, B, 4), device=dev, dtype=dt)
+        self.mask = torch.zeros((T, B), dtype=torch.bool, device=dev)
+        self.final_pos = torch.zeros((max(T - T // 2, 1), B, 3), device=dev, dtype=dt)  # p - p_des
+        self.off = None if offsets is None else offsets.repeat_interleave(self.M, 0)  # (B, 3)
+        self.disturbance: torch.Tensor | None = None
+        self.label: torch.Tensor | None = None
+
+    def observe(self, t: int, env: BatchedQuadrotorEnv, obs: torch.Tensor, alive: torch.Tensor) -> None:
+        target = env.target()  # (B, 6) p_des, v_des world: the teachers see the state relative to it
+        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, target, env.external_force())
+        if self.disturbance is None:
+            self.disturbance = t_obs[:, OBS_FORCE].clone()
+        self.label = self.teachers(t_obs.reshape(self.K, self.M, -1)).reshape(-1, 4)
+        s_obs = obs.clone()
+        if self.off is not None:
+            s_obs[:, 0:3] -= self.off
+        self.S[t], self.L[t], self.mask[t] = torch.where(alive[:, None], s_obs, 0.0), self.label, alive
+
+    def after_step(self, t, env, action, reward, terminated, alive) -> None:
+        if t >= self.T // 2:
+            self.final_pos[t - self.T // 2] = env.state[:, 0:3] - env.target()[:, 0:3]
+
+    def reset(self, batch_size: int) -> None:
+        pass
+
+    def step(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.label
+
+
+class StudentPolicy:
+    """The student network as a run_episodes policy (raw actions, the recurrent state from its learned h0)."""
+
+    def __init__(self, net: RaptorPolicyNet) -> None:
+        self.net, self.h = net, None
+
+    def reset(self, batch_size: int) -> None:
+        self.h = self.net.initial_hidden(batch_size)
+
+    def step(self, obs: torch.Tensor) -> torch.Tensor:
+        a, self.h = self.net.step(obs, self.h)
+        return a
+
+
+@torch.no_grad()
+def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolicyNet | None, T: int,
+            offsets: torch.Tensor | None, seed: int) -> Dataset:
+    """Fly every airframe's episodes with the teacher (student None) or the student; label every state."""
+    lab = Labeller(env, teachers, T, offsets)
+    r = run_episodes(lab if student is None else StudentPolicy(student), env, T, hooks=[lab], seed=seed,
+                     heading=False, trajectories=False, airframe_names=[""] * env.num_airframes)
+    dev = env.device
+    return Dataset(lab.S, lab.L, lab.mask, torch.as_tensor(r.returns, device=dev),
+                   torch.as_tensor(r.terminated, device=dev), lab.final_pos, lab.disturbance)
