@@ -73,7 +73,8 @@ def flight_observations(policy, steps: int, seed: int) -> tuple[np.ndarray, np.n
     from raptor.sim.airframe import named_airframe
     from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
-    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 1, EnvConfig(target="hover"), seed=seed)
+    # no termination (a crash box of 1000 km): the sequence has `steps` states whatever the policy does
+    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 1, EnvConfig(target="hover", crash_box_m=1e6), seed=seed)
     states, actions = [], []
 
     class Record:  # the state before each step and the action applied in it
