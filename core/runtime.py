@@ -36,12 +36,12 @@ import torch
 from raptor.metrics import STEP_SETTLE_S, MetricStream, Rollouts, heading_error
 
 
-def judge_window(env, steps: int) -> torch.Tensor | None:
+def judge_window(env, steps: int, native_every: int = 1) -> torch.Tensor | None:
     """(B,) long: the first native step of each episode's success window where the target steps (scenario step:
     STEP_SETTLE_S after its last setpoint step), else None (the last second)."""
     if env.config.target != "step":
         return None
-    dt = float(env.params.dt[0])
+    dt = float(env.params.dt[0]) * native_every  # s per native step
     return torch.ceil((env.step_times().double() + STEP_SETTLE_S) / dt - 1e-9).long().clamp(max=steps)
 
 
@@ -62,7 +62,7 @@ def run_episodes(policy, env, steps: int, *, hooks: Sequence = (), native_every:
     dev = env.device
     force = env.force.detach().cpu().double().numpy().copy() if hasattr(env, "force") else None
     has_yaw = env.config.has_yaw_target if heading is None else bool(heading) and env.config.has_yaw_target
-    judge = judge_window(env, T)
+    judge = judge_window(env, T, n)
     acc = MetricStream(E, T, dev, judge)
     pos, tgt, head = [], [], []
     policy.reset(E)

@@ -34,7 +34,8 @@ from raptor.hil.link import (
     Transport,
     qemu_argv,
 )
-from raptor.metrics import Rollouts, summarize
+from raptor.metrics import summarize
+from raptor.runtime import concatenate, run_episodes
 from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
 
@@ -82,13 +83,79 @@ def connect(client: HilClient, attempts: int = 20, expected_policy: str | None =
     raise RaptorError(f"no answer to HELLO after {attempts} tries: is the device running the raptor HIL firmware?")
 
 
+class DevicePolicy:
+    """The policy on the device as a run_episodes policy, one episode at a time: each call sends the observation
+    (p, q, v, w relative to the target, previous action: 17 floats) with its timestamp and returns the device's
+    action, or the safe action on a timeout; checks every action against the pybind11 build of the same C core on
+    the same inputs; after a device reboot, handshakes and resets again (its policy state is lost)."""
+
+    def __init__(self, client: HilClient, policy_name: str, native_every: int, rate_hz: int, safe_action: float,
+                 max_consecutive_timeouts: int, realtime: bool) -> None:
+        from raptor import policy as rp
+
+        pol = rp.load(policy_name)
+        self.params = {k: v.detach().float().numpy() for k, v in pol.net.flat_parameters().items()}
+        self.heading = pol.governor.constants() if pol.governor else None  # as the exported RAPTOR_HEADING
+        self.client, self.id = client, policy_id(policy_name)
+        self.native_every, self.interval_us = native_every, 1_000_000 // rate_hz
+        self.safe = np.full(4, safe_action, np.float32)
+        self.max_timeouts, self.realtime = max_consecutive_timeouts, realtime
+        self.reboot = False
+        client.on_boot = self._rebooted
+        self.max_action_diff = 0.0
+        self.episode = 0
+        self.env = None
+
+    def _rebooted(self) -> None:
+        self.reboot = True
+
+    def bind(self, env: BatchedQuadrotorEnv) -> None:
+        self.env = env  # the quaternion is read from its state
+
+    def reset(self, batch_size: int) -> None:
+        from raptor.policy_export import _core
+
+        if batch_size != 1:
+            raise ConfigError("the device flies one episode at a time")
+        self.core = _core.Core(self.params, self.native_every, 0)
+        self.core.set_heading(self.heading)
+        if not self.client.reset(self.native_every, self.interval_us):
+            raise RaptorError("the device stopped answering (no acknowledgement of RESET)")
+        self.k, self.consecutive = 0, 0
+        self.now_ns = 1_000_000_000 + self.episode * 10**10
+        self.episode += 1
+
+    def step(self, obs: torch.Tensor) -> torch.Tensor:
+        tick = time.perf_counter()
+        if self.reboot:  # the device restarted: handshake again, its policy state is lost
+            self.reboot = False
+            connect(self.client, expected_policy=self.id)
+            self.client.reset(self.native_every, self.interval_us)
+            self.core.reset()
+        s, o = self.env.state[0].numpy(), obs[0].numpy()
+        obs17 = np.concatenate([o[0:3], s[3:7], o[12:15], s[10:13], o[18:22]]).astype(np.float32)
+        ts = self.now_ns + self.k * self.interval_us * 1000
+        self.k += 1
+        ref, _ = self.core.control(np.array([ts], np.uint64), obs17[None])
+        pkt = self.client.observe(ts, obs17)
+        if pkt is None:
+            self.consecutive += 1
+            if self.consecutive >= self.max_timeouts:
+                raise RaptorError(f"the device stopped answering ({self.consecutive} timeouts in a row)")
+            action = self.safe
+        else:
+            self.consecutive = 0
+            action = np.asarray(pkt.fields[:4], np.float32)
+            self.max_action_diff = max(self.max_action_diff, float(np.abs(action - ref[0]).max()))
+        if self.realtime:
+            time.sleep(max(0.0, 0.01 / self.native_every - (time.perf_counter() - tick)))
+        return torch.as_tensor(action)[None]
+
+
 def run_hil(transport: Transport, policy_name: str = "official", airframes: str = "crazyflie",
             scenario: str = "hover", episodes: int = 10, seed: int = 0, rate_hz: int = 100,
             realtime: bool = False, timeout_s: float = 0.2, safe_action: float = -1.0,
             max_consecutive_timeouts: int = 100, out: str | Path | None = None, progress: bool = False) -> dict:
-    from raptor import policy as rp
-    from raptor.policy_export import _core
-
     if rate_hz % 100 or not 100 <= rate_hz <= 1000:
         raise ConfigError("--rate-hz must be 100, 200, ... 1000")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
@@ -99,136 +166,76 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     native_every = rate_hz // 100
     afs = resolve_airframes(airframes)
     cfg = scenario_config(scenario)
-    pol = rp.load(policy_name)
-    params = {k: v.detach().float().numpy() for k, v in pol.net.flat_parameters().items()}
-    heading = pol.governor.constants() if pol.governor else None  # as the exported RAPTOR_HEADING
-    # the episodes of `raptor eval` with the same arguments: same initial states and disturbances
+    # the episodes of `raptor eval` with the same arguments: same initial states, disturbances and targets
     ref_env = BatchedQuadrotorEnv(afs, episodes, cfg, seed=seed)
     ref_env.reset()
-    x0, force0, torque0 = ref_env.state.clone(), ref_env.force.clone(), ref_env.torque.clone()  # (E, 17), N, N m
     E, T = ref_env.num_envs, cfg.episode_steps
-    position = np.zeros((T + 1, E, 3))
-    target = np.zeros((T + 1, E, 3))
-    first_term = np.full(E, -1)
-    returns, dact = np.zeros(E), np.zeros(E)
-    max_action_diff = 0.0
     client = HilClient(transport, timeout_s)
-    reboot = {"flag": False}
-    client.on_boot = lambda: reboot.__setitem__("flag", True)
+    device = DevicePolicy(client, policy_name, native_every, rate_hz, safe_action, max_consecutive_timeouts, realtime)
     log: dict = {"config": {"policy": policy_name, "airframes": airframes, "scenario": scenario,
                             "episodes_per_airframe": episodes, "seed": seed, "rate_hz": rate_hz}}
-    interval_us = 1_000_000 // rate_hz
     error: str | None = None
-    safe = np.full(4, safe_action, np.float32)
     t_start = time.perf_counter()
-    done: list[int] = []  # episodes flown to their end: kept whatever happens to the link afterwards
+    records = []  # episodes flown to their end: kept whatever happens to the link afterwards
     iterator = range(E)
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="hil", unit="episode")
     try:
-        hello = connect(client, expected_policy=policy_id(policy_name))
+        hello = connect(client, expected_policy=device.id)
         log["device"] = {"hello": [f.rstrip(b"\0").decode("ascii", "replace") if isinstance(f, bytes) else f
-                                   for f in hello.fields], "policy_id": policy_id(policy_name),
+                                   for f in hello.fields], "policy_id": device.id,
                          "handshake_requests": client.stats.requests,
                          "handshake_timeouts": client.stats.timeouts}
         # link statistics start after the handshake: the boot before it is no device reset, and HELLOs unanswered
         # while the device boots are no link fault
         client.stats = type(client.stats)()
-        reboot["flag"] = False
+        device.reboot = False
         for e in iterator:
-            af = afs[int(ref_env.airframe_index[e])]
+            i = int(ref_env.airframe_index[e])
+            af = afs[i]
             if native_every > 1:  # the plant steps at the control rate; the GRU still advances at 100 Hz
                 p = json.loads(json.dumps(af.parameters))
                 p["integration"]["dt"] = 0.01 / native_every
                 af = type(af)(af.name, p, dict(af.meta))
             env = BatchedQuadrotorEnv([af], 1, replace(cfg, episode_steps=T * native_every), seed=seed)
-            env.set_state(x0[e:e + 1], force=force0[e:e + 1], torque=torque0[e:e + 1])
-            core = _core.Core(params, native_every, 0)
-            core.set_heading(heading)
-            if not client.reset(native_every, interval_us):
-                raise RaptorError("the device stopped answering (no acknowledgement of RESET)")
-            obs = env.observe()
-            position[0, e], target[0, e] = env.state[0, :3].numpy(), env.target()[0, :3].numpy()
-            consecutive, prev_a, now_ns = 0, None, 1_000_000_000 + e * 10**10
-            for k in range(T * native_every):
-                tick = time.perf_counter()
-                if reboot["flag"]:  # the device restarted: handshake again, its policy state is lost
-                    reboot["flag"] = False
-                    connect(client, expected_policy=policy_id(policy_name))
-                    client.reset(native_every, interval_us)
-                    core.reset()
-                s = env.state[0].numpy()
-                o = obs[0].numpy()
-                obs17 = np.concatenate([o[0:3], s[3:7], o[12:15], s[10:13], o[18:22]]).astype(np.float32)
-                ts = now_ns + k * interval_us * 1000
-                ref, _ = core.control(np.array([ts], np.uint64), obs17[None])
-                pkt = client.observe(ts, obs17)
-                if pkt is None:
-                    consecutive += 1
-                    if consecutive >= max_consecutive_timeouts:
-                        raise RaptorError(f"the device stopped answering ({consecutive} timeouts in a row)")
-                    action = safe
-                else:
-                    consecutive = 0
-                    action = np.asarray(pkt.fields[:4], np.float32)
-                    max_action_diff = max(max_action_diff, float(np.abs(action - ref[0]).max()))
-                a = torch.as_tensor(action, dtype=env.state.dtype)[None]
-                rew, term, obs = env.physics_step(a)
-                t, native_boundary = divmod(k + 1, native_every)
-                if native_boundary == 0:  # metrics at the native 100 Hz instants
-                    if prev_a is not None:
-                        dact[e] += float((a - prev_a).abs().mean())
-                    prev_a = a
-                    returns[e] += float(rew[0])
-                    position[t, e], target[t, e] = env.state[0, :3].numpy(), env.target()[0, :3].numpy()
-                if bool(term[0]):
-                    returns[e] += float(rew[0]) if native_boundary else 0.0
-                    first_term[e] = k // native_every
-                    last = min(k // native_every + 1, T)
-                    position[last, e], target[last, e] = env.state[0, :3].numpy(), env.target()[0, :3].numpy()
-                    position[last + 1:, e], target[last + 1:, e] = position[last, e], target[last, e]
-                    break
-                if realtime:
-                    time.sleep(max(0.0, 0.01 / native_every - (time.perf_counter() - tick)))
-            done.append(e)
+            env.load(ref_env.s.rows([e]))
+            # the device gets no yaw setpoint over the link: judged by position (heading=False)
+            r = run_episodes(device, env, T, native_every=native_every, reset=False, heading=False,
+                             airframe_names=[a.name for a in afs])
+            r.airframe_index = np.array([i])
+            records.append(r)
             if out is not None:  # each finished episode on disk as it ends
-                end = T if first_term[e] < 0 else first_term[e] + 1
+                end = T if r.first_termination[0] < 0 else r.first_termination[0] + 1
                 append_line(out / "episodes.jsonl", json.dumps({
-                    "episode": e, "airframe": af.name, "terminated": bool(first_term[e] >= 0),
-                    "final_position_error_m": float(np.linalg.norm(position[end, e] - target[end, e])),
-                    "return": float(returns[e])}))
+                    "episode": e, "airframe": af.name, "terminated": bool(r.terminated[0]),
+                    "final_position_error_m": float(r.position_error[end, 0]), "return": float(r.returns[0])}))
     except LinkClosed as exc:
         error = f"device disconnected: {exc}"
     except RaptorError as exc:
         error = str(exc)
     finally:
         client.close()
-    n_steps = np.where(first_term < 0, T, first_term + 1)
-    sel = np.array(done, dtype=int)  # all episodes, or those finished before the link failed
     metrics = {}
-    if len(sel):
-        r = Rollouts([a.name for a in afs], ref_env.airframe_index.numpy()[sel], position[:, sel], target[:, sel],
-                     np.linalg.norm(position[:, sel] - target[:, sel], axis=-1), first_term[sel] >= 0,
-                     first_term[sel], returns[sel], (dact / np.maximum(n_steps - 1, 1))[sel], 0.01)
-        metrics = summarize(r)
+    if records:
+        metrics = summarize(concatenate(records))
         metrics["per_airframe"] = {k: v for k, v in metrics["per_airframe"].items() if v["episodes"] > 0}
-    metrics["episodes_finished"] = len(sel)
+    metrics["episodes_finished"] = len(records)
     metrics["episodes_planned"] = E
     metrics["link"] = client.stats.summary(client.decoder.stats)
-    metrics["link"]["max_abs_action_diff_vs_pybind_core"] = max_action_diff
+    metrics["link"]["max_abs_action_diff_vs_pybind_core"] = device.max_action_diff
     metrics["config"] = {**log["config"], "wall_time_s": round(time.perf_counter() - t_start, 2)}
     metrics["device"] = log.get("device", {})
     if error is not None:
         metrics["error"] = error
     if out is not None:
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-        if len(sel):
-            title = f"HIL {policy_name}, {scenario}" + ("" if error is None else f" ({len(sel)} of {E} episodes)")
+        if records:
+            title = f"HIL {policy_name}, {scenario}" + ("" if error is None else f" ({len(records)} of {E} episodes)")
             atomic_write_text(out / "metrics.md", markdown_table(metrics, title))
     if error is not None:
-        kept = f"; the {len(sel)} episodes finished before it are in {out}/metrics.json" if out is not None else ""
+        kept = f"; the {len(records)} episodes finished before it are in {out}/metrics.json" if out is not None else ""
         raise RaptorError(error + (f" (log kept in {out}/metrics.json{kept})" if out is not None else ""))
     return metrics
 
