@@ -8,7 +8,7 @@ The policy (the interface of `raptor.policy.Policy`):
 - `reset(batch_size)`: new episodes in every env;
 - `step(obs (B, D)[, yaw_setpoint=(B,) rad])` -> actions (B, 4) in [-1, 1], RAPTOR motor order; the yaw setpoint is
   passed where the env's target has one (scenario step) and `heading` is not False;
-- optional `bind(env)`: called once before the first step, for remote policies that send more than the observation
+- optional `bind(env)`: called before `reset`, for remote policies that send more than the observation
   (the HIL device and Betaflight read the state's quaternion and the target-relative p, v);
 - optional `dtype`: the dtype its inputs are cast to (else the env's).
 
@@ -65,9 +65,9 @@ def run_episodes(policy, env, steps: int, *, hooks: Sequence = (), native_every:
     judge = judge_window(env, T, n)
     acc = MetricStream(E, T, dev, judge)
     pos, tgt, head = [], [], []
-    policy.reset(E)
     if hasattr(policy, "bind"):
         policy.bind(env)
+    policy.reset(E)
     dtype = getattr(policy, "dtype", None)
     observers = [h.observe for h in hooks if hasattr(h, "observe")]
     after = [h.after_step for h in hooks if hasattr(h, "after_step")]

@@ -151,12 +151,45 @@ def _sitl_airframe(name: str):
     return a, Airframe(a.name, p, dict(a.meta))
 
 
+class BetaflightPolicy:
+    """Betaflight with the exported policy inside, as a run_episodes policy (one episode at a time): each call
+    streams the state to the SITL and the RC channels that carry the target-relative position and velocity, and
+    returns the motor outputs it answers. `tick(state, accel, channels) -> motors` is the bridge's lock-step."""
+
+    def __init__(self, tick, accel: np.ndarray, on_action=None) -> None:
+        self.tick, self.accel, self.on_action = tick, accel, on_action
+        self.env, self.episode = None, -1
+
+    def bind(self, env) -> None:
+        self.env = env
+
+    def reset(self, batch_size: int) -> None:
+        if batch_size != 1:
+            raise ConfigError("the SITL flies one episode at a time")
+        self.episode += 1
+        # policy off for 50 ms (the next activation is a rising edge: the glue resets the policy)
+        st = self.env.state[0].numpy().astype(np.float64)
+        o = self.env.observe()[0].numpy().astype(np.float64)  # p and v relative to the (moving) target
+        off = rc_channels(o[0:3], o[12:15], active=False, armed=True)
+        for _ in range(10):
+            self.tick(st, self.accel, off)
+
+    def step(self, obs: torch.Tensor) -> torch.Tensor:
+        st = self.env.state[0].numpy().astype(np.float64)
+        o = obs[0].numpy().astype(np.float64)
+        a = self.tick(st, self.accel, rc_channels(o[0:3], o[12:15], active=True, armed=True))
+        if self.on_action is not None:
+            self.on_action(self.episode, st, a)
+        return torch.as_tensor(a, dtype=self.env.state.dtype)[None]
+
+
 def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str = "hover", episodes: int = 10,
              seed: int = 0, speed: float = 1.0, progress: bool = True, log=print, record: list | None = None) -> dict:
     """Configure, arm and fly `episodes` episodes of `scenario` (the same starts as `raptor eval --seed`); metrics
     with raptor eval's definitions, plus the bridge's counters."""
     from raptor.evaluation import scenario_config
-    from raptor.metrics import Rollouts, summarize
+    from raptor.metrics import summarize
+    from raptor.runtime import concatenate, run_episodes
     from raptor.sim.env import BatchedQuadrotorEnv
 
     plain, af = _sitl_airframe(airframe)
@@ -164,7 +197,6 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     starts_env = BatchedQuadrotorEnv([plain], episodes, cfg, seed=seed)  # the eval's start states
     starts_env.reset()
     starts = starts_env.state.clone()
-    forces, torques = starts_env.force.clone(), starts_env.torque.clone()  # the disturbance scenario's pushes
     env = BatchedQuadrotorEnv([af], 1, cfg, seed=seed)
     env.reset()
     per = round(float(plain.parameters["integration"]["dt"]) / SITL_DT_S)  # physics steps per policy step
@@ -218,12 +250,9 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
         if not status.get("armed"):
             raise RaptorError(f"Betaflight SITL refused to arm: arming disabled by {status.get('arming_disable_flags')}"
                               f" (log: {sitl.log_path})")
-        positions = np.zeros((T + 1, episodes, 3))
-        targets = np.zeros((T + 1, episodes, 3))
-        terminated = np.zeros(episodes, dtype=bool)
-        first_term = np.full(episodes, -1)
-        returns = np.zeros(episodes)
-        dact = np.zeros(episodes)
+        flyer = BetaflightPolicy(tick, g, None if record is None else
+                                 (lambda e, st, a: record.append((e, t_virtual, st.copy(), np.array(a)))))
+        records = []
         it = range(episodes)
         if progress:
             from tqdm import tqdm
@@ -234,35 +263,10 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
                 status = msp.status()
                 if not status["armed"]:
                     raise RaptorError(f"Betaflight disarmed during episode {e - 1} ({status}; log: {sitl.log_path})")
-            env.set_state(starts[e:e + 1].clone(), force=forces[e:e + 1], torque=torques[e:e + 1])
-            # policy off for 50 ms (the next activation is a rising edge: the glue resets the policy)
-            st = env.state[0].numpy().astype(np.float64)
-            o = env.observe()[0].numpy().astype(np.float64)  # p and v relative to the (moving) target
-            off = rc_channels(o[0:3], o[12:15], active=False, armed=True)
-            for _ in range(10):
-                tick(st, g, off)
-            positions[0, e], targets[0, e] = st[0:3], env.target()[0, :3].numpy()
-            prev = None
-            for t in range(T):
-                for _k in range(per):
-                    st = env.state[0].numpy().astype(np.float64)
-                    o = env.observe()[0].numpy().astype(np.float64)
-                    raw = rc_channels(o[0:3], o[12:15], active=True, armed=True)
-                    a = tick(st, g, raw)
-                    rew, term, _ = env.physics_step(torch.as_tensor(a, dtype=env.state.dtype)[None])
-                    if record is not None:
-                        record.append((e, t_virtual, st.copy(), np.array(a)))
-                    if bool(term[0]):
-                        break
-                if prev is not None:
-                    dact[e] += np.abs(a - prev).mean()
-                prev = a
-                returns[e] += float(rew[0])
-                positions[t + 1, e], targets[t + 1, e] = env.state[0, 0:3].numpy(), env.target()[0, :3].numpy()
-                if bool(term[0]):
-                    terminated[e], first_term[e] = True, t
-                    positions[t + 1:, e], targets[t + 1:, e] = positions[t + 1, e], targets[t + 1, e]
-                    break
+            env.load(starts_env.s.rows([e]))  # raptor eval's episode e: start, disturbances, target
+            # Betaflight has no yaw channel: judged by position (heading=False)
+            records.append(run_episodes(flyer, env, T, native_every=per, reset=False, heading=False,
+                                        airframe_names=[plain.name]))
         status = msp.status()
         if not status["armed"]:
             raise RaptorError(f"Betaflight disarmed during the flight ({status}; log: {sitl.log_path})")
@@ -272,11 +276,8 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
         bridge.close()
         if sitl is not None:
             sitl.stop()
-    n_steps = np.where(first_term < 0, T, first_term + 1)
-    r = Rollouts(airframe_names=[plain.name], airframe_index=np.zeros(episodes, dtype=int), position=positions,
-                 target=targets, position_error=np.linalg.norm(positions - targets, axis=-1),
-                 terminated=terminated, first_termination=first_term, returns=returns,
-                 action_change=dact / np.maximum(n_steps - 1, 1), dt_s=float(plain.parameters["integration"]["dt"]))
+    r = concatenate(records)
+    r.dt_s = float(plain.parameters["integration"]["dt"])
     s = summarize(r)
     s["bridge"] = vars(bridge.stats)
     s["wall_time_s"] = round(time.monotonic() - t0_wall, 1)
