@@ -126,14 +126,15 @@ class DevicePolicy:
         self.episode += 1
 
     def step(self, obs: torch.Tensor) -> torch.Tensor:
+        from raptor.policy_export.core_policy import firmware_observation
+
         tick = time.perf_counter()
         if self.reboot:  # the device restarted: handshake again, its policy state is lost
             self.reboot = False
             connect(self.client, expected_policy=self.id)
             self.client.reset(self.native_every, self.interval_us)
             self.core.reset()
-        s, o = self.env.state[0].numpy(), obs[0].numpy()
-        obs17 = np.concatenate([o[0:3], s[3:7], o[12:15], s[10:13], o[18:22]]).astype(np.float32)
+        obs17 = firmware_observation(self.env.state, obs)[0]
         ts = self.now_ns + self.k * self.interval_us * 1000
         self.k += 1
         ref, _ = self.core.control(np.array([ts], np.uint64), obs17[None])
