@@ -27,9 +27,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig
 from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import SCENARIOS as EVAL_SCENARIOS  # every scenario of raptor eval
 from raptor.fileio import atomic_write_text, check_writable_folder, read_json
+from raptor.options import Flag, add_flags, given
+from raptor.rl.config import TRAIN_FLAGS, TrainConfig
 
 PIPELINE_FORMAT = "raptor-pipeline"
 PIPELINE_VERSION = 1
@@ -56,6 +59,28 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.retrain_rounds < 0 or not self.retrain_steps_factor > 0 or self.fresh_episodes <= 0:
             raise ConfigError("pipeline: retrain_rounds >= 0, retrain_steps_factor > 0 and fresh_episodes > 0")
+
+
+# The options of `raptor pipeline`: its own fields, and those of the stages it lets a user set (the rest of each stage's
+# recipe is full_config's / quick_config's; a resumed run keeps its stored recipe)
+PIPELINE_FLAGS = (
+    Flag("airframes", help="teacher airframes: sampled:N:SEED | FILE | NAME,... (e.g. sampled:1000:0, the "
+                           "reference's 1000)"),
+    Flag("ids", help="which airframes of the spec (e.g. 0-63; default all)"),
+    Flag("device", help="cpu | cuda"),
+    Flag("seed", help="training and distillation seed"),
+    Flag("retrain_rounds", help="retrain rounds for the teachers below the bar"),
+    Flag("fresh", help="final evaluation airframes, used by no decision"),
+)
+PIPELINE_TRAIN = ("steps", "teachers_per_shard", "time_limit_s")
+PIPELINE_DISTILL = ("epochs", "batch_size", "init_from")
+
+
+def stage_flags(flags: tuple[Flag, ...], fields: tuple[str, ...], recipe: dict | None = None) -> list[Flag]:
+    """A stage's flags that the pipeline takes, their help showing the pipeline recipe's defaults."""
+    return [dataclasses.replace(fl, shown_default=fl.shown_default if recipe is None or fl.field not in recipe else
+                                f"{recipe[fl.field]:,}" if isinstance(recipe[fl.field], int) else str(recipe[fl.field]))
+            for fl in flags if fl.field in fields]
 
 
 def quick_config(**over) -> PipelineConfig:
@@ -194,7 +219,7 @@ def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: 
         st["round_started"] = rounds + 1
         run.write(record)
         print(f"retrain round {rounds + 1}: {len(failed)} teachers below the bar, {steps:,} steps each")
-        train(str(run.teachers), retrain_failed=True, progress=progress, retrain_steps=steps)
+        train(str(run.teachers), retrain_failed=True, progress=progress, retrain={"steps": steps})
         rounds = st["rounds_done"] = rounds + 1
         run.write(record)
     return _teacher_summary(run)[0] + f" after {rounds} retrain round{'s' if rounds != 1 else ''}"
@@ -384,31 +409,17 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="sample, train teachers, retrain, distill, evaluate: the whole mission",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--airframes", default=None, help="teacher airframes: sampled:N:SEED | FILE | NAME,... "
-                                                      "(e.g. sampled:1000:0, the reference's 1000)")
-    p.add_argument("--ids", default=None, help="which airframes of the spec (e.g. 0-63; default all)")
+    full = full_config()
+    add_flags(p, PipelineConfig, PIPELINE_FLAGS)
     p.add_argument("--out", default=None, help="the run folder (teachers/, student/, eval/, policy, report)")
-    p.add_argument("--device", default=None, help="cpu | cuda (default cpu)")
     p.add_argument("--quick", action="store_true", help="a tiny end-to-end run (minutes on a CPU) to check a "
                                                         "machine; its student is not meant to fly")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (a finished run returns at once)")
     p.add_argument("--status", metavar="DIR", default=None, help="one line per stage of a run, and exit")
-    p.add_argument("--steps", type=int, default=None, help="env steps per teacher (default 3,000,000)")
-    p.add_argument("--teachers-per-shard", type=int, default=None, help="teachers trained together (default 64; "
-                                                                          "1000 on a GPU)")
-    p.add_argument("--epochs", type=int, default=None, help="distillation epochs (default 800)")
-    p.add_argument("--batch-size", type=int, default=None, help="distillation episodes per gradient step (default 64)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                   help="training seconds per shard of teachers; at the limit they are finalized with their best "
-                        "snapshot (bounds a GPU call)")
+    add_flags(p, TrainConfig, stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN, full.train))
+    add_flags(p, DistillConfig, stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL, full.distill))
     p.add_argument("--until", default=None, choices=STAGES,
                    help="stop after this stage (--resume continues): splits the run over several sessions or calls")
-    p.add_argument("--init-from", default=None, metavar="POLICY",
-                   help="distillation starts from this policy (a file or 'default') instead of a fresh network")
-    p.add_argument("--retrain-rounds", type=int, default=None, help="retrain rounds below the bar (default 1)")
-    p.add_argument("--fresh", default=None, help="final evaluation airframes, used by no decision (default "
-                                                 "sampled:200:2027)")
-    p.add_argument("--seed", type=int, default=None, help="training and distillation seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
     p.set_defaults(func=_cmd_pipeline)
 
@@ -416,8 +427,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _command(args: argparse.Namespace) -> str:
     """The command line that starts this run again (what the policy's provenance records)."""
     words = ["raptor", "pipeline"]
-    for flag in ("airframes", "ids", "out", "device", "steps", "teachers_per_shard", "time_limit", "epochs",
-                 "batch_size", "init_from", "retrain_rounds", "fresh", "seed"):
+    for flag in ("airframes", "ids", "out", "device", *(fl.dest for fl in stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN)),
+                 *(fl.dest for fl in stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL)), "retrain_rounds", "fresh", "seed"):
         v = getattr(args, flag)
         if v is not None:
             words += [f"--{flag.replace('_', '-')}", str(v)]
@@ -436,19 +447,16 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     if not args.resume:
         if args.airframes is None:
             raise ConfigError("--airframes is required to start a run, e.g. --airframes sampled:1000:0")
-        top = {k: v for k, v in (("airframes", args.airframes), ("ids", args.ids), ("device", args.device),
-                                  ("seed", args.seed), ("retrain_rounds", args.retrain_rounds),
-                                  ("fresh", args.fresh)) if v is not None}
+        top = given(args, PIPELINE_FLAGS)
         pc = quick_config(**top) if args.quick else full_config(**top)
-        train_over = {k: v for k, v in (("steps", args.steps), ("teachers_per_shard", args.teachers_per_shard),
-                                        ("time_limit_s", args.time_limit)) if v is not None}
-        distill_over = {k: v for k, v in (("epochs", args.epochs), ("init_from", args.init_from),
-                                          ("batch_size", args.batch_size)) if v is not None}
+        train_over = given(args, stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN))
+        distill_over = given(args, stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL))
         if args.init_from is not None:
             distill_over["disturbance_aux_weight"] = 0.0  # as raptor distill --init-from: no fresh head
         pc = replace(pc, train={**pc.train, **train_over}, distill={**pc.distill, **distill_over})
     elif any(v is not None for v in (args.airframes, args.steps, args.epochs, args.init_from, args.batch_size,
-                                     args.time_limit)) or args.quick:
+                                     args.time_limit, args.teachers_per_shard, args.ids, args.fresh,
+                                     args.retrain_rounds)) or args.quick:
         raise ConfigError("--resume continues the run with its stored recipe; drop the other options")
     pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args),
              until=args.until)

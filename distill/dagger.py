@@ -38,6 +38,7 @@ import torch
 from raptor.distill.collect import Dataset, Labeller, StudentPolicy, TeacherSet, collect  # noqa: F401 (API)
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
+from raptor.options import Flag, add_flags, given
 from raptor.policy import Policy, default_metadata, save_policy
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.network import RaptorPolicyNet
@@ -303,41 +304,44 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
 # CLI
 
 
+# The options of `raptor distill` that set DistillConfig fields: type and default from the dataclass (raptor.options).
+DISTILL_FLAGS = (
+    Flag("epochs", help="epochs in all; the first --bc-epochs are behaviour cloning"),
+    Flag("bc_epochs", help="of --epochs, the first N are behaviour cloning on teacher rollouts; DAgger after"),
+    Flag("episodes_per_teacher", help="episodes per teacher per epoch"),
+    Flag("learning_rate", "--lr", help="Adam learning rate"),
+    Flag("batch_size", help="episodes per gradient step (on a GPU with ~1000 teachers, larger batches keep an epoch "
+                            "to seconds)"),
+    Flag("final_lr_fraction", "--final-lr", metavar="FRACTION",
+         help="cosine-decay the learning rate to this fraction of --lr by the last epoch"),
+    Flag("passes", help="training passes over each epoch's data"),
+    Flag("eval_every", help="DAgger epochs between held-out evaluations"),
+    Flag("any_yaw_fraction", "--any-yaw", metavar="FRACTION", help="fraction of episodes with any initial yaw"),
+    Flag("targets", metavar="LIST", help="targets the episodes fly to, cycled per epoch: hover,step,figure_eight,"
+                                         "langevin"),
+    Flag("holdout", help="selection airframes (disjoint from the teachers')"),
+    Flag("disturbance_aux_weight", "--disturbance-aux", metavar="WEIGHT",
+         help="weight of the training-only loss that predicts the episode's disturbance from the GRU state (0: the "
+              "reference's loss)"),
+    Flag("init_from", metavar="POLICY",
+         help="start from this policy's weights (a policy file or 'default') instead of a fresh network; the "
+              "disturbance loss is then off unless --disturbance-aux is given (its fresh head would disturb the "
+              "trained student)"),
+    Flag("teacher_ids", "--ids", help="which teachers of the run, e.g. 0-63 or 0-9,12 (default: all)"),
+    Flag("max_teacher_termination", help="with --include-failed: skip teachers whose hover termination rate is "
+                                         "above this"),
+    Flag("device", help="cpu | cuda"),
+    Flag("seed", help="seed of the student's initialization and episodes"),
+    Flag("threads", help="torch CPU threads (0: torch's default)"),
+)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distill teachers into the 2084-parameter student (BC, then DAgger)")
     p.add_argument("--teachers", required=True, help="a raptor train output directory")
     p.add_argument("--out", required=True, help="output directory (student, log, checkpoint, eval report)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs in all (default 100; the first 10 are BC)")
-    p.add_argument("--bc-epochs", type=int, default=None,
-                   help="of --epochs, the first N are behaviour cloning on teacher rollouts (default 10); DAgger after")
-    p.add_argument("--episodes-per-teacher", type=int, default=None, help="episodes per teacher per epoch (10)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="episodes per gradient step (default 64; on a GPU with ~1000 teachers, larger batches keep "
-                        "an epoch to seconds)")
-    p.add_argument("--final-lr", type=float, default=None, metavar="FRACTION",
-                   help="cosine-decay the learning rate to this fraction of --lr by the last epoch (default 1)")
-    p.add_argument("--passes", type=int, default=None, help="training passes over each epoch's data (default 1)")
-    p.add_argument("--eval-every", type=int, default=None, help="DAgger epochs between held-out evaluations (5)")
-    p.add_argument("--any-yaw", type=float, default=None, help="fraction of episodes with any initial yaw (0.5)")
-    p.add_argument("--targets", default=None, metavar="LIST",
-                   help="targets the episodes fly to, cycled per epoch: hover,step,figure_eight,langevin "
-                        "(default hover)")
-    p.add_argument("--holdout", default=None, help="selection airframes (default sampled:32:4242)")
-    p.add_argument("--disturbance-aux", type=float, default=None, metavar="WEIGHT",
-                   help="weight of the training-only loss that predicts the episode's disturbance from the GRU "
-                        "state (default 0.05; 0: the reference's loss)")
-    p.add_argument("--init-from", default=None, metavar="POLICY",
-                   help="start from this policy's weights (a policy file or 'default') instead of a fresh network; "
-                        "the disturbance loss is then off unless --disturbance-aux is given (its fresh head "
-                        "would disturb the trained student)")
-    p.add_argument("--ids", default=None, help="which teachers of the run, e.g. 0-63 or 0-9,12 (default all)")
+    add_flags(p, DistillConfig, DISTILL_FLAGS)
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
-    p.add_argument("--max-teacher-termination", type=float, default=None,
-                   help="with --include-failed: skip teachers whose hover termination rate is above this")
-    p.add_argument("--device", default=None, help="cpu | cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the student's initialization and episodes")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--eval-episodes", type=int, default=100, help="episodes per airframe of the final report")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
@@ -345,25 +349,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    kw = {}
-    for arg, name in (("epochs", "epochs"), ("bc_epochs", "bc_epochs"), ("episodes_per_teacher",
-                      "episodes_per_teacher"), ("lr", "learning_rate"), ("any_yaw", "any_yaw_fraction"),
-                      ("final_lr", "final_lr_fraction"), ("passes", "passes"), ("eval_every", "eval_every"),
-                      ("holdout", "holdout"), ("ids", "teacher_ids"), ("device", "device"),
-                      ("disturbance_aux", "disturbance_aux_weight"), ("seed", "seed"),
-                      ("init_from", "init_from"), ("threads", "threads"), ("batch_size", "batch_size")):
-        if getattr(args, arg) is not None:
-            kw[name] = getattr(args, arg)
+    kw = given(args, DISTILL_FLAGS)
     if args.include_failed:
         kw["only_passed"] = False
-    if args.targets is not None:
-        kw["targets"] = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     if args.init_from is not None and args.disturbance_aux is None and not args.resume:
         kw["disturbance_aux_weight"] = 0.0
         print("--init-from: the disturbance auxiliary loss is off (--disturbance-aux 0); a fresh head would pull the "
               "trained student's hidden state before it has learned to read it")
-    if args.max_teacher_termination is not None:
-        kw["max_teacher_termination"] = args.max_teacher_termination
     cfg = DistillConfig(**kw)
     t0 = time.perf_counter()
     last = distill(args.teachers, args.out, cfg, resume=args.resume, progress=not args.no_progress,

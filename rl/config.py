@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from raptor.errors import ConfigError
+from raptor.options import Flag
 from raptor.rl.ppo import PPOConfig
 from raptor.rl.teacher import (
     QualityBar,
@@ -17,7 +18,7 @@ from raptor.sim.env import EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 1
+RUN_VERSION = 2  # 2: run.json's config records every TrainConfig field; 1: fields added later took their defaults
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
@@ -134,14 +135,79 @@ class TrainConfig:
 
     @staticmethod
     def from_json(d: dict) -> TrainConfig:
+        """The config of a run.json of this version (every field; see migrate_run for older runs)."""
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
+        if missing or unknown:
+            raise ConfigError(f"the stored training config does not match this raptor (missing {missing}, unknown "
+                              f"{unknown}): the run was written by another version of raptor train")
         d = dict(d)
         d["ppo"] = PPOConfig.from_json(d["ppo"])
         d["bar"] = QualityBar(**d["bar"])
-        d.setdefault("observation", "teacher")  # runs written before the privileged observation existed
-        d.setdefault("train_episode_steps", 500)  # ... and before training episodes were shortened
-        d.setdefault("init_max_position_m", None)  # ... and before training starts were capped at +-0.5 m
-        d["feedback_gains"] = tuple(d.get("feedback_gains", (1.0,)))  # ... and before the gain calibration
-        return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+        d["feedback_gains"] = tuple(d["feedback_gains"])
+        return TrainConfig(**d)
+
+
+def migrate_run(run: dict) -> dict:
+    """A run.json brought to RUN_VERSION: version 1 configs lack the fields added after them, which then behaved as
+    the values filled in here (the reference's observation and 500-step episodes, uncapped starts, no gain
+    calibration; later fields at their defaults)."""
+    version = run.get("version", 1)
+    if not isinstance(version, int) or version > RUN_VERSION:
+        raise ConfigError(f"this run was written by a newer raptor (run format version {version}, this raptor reads "
+                          f"up to {RUN_VERSION}): upgrade raptor to continue it")
+    if version == RUN_VERSION:
+        return run
+    c = {"observation": "teacher", "train_episode_steps": 500, "init_max_position_m": None,
+         "feedback_gains": [1.0], **run["config"]}
+    defaults = TrainConfig().to_json()
+    c = {k: c.get(k, v) for k, v in defaults.items()}
+    c["ppo"] = {**defaults["ppo"], **c["ppo"]}
+    c["bar"] = {**defaults["bar"], **c["bar"]}
+    return {**run, "version": RUN_VERSION, "config": c}
+
+
+# The options of `raptor train` that set TrainConfig fields: type and default from the dataclass (raptor.options).
+TRAIN_FLAGS = (
+    Flag("backend", help="batched | sb3 | ray"),
+    Flag("algo", help="ppo (batched, ray, sb3) | sac (sb3)"),
+    Flag("device", help="cpu | cuda"),
+    Flag("steps", help="env steps per teacher", shown_default="5,000,000 for PPO, 300,000 for sb3 SAC"),
+    Flag("ppo.envs_per_teacher", "--envs", help="PPO envs per teacher"),
+    Flag("teachers_per_shard", help="teachers trained together"),
+    Flag("seed", help="training seed"),
+    Flag("threads", help="torch CPU threads per process (0: torch's default)"),
+    Flag("checkpoint_every_s", "--checkpoint-every", metavar="SECONDS", help="seconds between checkpoints"),
+    Flag("eval_every_steps", "--eval-every", metavar="STEPS", help="env steps between selection evaluations",
+         shown_default="500,000; sb3 SAC 10,000"),
+    Flag("eval_episodes", metavar="N", help="hover episodes per teacher in each selection evaluation"),
+    Flag("candidates", metavar="N", help="independent seeds trained per teacher; the best by the selection "
+                                         "evaluations is kept (batched and ray backends)"),
+    Flag("merge_candidates", help="with --candidates N: train one actor per teacher on the mean action of its N "
+                                  "candidates (gain-calibrated) instead of keeping the first-ranked"),
+    Flag("any_yaw_fraction", "--any-yaw", metavar="FRACTION",
+         help="fraction of training starts with a uniform random yaw (0: the reference's starts)"),
+    Flag("langevin_fraction", "--langevin", metavar="FRACTION",
+         help="fraction of training episodes that track a moving (Langevin) target instead of hovering",
+         shown_default="each airframe's own mixture: 0.5 for sampled airframes, the reference's; 0 for the named "
+                       "airframes' files"),
+    Flag("start_velocity_scale", "--start-scale", metavar="FACTOR",
+         help="multiply the training starts' linear and angular velocity ranges (the final evaluation always uses "
+              "the spec's starts)"),
+    Flag("init_min_position_m", "--start-position", metavar="METERS",
+         help="training starts within +-METERS of the target on every axis (larger trains the recovery from the "
+              "box's edge; evaluations keep 0.5)"),
+    Flag("feedback_gains", metavar="LIST", help="gains tried on each finished teacher's feedback around hover, the "
+                                                "best on its own hover episodes kept (1 keeps the trained actor)"),
+    Flag("observation", choices=("privileged", "teacher"),
+         help="what teachers see: privileged = the teacher observation + the disturbance force, teacher = the "
+              "reference's 26 values"),
+    Flag("time_limit_s", "--time-limit", metavar="SECONDS",
+         help="training seconds per shard; at the limit its teachers are finalized with their best snapshot so far",
+         shown_default="none: train all --steps"),
+)
+# The options a --retrain-failed round takes (the same flags, applied to that round's recipe)
+RETRAIN_FIELDS = ("steps", "eval_episodes", "candidates", "init_min_position_m", "merge_candidates")
 
 
 # Memory of one PPO env, measured to within a factor of ~2: the rollout buffer (horizon 32 x observation, action,

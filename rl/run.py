@@ -18,7 +18,7 @@ from raptor.fileio import (
     read_checked,
     read_json,
 )
-from raptor.rl.config import RUN_FORMAT, TrainConfig
+from raptor.rl.config import RUN_FORMAT, TrainConfig, migrate_run
 from raptor.sim.airframe import Airframe, load_airframes
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class RunDir:
                               "from a backup or start a new --out") from None
         if run.get("format") != RUN_FORMAT:
             raise ConfigError(f"'{self.run_file}' is not a raptor train run (format {run.get('format')!r})")
-        return run
+        return migrate_run(run)
 
     def write_run(self, run: dict) -> None:
         atomic_write_text(self.run_file, json.dumps(run, indent=1))

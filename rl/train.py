@@ -37,6 +37,7 @@ from raptor.fileio import (
     read_json,
     save_checked,
 )
+from raptor.options import with_overrides
 
 # The configuration and the run directory live in their own modules; their names stay importable from here.
 from raptor.rl.config import (  # noqa: E402,F401
@@ -446,19 +447,15 @@ def keep_best_attempts(rd: RunDir) -> list[int]:
 
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
-          address: str | None = None, retrain_steps: int | None = None,
-          retrain_eval_episodes: int | None = None, retrain_candidates: int | None = None,
-          retrain_start_position: float | None = None, retrain_merge_candidates: bool | None = None) -> list[dict]:
+          address: str | None = None, retrain: dict | None = None) -> list[dict]:
+    """Train (or resume, or with retrain_failed retrain the failed teachers of) the run in `out`. retrain: TrainConfig
+    fields the retrain round changes (raptor train's flags of that round, e.g. {"steps": 8_000_000})."""
     rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
     # A retrain round may change the training length and the selection evaluation's size (failed teachers often
     # need a longer run; the best of ~20 snapshots ranked on 100 episodes tends to lose 2-4 points in the final
     # 500-episode evaluation, and on raptor061 still ~3 when ranked on 500 fixed starts).
-    over = {k: v for k, v in (("steps", retrain_steps), ("eval_episodes", retrain_eval_episodes),
-                              ("candidates", retrain_candidates), ("init_min_position_m", retrain_start_position),
-                              ("init_max_position_m", retrain_start_position),
-                              ("merge_candidates", retrain_merge_candidates)) if v is not None}
-    if retrain_failed and over:
-        cfg = replace(cfg, **over)
+    if retrain_failed and retrain:
+        cfg = with_overrides(cfg, retrain)
         run["config"] = cfg.to_json()
         rd.write_run(run)
     if retrain_failed:

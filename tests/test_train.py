@@ -200,8 +200,8 @@ def test_train_status_and_retrain_failed(tmp_path):
     # --retrain-failed archives the failed teachers and trains them again (another seed), here with a larger
     # selection evaluation (--eval-episodes), three seeds per teacher (--candidates) and starts out to 0.6 m
     # (--start-position), which the run's config records for the attempt
-    train(str(out), retrain_failed=True, progress=False, retrain_eval_episodes=7, retrain_candidates=3,
-          retrain_start_position=0.6)
+    train(str(out), retrain_failed=True, progress=False,
+          retrain={"eval_episodes": 7, "candidates": 3, "init_min_position_m": 0.6, "init_max_position_m": 0.6})
     run = json.loads((out / "run.json").read_text())
     assert run["retrain_attempts"][0]["ids"] == [0, 1]
     assert run["config"]["eval_episodes"] == 7 and run["config"]["candidates"] == 3
@@ -457,3 +457,30 @@ def test_ppo_learns_to_hover(tmp_path):
     train(str(tmp_path / "run"), "x500", None, cfg, progress=False)
     (row,) = status(RunDir(tmp_path / "run"))
     assert row["passed"] is True and row["success_rate"] >= 0.9 and row["termination_rate"] <= 0.05, row
+
+
+def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
+    """run.json carries a format version: a version-1 run (written before the privileged observation, short training
+    episodes, capped starts and the gain calibration) reads as the recipe it trained with; a newer version and a
+    config that does not match are refused with the fix, never filled with today's defaults silently."""
+    import json
+
+    from raptor.rl.config import RUN_VERSION, TrainConfig, migrate_run
+    from raptor.rl.run import RunDir
+
+    current = TrainConfig().to_json()
+    v1 = {k: v for k, v in current.items() if k not in ("observation", "train_episode_steps", "init_max_position_m",
+                                                        "feedback_gains", "merge_candidates")}
+    run = migrate_run({"format": "raptor-teachers", "version": 1, "config": v1})
+    cfg = TrainConfig.from_json(run["config"])
+    assert run["version"] == RUN_VERSION
+    assert (cfg.observation, cfg.train_episode_steps, cfg.init_max_position_m, cfg.feedback_gains) == \
+        ("teacher", 500, None, (1.0,))
+    assert cfg.merge_candidates is False and cfg.ppo == TrainConfig().ppo
+    with pytest.raises(ConfigError, match="newer raptor"):
+        migrate_run({"format": "raptor-teachers", "version": RUN_VERSION + 1, "config": current})
+    with pytest.raises(ConfigError, match="another version"):
+        TrainConfig.from_json({k: v for k, v in current.items() if k != "seed"})
+    (tmp_path / "run.json").write_text(json.dumps({"format": "raptor-teachers", "version": RUN_VERSION + 1}))
+    with pytest.raises(ConfigError, match="upgrade raptor"):
+        RunDir(tmp_path).read_run()
