@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from raptor.geometry import yaw
+
 SUCCESS_RADIUS_M = 0.1
 SUCCESS_WINDOW_STEPS = 100  # the last second
 SUCCESS_YAW_RAD = math.radians(10.0)  # where the target has a yaw setpoint (scenario step)
@@ -94,10 +96,7 @@ class MetricStream:
 
 def heading_error(state: torch.Tensor, yaw_setpoint: torch.Tensor) -> torch.Tensor:
     """(B,) rad in [0, pi]: the angle between the body x axis's heading (state (B, 17)) and the yaw setpoint (B,)."""
-    q = state[:, 3:7].double()
-    w, x, y, z = q.unbind(-1)
-    yaw = torch.atan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
-    d = yaw - yaw_setpoint.double()
+    d = yaw(state[:, 3:7].double()) - yaw_setpoint.double()
     return torch.atan2(torch.sin(d), torch.cos(d)).abs()
 
 

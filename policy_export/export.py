@@ -90,7 +90,7 @@ def flight_observations(policy, steps: int, seed: int) -> tuple[np.ndarray, np.n
 
 def self_test_sequence(policy, steps: int = SELF_TEST_STEPS, batch: int = SELF_TEST_BATCH):
     """Network inputs (T, B, 22) from real flights and the float32 torch outputs (T, B, 4), h0 at step 0."""
-    from raptor.sim.dynamics import rotation_matrix
+    from raptor.geometry import rotation_matrix
 
     inputs = []
     for b in range(batch):

@@ -16,7 +16,10 @@ import tempfile
 from pathlib import Path
 
 from raptor.errors import ConfigError
-from raptor.fileio import atomic_write_bytes
+from raptor.fileio import atomic_write_bytes, atomic_write_text
+from raptor.rl.config import TrainConfig
+from raptor.rl.run import RunDir
+from raptor.rl.shard import train_shard_batched
 
 
 def _train_task(out: str, run: dict, airframes_json: str, cfg_json: dict, key: str, ids: list[int],
@@ -24,7 +27,6 @@ def _train_task(out: str, run: dict, airframes_json: str, cfg_json: dict, key: s
     """Runs on a worker: train one shard; return its evaluations and, without shared storage, its files."""
     import torch
 
-    from raptor.rl.train import RunDir, TrainConfig, train_shard_batched
 
     cfg = TrainConfig.from_json(cfg_json)
     torch.set_num_threads(max(cfg.threads, 1))
@@ -52,7 +54,6 @@ def train_ray(rd, cfg, plan: list[tuple[str, list[int], int]], address: str | No
         import ray
     except ImportError:
         raise ConfigError("the ray backend needs ray: pip install raptor-quadrotor[ray]") from None
-    from raptor.fileio import atomic_write_text
 
     started_here = False
     if not ray.is_initialized():

@@ -20,7 +20,9 @@ import torch
 from raptor.conventions import PRIVILEGED_OBS_DIM
 from raptor.errors import ConfigError
 from raptor.rl.batched import BatchedMLP
+from raptor.rl.config import teacher_airframe, training_env_config
 from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
+from raptor.rl.shard import write_teachers
 from raptor.rl.teacher import evaluate_teachers, teacher_score
 from raptor.sim.airframe import Airframe
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
@@ -128,7 +130,6 @@ class _Progress(BaseCallback):
 
 class _Sb3Shard:
     def __init__(self, rd, cfg, key: str, i: int, seed: int, airframe: Airframe, progress: bool) -> None:
-        from raptor.rl.train import teacher_airframe
 
         self.rd, self.cfg, self.key, self.i, self.seed = rd, cfg, key, i, seed
         self.af = teacher_airframe(airframe, cfg)
@@ -184,7 +185,6 @@ class _Sb3Shard:
         self.last_ckpt = time.monotonic()
 
     def run(self) -> list[dict]:
-        from raptor.rl.train import training_env_config, write_teachers
 
         cfg = self.cfg
         n_envs = 1 if cfg.algo == "sac" else 64

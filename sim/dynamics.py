@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from raptor.geometry import rotation_matrix  # noqa: F401 (the physics' rotation; re-exported)
 from raptor.sim.airframe import AirframeBatch
 
 POSITION_CLAMP = 1e5  # p, v and w are clamped to +-1e5 after each step (never triggers in practice)
@@ -26,16 +27,6 @@ def rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     w, u = q[:, :1], q[:, 1:]
     uv = torch.linalg.cross(u, v, dim=-1)
     return v + 2.0 * w * uv + 2.0 * torch.linalg.cross(u, uv, dim=-1)
-
-
-def rotation_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Row-major rotation matrix (B, 9) of unit quaternions q (B, 4) wxyz, body -> world (spec 4.3)."""
-    w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1)
 
 
 def rotor_wrench(params: AirframeBatch, motors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

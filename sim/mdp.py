@@ -12,8 +12,8 @@ from typing import Literal
 
 import torch
 
+from raptor.geometry import quaternion_multiply, rotation_matrix  # noqa: F401 (re-exported)
 from raptor.sim.airframe import AirframeBatch
-from raptor.sim.dynamics import rotation_matrix
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,6 @@ def sample_orientation(n: int, max_angle_rad: torch.Tensor | float, gen: torch.G
     axis = torch.stack([sin_t * torch.cos(phi), sin_t * torch.sin(phi), cos_t], -1)
     angle = u[:, 2] * max_angle_rad
     return torch.cat([torch.cos(angle / 2)[:, None], torch.sin(angle / 2)[:, None] * axis], -1)
-
-
-def quaternion_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product a (x) b of wxyz quaternions (B, 4)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
 
 
 def tilt_and_yaw(n: int, max_tilt_rad: float, gen: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:

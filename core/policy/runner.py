@@ -13,9 +13,9 @@ import torch
 
 from raptor.conventions import RESET_ACTION_HISTORY  # the executor's history after a reset
 from raptor.errors import InputError
+from raptor.geometry import rotation_matrix
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
 from raptor.policy.network import RaptorPolicyNet
-from raptor.sim.dynamics import rotation_matrix
 
 
 class DeploymentRunner:

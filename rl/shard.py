@@ -1,0 +1,284 @@
+"""Training one shard of teachers with the batched PPO trainer, and finalizing teachers (trim, gain calibration,
+the final evaluation, the files of a finished teacher). Used by `raptor train` (raptor.rl.train) and its ray and
+stable-baselines3 backends; imports none of them."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from raptor.errors import ConfigError
+from raptor.fileio import atomic_write_text, load_checked, save_checked
+from raptor.rl.config import TrainConfig, teacher_airframe, training_env_config
+from raptor.rl.ppo import BatchedPPO, TeacherActors
+from raptor.rl.run import RunDir, deferred_interrupts
+from raptor.rl.teacher import (
+    calibrate_gain,
+    calibrate_offsets,
+    evaluate_teachers,
+    merge_candidates,
+    reference_termination,
+    save_teacher,
+    teacher_score,
+    trimmed_copy,
+)
+from raptor.sim.airframe import Airframe
+
+
+def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], seed: int, airframes: list[Airframe],
+                        progress: bool = True, tensorboard: bool = False,
+                        on_checkpoint: Callable[[], None] | None = None) -> list[dict]:
+    """Train (or continue) the teachers `ids` together; write each finished teacher; return their evals."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    ckpt_path = rd.checkpoints / f"{key}.pt"
+    state = None
+    if ckpt_path.is_file() or ckpt_path.with_name(ckpt_path.name + ".prev").is_file():
+        state = load_checked(ckpt_path, map_location=cfg.device, what="training checkpoint",
+                             fix=f"delete {ckpt_path} (and its .prev) to restart these teachers from scratch")
+        if state.get("ids") != ids or state.get("candidates", 1) != cfg.candidates:
+            raise ConfigError(f"checkpoint '{ckpt_path}' belongs to teachers {state.get('ids')} with "
+                              f"{state.get('candidates', 1)} candidates each, not {ids} with {cfg.candidates}; "
+                              "delete it to restart this shard")
+    todo = [i for i in ids if not rd.finished(i)]
+    if not todo:
+        return []
+    C = cfg.candidates
+    slots = [i for i in ids for _ in range(C)]  # network k trains airframe slots[k] (candidate k % C)
+    afs = [teacher_airframe(airframes[i], cfg) for i in slots]
+    ppo = BatchedPPO(afs, cfg.ppo, training_env_config(cfg), seed=seed)
+    K = len(slots)
+    best = {"score": [-math.inf] * K, "actor": [ppo.actor.teacher_state(k) for k in range(K)],
+            "steps": [0] * K}
+    curves: list[list[dict]] = [[] for _ in slots]
+    elapsed = 0.0
+    if state is not None:
+        ppo.load_state_dict(state["ppo"])
+        best, curves, elapsed = state["best"], state["curves"], float(state["elapsed_s"])
+    writer = None
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(rd.root / "tensorboard" / key))
+    per_iter = cfg.ppo.steps_per_iteration
+    total_iters = math.ceil(cfg.steps / per_iter)
+    eval_every = max(1, round(cfg.eval_every_steps / per_iter))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_iters, initial=ppo.iteration, unit="it", leave=False,
+                   desc=f"teachers {ids[0]}-{ids[-1]}" if K > 1 else f"teacher {ids[0]}")
+
+    def tag(k: int) -> str:
+        return f"{slots[k]:04d}" + (f"c{k % C}" if C > 1 else "")
+
+    def save_checkpoint() -> None:
+        save_checked({"ids": ids, "candidates": C, "ppo": ppo.state_dict(), "best": best, "curves": curves,
+                            "elapsed_s": elapsed, "config": cfg.to_json()}, ckpt_path)
+        if on_checkpoint:
+            on_checkpoint()
+
+    def selection_eval() -> None:
+        actors = ppo.deterministic_actors()
+        if cfg.calibrate:  # the trained actor keeps learning untrimmed; the snapshot is trimmed
+            actors = trimmed_copy(actors, afs, cfg.calibration_episodes, seed=seed + 11, device=cfg.device)
+        mlp = actors.mlp
+        m = evaluate_teachers(actors, afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+        for k in range(K):
+            score = teacher_score(m[k])
+            curves[k].append({"steps": ppo.env_steps, "wall_s": round(elapsed, 2),
+                              **{n: m[k][n] for n in ("success_rate", "termination_rate", "mean_return",
+                                                      "mean_action_change", "final_position_error_mean")}})
+            if score > best["score"][k]:
+                best["score"][k], best["steps"][k] = score, ppo.env_steps
+                best["actor"][k] = mlp.teacher_state(k)
+            if writer:
+                for n in ("success_rate", "termination_rate", "mean_return", "mean_action_change"):
+                    writer.add_scalar(f"{tag(k)}/eval/{n}", m[k][n], ppo.env_steps)
+        line = (f"teachers {ids[0]}-{ids[-1]}: {ppo.env_steps:,} steps each, {elapsed:.0f} s; selection eval: "
+                f"success {100 * sum(x['success_rate'] for x in m) / K:.1f} %, terminated "
+                f"{100 * sum(x['termination_rate'] for x in m) / K:.1f} % (means over {K} "
+                + (f"networks, {C} per teacher)" if C > 1 else "teachers)"))
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def out_of_time() -> bool:
+        return cfg.time_limit_s is not None and elapsed >= cfg.time_limit_s
+
+    last_ckpt = time.monotonic()
+    with deferred_interrupts() as stop:
+        while ppo.iteration < total_iters and not out_of_time():
+            if stop:  # Ctrl-C or SIGTERM between two iterations: nothing since the last checkpoint is lost
+                save_checkpoint()
+                print(f"raptor train: interrupted; checkpoint written ({ckpt_path}); continue with "
+                      f"raptor train --out {rd.root} --resume", file=sys.stderr, flush=True)
+                raise KeyboardInterrupt
+            t0 = time.perf_counter()
+            stats = ppo.iterate()
+            if ppo.device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed += time.perf_counter() - t0
+            if writer:
+                for k in range(K):
+                    writer.add_scalar(f"{tag(k)}/train/episode_return", float(stats.episode_return[k]), ppo.env_steps)
+                    writer.add_scalar(f"{tag(k)}/train/std", float(stats.std[k]), ppo.env_steps)
+            # an interval boundary just before the end is left to the final evaluation (one line, not two)
+            boundary = ppo.iteration % eval_every == 0 and total_iters - ppo.iteration >= max(1, eval_every // 2)
+            if boundary or ppo.iteration == total_iters or out_of_time():
+                selection_eval()
+            if bar is not None:
+                bar.update(1)
+                ret = stats.episode_return[torch.isfinite(stats.episode_return)]
+                bar.set_postfix(ret=f"{float(ret.mean()) if len(ret) else float('nan'):.0f}",
+                                std=f"{float(stats.std.mean()):.3f}")
+            if time.monotonic() - last_ckpt > cfg.checkpoint_every_s:
+                save_checkpoint()
+                last_ckpt = time.monotonic()
+    if bar is not None:
+        bar.close()
+    save_checkpoint()  # the trained state is safe before the (slower) final evaluation
+    if C > 1:  # the final evaluation sees each teacher's first-ranked candidate, or all of them merged into one
+        everyone = best["actor"]
+        best, curves = best_candidates(best, curves, C)
+        if cfg.merge_candidates:
+            best["actor"] = merged_actors(cfg, ids, airframes, everyone, best["actor"], seed)
+            for c in best["candidates"]:
+                c["merged"] = True
+    results = finalize_teachers(rd, cfg, ids, airframes, best, curves, elapsed, ppo.env_steps)
+    if writer:
+        writer.close()
+    ckpt_path.unlink(missing_ok=True)
+    ckpt_path.with_name(ckpt_path.name + ".prev").unlink(missing_ok=True)
+    return results
+
+
+def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], everyone: list[dict],
+                  picked: list[dict], seed: int) -> list[dict]:
+    """Each teacher's candidates (C consecutive snapshots of `everyone`), trimmed and gain-calibrated, merged into
+    one actor that starts from the first-ranked (`picked`): raptor.rl.teacher.merge_candidates."""
+    from raptor.rl.batched import BatchedMLP
+    from raptor.rl.ppo import ACT_DIM
+
+    sizes = (int(everyone[0]["layer0.weight"].shape[1]), *cfg.ppo.actor_hidden, ACT_DIM)
+    cands = BatchedMLP(len(everyone), sizes).to(cfg.device)
+    for k, st in enumerate(everyone):
+        cands.load_teacher_state(k, st)
+    afs = [teacher_airframe(airframes[i], cfg) for i in ids]
+    slots = [a for a in afs for _ in range(cfg.candidates)]
+    if cfg.calibrate:
+        calibrate_offsets(cands, slots, cfg.calibration_episodes, seed=seed + 13, device=cfg.device, iterations=1)
+    calibrate_gain(cands, slots, cfg.feedback_gains, cfg.gain_episodes, seed=seed + 17, device=cfg.device)
+    init = BatchedMLP(len(ids), sizes).to(cfg.device)
+    for k, st in enumerate(picked):
+        init.load_teacher_state(k, st)
+    merge_candidates(cands, init, afs, cfg.merge_rounds, cfg.merge_envs, cfg.train_episode_steps, seed=seed + 19,
+                     device=cfg.device)
+    return [init.teacher_state(k) for k in range(len(ids))]
+
+
+def best_candidates(best: dict, curves: list[list[dict]], C: int) -> tuple[dict, list[list[dict]]]:
+    """Of every C consecutive networks (one teacher's candidates), the one with the highest selection score: its
+    snapshot, steps and curve, and which it was with every candidate's score (for eval.json)."""
+    groups = [range(j, j + C) for j in range(0, len(best["score"]), C)]
+    pick = [max(g, key=lambda k: best["score"][k]) for g in groups]
+    return ({"score": [best["score"][k] for k in pick], "actor": [best["actor"][k] for k in pick],
+             "steps": [best["steps"][k] for k in pick],
+             "candidates": [{"chosen": k - g.start, "selection_scores": [round(best["score"][i], 5) for i in g]}
+                            for g, k in zip(groups, pick)]},
+            [curves[k] for k in pick])
+
+
+def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], airframes: list[Airframe],
+                      best: dict, curves: list[list[dict]], elapsed_s: float,
+                      trained_steps: int | None = None) -> list[dict]:
+    """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
+    from raptor.rl.batched import BatchedMLP
+    from raptor.rl.ppo import ACT_DIM
+
+    K = len(ids)
+    obs_dim = int(best["actor"][0]["layer0.weight"].shape[1])
+    mlp = BatchedMLP(K, (obs_dim, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)
+    for k in range(K):
+        mlp.load_teacher_state(k, best["actor"][k])
+    timings: dict[str, float] = {}
+    out = write_teachers(rd, cfg, ids, TeacherActors(mlp), mlp, airframes, curves, best["steps"], elapsed_s, "ppo",
+                         trained_steps, extra=best.get("candidates"), timings=timings)
+    print(f"teachers {ids[0]}-{ids[-1]}: finalized in {sum(timings.values()):.1f} s after {elapsed_s:.0f} s of "
+          "training (" + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")", flush=True)
+    return out
+
+
+def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, airframes: list[Airframe],
+                   curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str,
+                   trained_steps: int | None = None, extra: list[dict] | None = None,
+                   timings: dict | None = None) -> list[dict]:
+    """Evaluate (bar.episodes hover episodes, starts disjoint from the selection's) and write each unfinished
+    teacher; `extra[k]` (if given) is merged into teacher k's eval.json; `timings` (if given) receives the wall
+    seconds of each phase (trim, gain, evaluation, published, files)."""
+    eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
+    steps_trained = int(trained_steps or cfg.steps)
+    plain = [airframes[i] for i in ids]
+    clock = _PhaseClock(cfg.device)
+    offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
+    if cfg.calibrate:  # once more on starts of its own (the selection's trim used fewer episodes)
+        offsets = calibrate_offsets(mlp, [teacher_airframe(a, cfg) for a in plain],
+                                    2 * cfg.calibration_episodes, seed=eval_seed + 1, device=cfg.device,
+                                    iterations=1, output=actors.output)
+    clock.lap("trim")
+    gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], cfg.feedback_gains,  # own starts,
+                           cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output)  # after trim
+    clock.lap("gain")
+    metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
+    clock.lap("evaluation")
+    ref, missing = reference_termination(plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
+    clock.lap("published")
+    results = []
+    for k, i in enumerate(ids):
+        if rd.finished(i):
+            continue
+        d = rd.teacher_dir(i)
+        d.mkdir(parents=True, exist_ok=True)
+        verdict = cfg.bar.judge(metrics[k], ref[k])
+        a = airframes[i]
+        meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
+                "trained_steps": steps_trained, "output": actors.output,
+                "hover_trim_m": [round(float(x), 5) for x in offsets[k]], "feedback_gain": gains[k]}
+        save_teacher(d / "teacher.safetensors", mlp, k, meta)
+        atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
+        atomic_write_text(d / "curve.json", json.dumps(curves[k]))
+        ev = {"id": i, "airframe": a.name, "steps": steps_trained, "selected_steps": int(best_steps[k]),
+              "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
+              "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], "feedback_gain": gains[k], **metrics[k],
+              "reference_termination_rate": ref[k], **verdict, **(extra[k] if extra else {})}
+        if missing is not None:
+            ev["reference_missing"] = missing
+        atomic_write_text(d / "eval.json", json.dumps(ev, indent=1))  # last: marks the teacher finished
+        results.append(ev)
+    clock.lap("files")
+    if timings is not None:
+        timings.update(clock.laps)
+    return results
+
+
+class _PhaseClock:
+    """Wall seconds of consecutive phases (device-synchronized on CUDA, so each phase owns its kernels)."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = str(device).startswith("cuda")
+        self.laps: dict[str, float] = {}
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.t, 3)
+        self.t = now
