@@ -102,17 +102,21 @@ def make_env(sim: str, airframes: Sequence[Airframe], episodes: int, cfg: EnvCon
 def rollout(policy, airframes: Sequence[Airframe], scenario: str = "hover", episodes: int = 100, seed: int = 0,
             device: str = "cpu", steps: int | None = None, config: EnvConfig | None = None,
             progress: bool = False, sim: str = "raptor", record: list | None = None,
-            external: tuple[str, str] | None = None, trajectories: bool = True) -> Rollouts:
+            external: tuple[str, str] | None = None, trajectories: bool = True,
+            heading: bool | None = None) -> Rollouts:
     """Fly `policy` (raptor.policy.Policy) on every airframe x `episodes`, all envs in one batch.
 
     sim: "raptor" (our simulator) or "mujoco"; record: a list that receives the state (B, 17) of every step;
     external: (mapping, models_dir) of an external MJCF quadrotor (MuJoCo), replacing `airframes`;
-    trajectories: False keeps only the per-episode metrics, accumulated on the device (no per-step copies)."""
+    trajectories: False keeps only the per-episode metrics, accumulated on the device (no per-step copies);
+    heading: False gives the policy no yaw setpoint and judges by position only (as HIL and Betaflight, which carry
+    none), None where the scenario has one."""
     cfg = config or scenario_config(scenario, device)
     env = make_env(sim, airframes, episodes, cfg, seed, external)
     hooks = [] if record is None else [StateRecorder(record)]
     return run_episodes(policy, env, steps or cfg.episode_steps, hooks=hooks, trajectories=trajectories,
-                        airframe_names=[a.name for a in airframes], progress=f"eval {scenario}" if progress else None)
+                        heading=heading, airframe_names=[a.name for a in airframes],
+                        progress=f"eval {scenario}" if progress else None)
 
 
 class StateRecorder:
