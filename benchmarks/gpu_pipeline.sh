@@ -32,7 +32,8 @@ case "$CALL" in
       --no-progress --until retrain
     ;;
   2) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress --until distill ;;
-  3) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress && cp "$RUN/report.md" "$OUT/" ;;
+  3) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress && cp "$RUN/report.md" "$OUT/"
+     [ "$DEV" = cpu ] || timeout 120 python3 -m pytest -q -m gpu tests/test_gpu.py ;;  # the gpu-marked tests
   *) echo "CALL is 1, 2 or 3"; exit 2 ;;
 esac
 rc=$?
