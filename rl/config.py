@@ -14,7 +14,7 @@ from raptor.rl.teacher import (
 )
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, default_trajectory
-from raptor.sim.env import EnvConfig
+from raptor.sim.env import MIXED_KINDS, EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
@@ -57,6 +57,10 @@ class TrainConfig:
     # keeps each airframe's own trajectory mixture (the sampled airframes: the reference's [0.5, 0.5]; the named
     # airframes' files: hover only).
     langevin_fraction: float | None = None
+    # What the teachers' targets do (issue #30), each episode one of these, uniformly: hover, langevin (the reference's
+    # wandering target), figure_eight (radius 0.25-1 m, period 4-10 s), step (a 0.5 m setpoint jump at 1-3 s). None:
+    # each airframe's own mixture of hover and Langevin (langevin_fraction). Selection and the bar stay on hover.
+    targets: tuple[str, ...] | None = None
     # Multiplies the linear and angular velocity ranges of the training starts (the evaluation keeps the spec's):
     # > 1 trains the recovery from faster starts than the teacher is judged on, where slow-motor airframes crash.
     start_velocity_scale: float = 1.0
@@ -113,6 +117,11 @@ class TrainConfig:
             raise ConfigError(f"--start-scale must be positive, got {self.start_velocity_scale}")
         if self.langevin_fraction is not None and not 0.0 <= self.langevin_fraction <= 1.0:
             raise ConfigError(f"--langevin must be a fraction in [0, 1], got {self.langevin_fraction}")
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(self.targets))  # JSON gives a list
+            bad = [t for t in self.targets if t not in MIXED_KINDS]
+            if not self.targets or bad:
+                raise ConfigError(f"--targets: choose from {', '.join(MIXED_KINDS)} (got {', '.join(bad) or 'none'})")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ConfigError(f"--time-limit must be a positive number of seconds, got {self.time_limit_s}")
         check_seed(self.seed)
@@ -131,6 +140,7 @@ class TrainConfig:
         d["ppo"] = self.ppo.to_json()
         d["bar"] = dataclasses.asdict(self.bar)
         d["feedback_gains"] = list(self.feedback_gains)
+        d["targets"] = None if self.targets is None else list(self.targets)
         return d
 
     @staticmethod
@@ -191,6 +201,9 @@ TRAIN_FLAGS = (
          help="fraction of training episodes that track a moving (Langevin) target instead of hovering",
          shown_default="each airframe's own mixture: 0.5 for sampled airframes, the reference's; 0 for the named "
                        "airframes' files"),
+    Flag("targets", metavar="LIST", help="the teachers' targets, each episode one of: hover,langevin,figure_eight,step "
+                                         "(the bar and selection stay on hover)",
+         shown_default="each airframe's own mixture of hover and langevin"),
     Flag("start_velocity_scale", "--start-scale", metavar="FACTOR",
          help="multiply the training starts' linear and angular velocity ranges (the final evaluation always uses "
               "the spec's starts)"),
@@ -247,8 +260,9 @@ def training_env_config(cfg: TrainConfig) -> EnvConfig:
     widened by any_yaw_fraction and start_velocity_scale (the final evaluation keeps the spec's)."""
     init = mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction, linear_velocity_scale=cfg.start_velocity_scale,
                                   angular_velocity_scale=cfg.start_velocity_scale)
-    return EnvConfig(observation=cfg.observation, target="airframe", device=cfg.device, check_inputs=False,
-                     episode_steps=cfg.train_episode_steps, init=init)
+    targets = {} if cfg.targets is None else {"target": "mixed", "mixed_targets": cfg.targets}
+    return EnvConfig(**{"observation": cfg.observation, "target": "airframe", "device": cfg.device,
+                        "check_inputs": False, "episode_steps": cfg.train_episode_steps, "init": init, **targets})
 
 
 def teacher_airframe(a: Airframe, cfg: TrainConfig) -> Airframe:

@@ -25,9 +25,16 @@ from raptor.errors import ConfigError, InputError
 from raptor.sim import functional as F
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, AirframeBatch
-from raptor.sim.functional import EnvState, Physics, StepOutputs, figure_eight, transition  # noqa: F401 (API)
+from raptor.sim.functional import (  # noqa: F401 (API)
+    MIXED_KINDS,
+    EnvState,
+    Physics,
+    StepOutputs,
+    figure_eight,
+    transition,
+)
 
-TargetMode = Literal["airframe", "hover", "langevin", "figure_eight", "step"]
+TargetMode = Literal["airframe", "hover", "langevin", "figure_eight", "step", "mixed"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,11 @@ class EnvConfig:
     # target "step": also a yaw setpoint step, U(-step_yaw_rad, step_yaw_rad) about world z, at its own time
     # U(step_time_s) (0: no yaw setpoint; env.target_yaw() is 0)
     step_yaw_rad: float = 0.0
+    # target "mixed" (teachers on moving targets): each episode draws one of `mixed_targets` uniformly; a figure-eight
+    # draws its radius and period uniformly from the ranges below, a setpoint step is target "step"'s
+    mixed_targets: tuple[str, ...] = ("hover", "langevin", "figure_eight", "step")
+    figure_eight_radius_range_m: tuple[float, float] = (0.25, 1.0)
+    figure_eight_period_range_s: tuple[float, float] = (4.0, 10.0)
     # Evaluation: a physical crash box instead of the training termination (the airframe's 1-3.6 m position and
     # 2 m/s / 35 rad/s limits, which make thrown starts infeasible): terminate only beyond crash_box_m on an axis
     crash_box_m: float | None = None
@@ -95,9 +107,18 @@ class EnvConfig:
         if self.observation not in ("student", "teacher", "privileged"):
             raise ConfigError("EnvConfig.observation must be 'student', 'teacher' or 'privileged', "
                               f"got {self.observation!r}")
-        if self.target not in ("airframe", "hover", "langevin", "figure_eight", "step"):
-            raise ConfigError("EnvConfig.target must be airframe|hover|langevin|figure_eight|step, got "
+        if self.target not in ("airframe", "hover", "langevin", "figure_eight", "step", "mixed"):
+            raise ConfigError("EnvConfig.target must be airframe|hover|langevin|figure_eight|step|mixed, got "
                               f"{self.target!r}")
+        object.__setattr__(self, "mixed_targets", tuple(self.mixed_targets))
+        bad = [t for t in self.mixed_targets if t not in MIXED_KINDS]
+        if not self.mixed_targets or bad:
+            raise ConfigError(f"EnvConfig.mixed_targets: choose from {', '.join(MIXED_KINDS)} (got "
+                              f"{', '.join(bad) or 'none'})")
+        (r0, r1), (p0, p1) = self.figure_eight_radius_range_m, self.figure_eight_period_range_s
+        if not (0 <= r0 <= r1 and 0 < p0 <= p1):
+            raise ConfigError("EnvConfig.figure_eight_radius_range_m must be 0 <= lo <= hi and "
+                              "figure_eight_period_range_s 0 < lo <= hi")
         if self.crash_box_m is not None and not self.crash_box_m > 0:
             raise ConfigError(f"EnvConfig.crash_box_m must be positive, got {self.crash_box_m}")
         if not 0 <= self.step_yaw_rad <= math.pi:

@@ -11,6 +11,7 @@ same seed gives the same episodes whichever engine flies them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -43,6 +44,9 @@ class EnvState:
     step_offset: torch.Tensor  # (B, 3) m world: the position step
     yaw_step_time: torch.Tensor  # (B,) s: when the yaw setpoint steps (target "step" with step_yaw_rad > 0)
     yaw_step: torch.Tensor  # (B,) rad about world z: the yaw setpoint after its step
+    kind: torch.Tensor  # (B,) long: target "mixed": the episode's target, an index into MIXED_KINDS
+    eight_radius: torch.Tensor  # (B,) m: target "mixed": the episode's figure-eight radius
+    eight_period: torch.Tensor  # (B,) s: target "mixed": the episode's figure-eight period
 
     SOA = ("x", "force", "torque", "gust", "last_action", "prev_action_obs", "target_state")
 
@@ -62,7 +66,8 @@ class EnvState:
 
         return EnvState(z(17, batch), z(3, batch), z(3, batch), z(3, batch), z(4, batch), z(4, batch), z(12, batch),
                         torch.zeros(batch, dtype=torch.bool, device=device),
-                        torch.zeros(batch, dtype=torch.long, device=device), z(batch), z(batch, 3), z(batch), z(batch))
+                        torch.zeros(batch, dtype=torch.long, device=device), z(batch), z(batch, 3), z(batch), z(batch),
+                        torch.zeros(batch, dtype=torch.long, device=device), z(batch), z(batch))
 
     def rows(self, idx: torch.Tensor | list[int]) -> EnvState:
         """The envs idx as a record of their own."""
@@ -84,6 +89,9 @@ class EnvState:
                 cur[idx] = val
             out[f.name] = cur
         return EnvState(**out)
+
+
+MIXED_KINDS = ("hover", "langevin", "figure_eight", "step")  # target "mixed": EnvState.kind indexes this
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,16 @@ def target(params: AirframeBatch, config: EnvConfig, s: EnvState, steps: torch.T
         after = (steps.to(dtype) * params.dt >= s.step_time)[:, None]
         p = torch.where(after, s.step_offset, torch.zeros_like(s.step_offset))
         return torch.cat([p, torch.zeros_like(p)], -1)
+    if mode == "mixed":  # each episode its own kind: hover, Langevin, a figure-eight of its own size, a step
+        t = steps.to(dtype) * params.dt
+        eight = figure_eight(t, s.eight_radius, s.eight_period.clamp_min(1e-3))
+        after = (t >= s.step_time)[:, None]
+        jump = torch.where(after, s.step_offset, torch.zeros_like(s.step_offset))
+        jump = torch.cat([jump, torch.zeros_like(jump)], -1)
+        k = s.kind[:, None]
+        zero = torch.zeros_like(eight)
+        return torch.where(k == 1, s.target_state.t()[:, 6:12], torch.where(k == 2, eight, torch.where(k == 3, jump,
+                                                                                                       zero)))
     tgt = s.target_state.t()[:, 6:12]
     return torch.where(s.langevin[:, None], tgt, torch.zeros_like(tgt))
 
@@ -195,7 +213,7 @@ def new_episodes(params: AirframeBatch, config: EnvConfig, gen: torch.Generator)
         langevin = torch.full_like(u, config.target == "langevin", dtype=torch.bool)
     z = EnvState.zeros(n, dtype, dev)
     step_time, step_offset, yaw_step_time, yaw_step = z.step_time, z.step_offset, z.yaw_step_time, z.yaw_step
-    if config.target == "step":
+    if config.target in ("step", "mixed"):
         lo, hi = config.step_time_s
         step_time = lo + (hi - lo) * torch.rand(n, generator=gen, device=dev, dtype=dtype)
         dirs = torch.randn((n, 3), generator=gen, device=dev, dtype=dtype)
@@ -203,9 +221,18 @@ def new_episodes(params: AirframeBatch, config: EnvConfig, gen: torch.Generator)
         if config.has_yaw_target:  # drawn after the position step: its draws are unchanged
             yaw_step_time = lo + (hi - lo) * torch.rand(n, generator=gen, device=dev, dtype=dtype)
             yaw_step = config.step_yaw_rad * (2 * torch.rand(n, generator=gen, device=dev, dtype=dtype) - 1)
+    kind, eight_radius, eight_period = z.kind, z.eight_radius, z.eight_period
+    if config.target == "mixed":  # drawn last: the other modes' draws are unchanged
+        codes = torch.tensor([MIXED_KINDS.index(k) for k in config.mixed_targets], device=dev)
+        kind = codes[torch.randint(len(codes), (n,), generator=gen, device=dev)]
+        u = torch.rand((n, 2), generator=gen, device=dev, dtype=dtype)
+        (r0, r1), (p0, p1) = config.figure_eight_radius_range_m, config.figure_eight_period_range_s
+        eight_radius, eight_period = r0 + (r1 - r0) * u[:, 0], p0 + (p1 - p0) * u[:, 1]
+        langevin = kind == MIXED_KINDS.index("langevin")
     return EnvState(x.t().contiguous(), force.t().contiguous(), torque.t().contiguous(), gust.t().contiguous(),
                     z.last_action, mdp.normalized_motors(params, x[:, 13:17]).t().contiguous(), z.target_state,
-                    langevin, z.steps, step_time, step_offset, yaw_step_time, yaw_step)
+                    langevin, z.steps, step_time, step_offset, yaw_step_time, yaw_step, kind, eight_radius,
+                    eight_period)
 
 
 def restart(params: AirframeBatch, s: EnvState, x: torch.Tensor, force: torch.Tensor,
@@ -214,9 +241,10 @@ def restart(params: AirframeBatch, s: EnvState, x: torch.Tensor, force: torch.Te
     the reference's reset semantics (previous-action observation = the normalized motors, last action 0, no gust,
     the target process at the origin); the episodes' targets and setpoint steps are kept."""
     z = EnvState.zeros(s.batch_size, s.x.dtype, s.x.device)
-    return EnvState(x.t().contiguous(), force.t().contiguous(), torque.t().contiguous(), z.gust, z.last_action,
-                    mdp.normalized_motors(params, x[:, 13:17]).t().contiguous(), z.target_state, s.langevin.clone(),
-                    z.steps, s.step_time, s.step_offset, s.yaw_step_time, s.yaw_step)
+    return dataclasses.replace(s, x=x.t().contiguous(), force=force.t().contiguous(), torque=torque.t().contiguous(),
+                               gust=z.gust, last_action=z.last_action,
+                               prev_action_obs=mdp.normalized_motors(params, x[:, 13:17]).t().contiguous(),
+                               target_state=z.target_state, langevin=s.langevin.clone(), steps=z.steps)
 
 
 def transition(params: AirframeBatch, reward_cfg: mdp.RewardConfig, observation: str, state: torch.Tensor,
@@ -248,10 +276,9 @@ def step(params: AirframeBatch, config: EnvConfig, s: EnvState, action: torch.Te
     relative = config.teacher_observation or config.student_target_relative
     tgt = target(params, config, s)
     target_state = s.target_state
-    if config.target in ("airframe", "langevin"):
+    if config.target in ("airframe", "langevin", "mixed"):
         target_state = mdp.langevin_step(target_state.t(), params.dt, gen, config.langevin).t().contiguous()
-    moved = EnvState(s.x, s.force, s.torque, s.gust, s.last_action, s.prev_action_obs, target_state, s.langevin,
-                     s.steps, s.step_time, s.step_offset, s.yaw_step_time, s.yaw_step)
+    moved = dataclasses.replace(s, target_state=target_state)
     next_tgt = target(params, config, moved, s.steps + 1)
     force = external_force(config, s)
     a_soa = action.t().contiguous()
@@ -271,6 +298,6 @@ def step(params: AirframeBatch, config: EnvConfig, s: EnvState, action: torch.Te
         weight = params.mass * torch.linalg.vector_norm(params.gravity, dim=-1)
         sigma = d.gust_fraction * weight * torch.sqrt(1 - a * a)
         gust = a * gust + sigma * torch.randn(gust.shape, generator=gen, device=gust.device, dtype=gust.dtype)
-    new = EnvState(x, s.force, s.torque, gust, a_soa, a_soa, target_state, s.langevin, s.steps + 1, s.step_time,
-                   s.step_offset, s.yaw_step_time, s.yaw_step)
+    new = dataclasses.replace(s, x=x, gust=gust, last_action=a_soa, prev_action_obs=a_soa, target_state=target_state,
+                              steps=s.steps + 1)
     return new, StepOutputs(rew, term, add_noise(config, obs, gen))

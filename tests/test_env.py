@@ -186,3 +186,39 @@ def test_bad_actions_raise_and_leave_state_unchanged():
     venv.reset()
     with pytest.raises(InputError):
         venv.step(np.zeros((5, 4)))
+
+
+def test_mixed_targets_give_each_episode_its_own_moving_target():
+    """Target "mixed" (teachers on moving targets): each episode draws hover, Langevin, a figure-eight of its own
+    radius and period, or a 0.5 m setpoint step; the observation is relative to that target, and `raptor train
+    --targets` trains in it."""
+    from raptor.rl.config import TrainConfig, training_env_config
+    from raptor.sim.env import MIXED_KINDS, figure_eight
+
+    cfg = EnvConfig(target="mixed", observation="privileged")
+    env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 400, cfg, seed=3)
+    env.reset()
+    kind = env.s.kind
+    counts = torch.bincount(kind, minlength=4)
+    assert counts.min() >= 70  # uniform over the four kinds (100 expected each)
+    hover = torch.tensor([a.hover_action for a in [named_airframe("crazyflie")]]).expand(400, 4)
+    for _ in range(300):  # 3 s: past every setpoint step (1-3 s)
+        env.physics_step(hover)
+    tgt = env.target()
+    t = env.steps.double() * 0.01
+    eight = figure_eight(t, env.s.eight_radius.double(), env.s.eight_period.double())
+    f8 = kind == MIXED_KINDS.index("figure_eight")
+    assert torch.allclose(tgt[f8].double(), eight[f8], atol=1e-5)
+    assert (env.s.eight_radius[f8] >= 0.25).all() and (env.s.eight_radius[f8] <= 1.0).all()
+    step = kind == MIXED_KINDS.index("step")
+    assert torch.allclose(tgt[step, 0:3].norm(dim=-1), torch.full((int(step.sum()),), 0.5), atol=1e-5)
+    assert (tgt[kind == MIXED_KINDS.index("hover")] == 0).all()
+    assert (tgt[kind == MIXED_KINDS.index("langevin"), 0:3].norm(dim=-1) > 1e-4).all()
+    obs = env.observe()
+    assert torch.allclose(obs[:, 0:3], env.state[:, 0:3] - tgt[:, 0:3], atol=1e-6)
+    tc = TrainConfig(targets=("figure_eight", "step"))
+    ec = training_env_config(tc)
+    assert ec.target == "mixed" and ec.mixed_targets == ("figure_eight", "step")
+    assert TrainConfig.from_json(tc.to_json()) == tc
+    with pytest.raises(Exception, match="--targets"):
+        TrainConfig(targets=("loops",))
