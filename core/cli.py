@@ -35,40 +35,60 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+class OpenLoop:
+    """Hover or random actions as a policy of the episode loop (raptor sim): no feedback, a baseline of the
+    simulator itself."""
+
+    def __init__(self, hover, random: bool, seed: int) -> None:
+        import torch
+
+        self.hover, self.random, self.steps = hover, random, 0
+        self.gen = torch.Generator(device=hover.device).manual_seed(seed)
+
+    def reset(self, batch_size: int) -> None:
+        pass
+
+    def step(self, obs):
+        import torch
+
+        if not self.random:
+            return self.hover
+        a = torch.rand(self.hover.shape, generator=self.gen, device=self.hover.device, dtype=self.hover.dtype)
+        return 2 * a - 1
+
+    def after_step(self, t, env, action, reward, terminated, alive) -> None:  # as a hook: counts the env steps
+        self.steps = t + 1
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     import torch
 
+    from raptor.metrics import summarize
+    from raptor.runtime import run_episodes
     from raptor.sim.airframe import resolve_airframes
     from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
 
     airframes = resolve_airframes(args.airframes)
     env = BatchedQuadrotorEnv(airframes, args.envs, EnvConfig(device=args.device, dtype=args.dtype,
                                                               compile=args.compile), seed=args.seed)
-    env.reset()
     hover = torch.as_tensor([a.hover_action for a in airframes], dtype=env.state.dtype,
                             device=env.device)[env.airframe_index][:, None].expand(-1, 4)
-    gen = torch.Generator(device=env.device).manual_seed(args.seed)
-    ret = torch.zeros(env.num_envs, dtype=env.state.dtype, device=env.device)
-    terms = torch.zeros_like(ret)
     print(f"simulating {env.num_envs} envs x {args.steps} steps on {args.device}"
           + (" (compiling the fused step first: about 30 s)" if args.compile else "") + " ...", flush=True)
-    env.step(hover)  # warm-up (and, with --compile, the compilation) outside the timing
     env.reset()
+    env.step(hover)  # warm-up (and, with --compile, the compilation) outside the timing
     t0 = time.perf_counter()
-    for _ in range(args.steps):
-        if args.actions == "random":
-            a = torch.rand((env.num_envs, 4), generator=gen, device=env.device, dtype=ret.dtype) * 2 - 1
-        else:
-            a = hover
-        _, r, term, _, _ = env.step(a)
-        ret += r
-        terms += term.to(ret.dtype)
+    policy = OpenLoop(hover, args.actions == "random", args.seed)
+    r = run_episodes(policy, env, args.steps, hooks=[policy], seed=args.seed, trajectories=False,
+                     airframe_names=[a.name for a in airframes])
     dt = time.perf_counter() - t0
-    print(f"{env.num_envs} envs ({len(airframes)} airframes x {args.envs}) x {args.steps} steps, "
-          f"{args.actions} actions, on {args.device}: {env.num_envs * args.steps / dt:,.0f} env-steps/s")
-    print(f"terminations per env: {terms.mean().item():.2f}; reward per env-step: "
-          f"{(ret.sum() / (env.num_envs * args.steps)).item():.3f}; non-finite states: "
-          f"{int((~torch.isfinite(env.state)).any(-1).sum())}")
+    o = summarize(r)["overall"]
+    ended = "" if policy.steps == args.steps else f" (every episode had terminated after {policy.steps})"
+    print(f"{env.num_envs} envs ({len(airframes)} airframes x {args.envs}) x {args.steps} steps{ended}, "
+          f"{args.actions} actions, on {args.device}: {env.num_envs * policy.steps / dt:,.0f} env-steps/s "
+          "(the episode loop with its metrics; benchmarks/sim_throughput.py times the simulator alone)")
+    print(f"terminated: {100 * o['termination_rate']:.1f} % of episodes; mean return {o['mean_return']:.1f}; "
+          f"non-finite states: {int((~torch.isfinite(env.state)).any(-1).sum())}")
     return 0
 
 
