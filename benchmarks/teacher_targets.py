@@ -4,6 +4,9 @@ tracking (the figure-eight, radius 0.5 m, period 5 s) and disturbance. Runs trai
 the same airframes, side by side.
 
     python3 benchmarks/teacher_targets.py RUN [RUN ...] [--episodes 20] [--seed 9]
+
+Each run flies twice: as trained, and with the target's acceleration shown as a push in the teachers' force channel
+(EnvConfig.privileged_target_acceleration, what `raptor distill` labels with: `feedforward` rows).
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for run in args.runs:
         teachers = TeacherSet(run, only_passed=False)
-        for sc in SCENARIOS:
-            cfg = replace(scenario_config(sc), observation="privileged", step_yaw_rad=0.0)
+        for sc, ff in [(sc, False) for sc in SCENARIOS] + [("tracking", True)]:
+            cfg = replace(scenario_config(sc), observation="privileged", step_yaw_rad=0.0,
+                          privileged_target_acceleration=ff)
             r = rollout(TeacherPolicy(teachers, teachers.K), teachers.airframes, sc, args.episodes, seed=args.seed,
                         config=cfg, trajectories=False)
             o = summarize(r)["overall"]
             med = o["final_position_error_median"]
-            print(f"| {run} ({teachers.K} teachers) | {sc} | {100 * o['success_rate']:.1f} % | "
+            name = sc + (" (feedforward)" if ff else "")
+            print(f"| {run} ({teachers.K} teachers) | {name} | {100 * o['success_rate']:.1f} % | "
                   f"{100 * o['termination_rate']:.1f} % | {'-' if med is None else f'{med:.3f}'} | "
                   f"{o['rms_tracking_error_mean']:.3f} |")
 

@@ -84,7 +84,10 @@ def add_flags(parser: argparse.ArgumentParser, cls, flags: Sequence[Flag]) -> No
         shown = fl.shown_default if fl.shown_default is not None else (
             ",".join(map(str, default)) if isinstance(default, tuple) else default)
         help_text = fl.help + ("" if is_bool or shown is None else f" (default {shown})")
-        if is_bool:
+        if is_bool and default is True:  # a switch that turns it off
+            parser.add_argument(fl.flag or "--no-" + fl.option[2:], dest=fl.dest, action="store_false", default=None,
+                                help=help_text)
+        elif is_bool:
             parser.add_argument(fl.option, dest=fl.dest, action="store_true", default=None, help=help_text)
         else:
             parser.add_argument(fl.option, dest=fl.dest, type=parse, default=None, metavar=fl.metavar,

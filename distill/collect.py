@@ -99,8 +99,10 @@ class Labeller:
     """A run_episodes hook that labels every visited state with its airframe's teacher action (from the privileged
     teacher observation of that state) and records the student's view of it; as a policy, the teacher flying (BC)."""
 
-    def __init__(self, env: BatchedQuadrotorEnv, teachers: TeacherSet, T: int, offsets: torch.Tensor | None) -> None:
+    def __init__(self, env: BatchedQuadrotorEnv, teachers: TeacherSet, T: int, offsets: torch.Tensor | None,
+                 feedforward: bool = True) -> None:
         B, dev, dt = env.num_envs, env.device, env.state.dtype
+        self.feedforward = feedforward  # label with the target's acceleration felt as a push (lag-free tracking)
         self.teachers, self.T, self.K, self.M = teachers, T, teachers.K, B // teachers.K
         self.S = torch.zeros((T, B, 22), device=dev, dtype=dt)
         self.L = torch.zeros((T, B, 4), device=dev, dtype=dt)
@@ -112,7 +114,10 @@ class Labeller:
 
     def observe(self, t: int, env: BatchedQuadrotorEnv, obs: torch.Tensor, alive: torch.Tensor) -> None:
         target = env.target()  # (B, 6) p_des, v_des world: the teachers see the state relative to it
-        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, target, env.external_force())
+        force = env.external_force()  # (B, 3) N world
+        if self.feedforward:  # a target accelerating by a_des pushes by -m a_des in its frame (0 for hover targets)
+            force = force - env.params.mass[:, None] * env.target_acceleration()
+        t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, target, force)
         if self.disturbance is None:
             self.disturbance = t_obs[:, OBS_FORCE].clone()
         self.label = self.teachers(t_obs.reshape(self.K, self.M, -1)).reshape(-1, 4)
@@ -148,9 +153,10 @@ class StudentPolicy:
 
 @torch.no_grad()
 def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolicyNet | None, T: int,
-            offsets: torch.Tensor | None, seed: int) -> Dataset:
-    """Fly every airframe's episodes with the teacher (student None) or the student; label every state."""
-    lab = Labeller(env, teachers, T, offsets)
+            offsets: torch.Tensor | None, seed: int, feedforward: bool = True) -> Dataset:
+    """Fly every airframe's episodes with the teacher (student None) or the student; label every state (feedforward:
+    the teachers see the target's acceleration as a push, raptor.sim.functional.target_acceleration)."""
+    lab = Labeller(env, teachers, T, offsets, feedforward)
     r = run_episodes(lab if student is None else StudentPolicy(student), env, T, hooks=[lab], seed=seed,
                      heading=False, trajectories=False, airframe_names=[""] * env.num_airframes)
     dev = env.device

@@ -80,6 +80,10 @@ class DistillConfig:
     # figure_eight, langevin. The student sees p - p_des and v - v_des; teachers label from their target-relative
     # observation, so moving targets need no other change.
     targets: tuple[str, ...] = ("hover",)
+    # Label moving targets with the teachers' view of the target's acceleration as a push (-m a_des in the force
+    # channel of the privileged observation): memoryless teachers track a figure-eight without their ~0.3 m lag
+    # (docs/distillation.md). No effect on hover targets.
+    target_feedforward: bool = True
     device: str = "cpu"
     seed: int = 0
     threads: int = 0
@@ -174,6 +178,7 @@ def stored_config(out: Path) -> DistillConfig:
     """The config a distillation was started with (resumes keep it)."""
     d = dict(read_json(out / "config.json", "distillation config", "start again in a new --out")["config"])
     d.setdefault("disturbance_aux_weight", 0.0)  # runs started before the auxiliary loss existed
+    d.setdefault("target_feedforward", False)  # ... and before the feedforward labels
     return DistillConfig(**d)
 
 
@@ -254,7 +259,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
             offsets = (pos * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
             state["offsets"] = offsets
         data = collect(envs[cfg.targets[epoch % len(cfg.targets)]], teachers, None if bc else net, cfg.episode_steps,
-                       offsets, seed=cfg.seed + epoch)
+                       offsets, seed=cfg.seed + epoch, feedforward=cfg.target_feedforward)
         net.train()
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(epoch)
@@ -320,6 +325,8 @@ DISTILL_FLAGS = (
     Flag("targets", metavar="LIST", help="targets the episodes fly to, cycled per epoch: hover,step,figure_eight,"
                                          "langevin"),
     Flag("holdout", help="selection airframes (disjoint from the teachers')"),
+    Flag("target_feedforward", help="label moving targets without the teachers' target acceleration in their force "
+                                    "channel (the teachers then lag a figure-eight by ~0.3 m)"),
     Flag("disturbance_aux_weight", "--disturbance-aux", metavar="WEIGHT",
          help="weight of the training-only loss that predicts the episode's disturbance from the GRU state (0: the "
               "reference's loss)"),

@@ -61,6 +61,9 @@ class TrainConfig:
     # wandering target), figure_eight (radius 0.25-1 m, period 4-10 s), step (a 0.5 m setpoint jump at 1-3 s). None:
     # each airframe's own mixture of hover and Langevin (langevin_fraction). Selection and the bar stay on hover.
     targets: tuple[str, ...] | None = None
+    # The privileged observation's force channel also shows the target's acceleration as a push (-m a_des): a
+    # memoryless teacher can then follow a moving target without lag (EnvConfig.privileged_target_acceleration).
+    target_feedforward: bool = False
     # Multiplies the linear and angular velocity ranges of the training starts (the evaluation keeps the spec's):
     # > 1 trains the recovery from faster starts than the teacher is judged on, where slow-motor airframes crash.
     start_velocity_scale: float = 1.0
@@ -204,6 +207,8 @@ TRAIN_FLAGS = (
     Flag("targets", metavar="LIST", help="the teachers' targets, each episode one of: hover,langevin,figure_eight,step "
                                          "(the bar and selection stay on hover)",
          shown_default="each airframe's own mixture of hover and langevin"),
+    Flag("target_feedforward", help="teachers see the target's acceleration as a push in their force channel "
+                                    "(privileged observation)"),
     Flag("start_velocity_scale", "--start-scale", metavar="FACTOR",
          help="multiply the training starts' linear and angular velocity ranges (the final evaluation always uses "
               "the spec's starts)"),
@@ -261,6 +266,8 @@ def training_env_config(cfg: TrainConfig) -> EnvConfig:
     init = mdp.InitialStateConfig(any_yaw_fraction=cfg.any_yaw_fraction, linear_velocity_scale=cfg.start_velocity_scale,
                                   angular_velocity_scale=cfg.start_velocity_scale)
     targets = {} if cfg.targets is None else {"target": "mixed", "mixed_targets": cfg.targets}
+    if cfg.target_feedforward:
+        targets["privileged_target_acceleration"] = True
     return EnvConfig(**{"observation": cfg.observation, "target": "airframe", "device": cfg.device,
                         "check_inputs": False, "episode_steps": cfg.train_episode_steps, "init": init, **targets})
 

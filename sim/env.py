@@ -93,6 +93,9 @@ class EnvConfig:
     # Evaluation: a physical crash box instead of the training termination (the airframe's 1-3.6 m position and
     # 2 m/s / 35 rad/s limits, which make thrown starts infeasible): terminate only beyond crash_box_m on an axis
     crash_box_m: float | None = None
+    # observation "privileged": the force channel shows the disturbance minus m a_des of the target (its acceleration:
+    # a moving target is a push in its own frame); off: the disturbance alone, as the reference teachers were trained
+    privileged_target_acceleration: bool = False
     student_target_relative: bool = True  # student sees p - p_des, v - v_des (reference: absolute p, v)
     observation_noise: ObservationNoise = field(default_factory=ObservationNoise)
     disturbance: DisturbanceConfig = field(default_factory=DisturbanceConfig)
@@ -293,6 +296,10 @@ class BatchedQuadrotorEnv:
             bad = (~torch.isfinite(action)).any(-1).nonzero().flatten()[:8].tolist()
             raise InputError(f"action contains NaN or inf (envs {bad}); the state was not changed")
         return action
+
+    def target_acceleration(self) -> torch.Tensor:
+        """(B, 3) m/s^2 world: the target's acceleration now."""
+        return F.target_acceleration(self.params, self.config, self.s)
 
     def external_force(self) -> torch.Tensor:
         """(B, 3) N world: the episode's constant disturbance force plus the gust, if any."""

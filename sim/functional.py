@@ -149,6 +149,44 @@ def target(params: AirframeBatch, config: EnvConfig, s: EnvState, steps: torch.T
     return torch.where(s.langevin[:, None], tgt, torch.zeros_like(tgt))
 
 
+def figure_eight_acceleration(t_s: torch.Tensor, radius_m, period_s) -> torch.Tensor:
+    """(B, 3) m/s^2 world: the second derivative of figure_eight's position at times t_s (B,)."""
+    w = 2 * math.pi / period_s
+    ax = -radius_m * w * w * torch.sin(w * t_s)
+    ay = -2 * radius_m * w * w * torch.sin(2 * w * t_s)
+    return torch.stack([ax, ay, torch.zeros_like(ax)], -1)
+
+
+def target_acceleration(params: AirframeBatch, config: EnvConfig, s: EnvState) -> torch.Tensor:
+    """(B, 3) m/s^2 world: the target's acceleration now (0 for hover and between setpoint steps; the Langevin
+    process's smoothed acceleration alpha (v_raw - v_s) / dt). Relative to a target that accelerates by a_des the
+    vehicle feels a push -m a_des: what a privileged teacher is shown with EnvConfig.privileged_target_acceleration
+    (a memoryless teacher otherwise lags a moving target)."""
+    dtype = s.x.dtype
+    zero = torch.zeros((s.batch_size, 3), dtype=dtype, device=s.x.device)
+    t = s.steps.to(dtype) * params.dt
+    ts = s.target_state.t()
+    langevin = config.langevin.alpha * (ts[:, 3:6] - ts[:, 9:12]) / params.dt[:, None]
+    if config.target == "figure_eight":
+        return figure_eight_acceleration(t, config.figure_eight_radius_m, config.figure_eight_period_s)
+    if config.target in ("airframe", "langevin"):
+        return torch.where(s.langevin[:, None], langevin, zero)
+    if config.target == "mixed":
+        eight = figure_eight_acceleration(t, s.eight_radius, s.eight_period.clamp_min(1e-3))
+        k = s.kind[:, None]
+        return torch.where(k == 1, langevin, torch.where(k == 2, eight, zero))
+    return zero
+
+
+def felt_force(params: AirframeBatch, config: EnvConfig, s: EnvState) -> torch.Tensor:
+    """(B, 3) N world: the external force as the privileged observation shows it: the disturbance, minus m a_des of
+    the target where EnvConfig.privileged_target_acceleration is set (the push in the target's frame)."""
+    f = external_force(config, s).t()
+    if config.privileged_target_acceleration:
+        f = f - params.mass[:, None] * target_acceleration(params, config, s)
+    return f
+
+
 def target_yaw(params: AirframeBatch, config: EnvConfig, s: EnvState) -> torch.Tensor:
     """(B,) rad about world z (FLU): the yaw setpoint; 0 unless the config has a yaw target."""
     if not config.has_yaw_target:
@@ -185,7 +223,7 @@ def observe(params: AirframeBatch, config: EnvConfig, s: EnvState, gen: torch.Ge
     if config.observation == "teacher":
         obs = mdp.observe_teacher(params, s.state, s.prev_action_obs.t(), tgt)
     elif config.observation == "privileged":
-        obs = mdp.observe_privileged(params, s.state, s.prev_action_obs.t(), tgt, external_force(config, s).t())
+        obs = mdp.observe_privileged(params, s.state, s.prev_action_obs.t(), tgt, felt_force(params, config, s))
     else:
         obs = mdp.observe_student(s.state, s.prev_action_obs.t(), tgt if config.student_target_relative else None)
     return add_noise(config, obs, gen)
@@ -291,6 +329,10 @@ def step(params: AirframeBatch, config: EnvConfig, s: EnvState, action: torch.Te
                                          s.last_action.t(), force.t(), s.torque.t(), tgt,
                                          next_tgt if relative else None, physics.integrate)
         x = nxt.t().contiguous()
+    if config.observation == "privileged" and config.privileged_target_acceleration:  # the target's push, felt
+        acc = target_acceleration(params, config, dataclasses.replace(s, target_state=target_state, steps=s.steps + 1))
+        weight = params.mass * torch.linalg.vector_norm(params.gravity, dim=-1)
+        obs = torch.cat([obs[:, :26], obs[:, 26:29] - params.mass[:, None] * acc / weight[:, None], obs[:, 29:]], -1)
     gust = s.gust
     d = config.disturbance
     if d.gust_fraction > 0:

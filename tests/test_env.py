@@ -222,3 +222,33 @@ def test_mixed_targets_give_each_episode_its_own_moving_target():
     assert TrainConfig.from_json(tc.to_json()) == tc
     with pytest.raises(Exception, match="--targets"):
         TrainConfig(targets=("loops",))
+
+
+@pytest.mark.parametrize("target", ["figure_eight", "mixed", "langevin"])
+def test_the_targets_acceleration_is_felt_as_a_push_by_privileged_teachers(target):
+    """Relative to a target that accelerates by a_des, the vehicle feels -m a_des: with
+    privileged_target_acceleration the force channel shows (f - m a_des) / (m |g|). a_des is the derivative of the
+    target velocity the observation is relative to (finite difference over one step)."""
+    af = named_airframe("x500")
+    base = EnvConfig(target=target, observation="privileged", dtype="float64")
+    envs = [BatchedQuadrotorEnv([af], 64, EnvConfig(**{**base.__dict__, "privileged_target_acceleration": ff}),
+                                seed=4) for ff in (False, True)]
+    for env in envs:
+        env.reset()
+    hover = torch.full((64, 4), af.hover_action, dtype=torch.float64)
+    for _ in range(150):
+        v0 = envs[1].target()[:, 3:6].clone()
+        a0 = envs[1].target_acceleration().clone()
+        (_, _, o_plain), (_, _, o_ff) = (env.physics_step(hover) for env in envs)
+        dv = (envs[1].target()[:, 3:6] - v0) / 0.01
+    assert torch.equal(o_plain[:, :26], o_ff[:, :26])
+    a1 = envs[1].target_acceleration()
+    # a figure-eight: the analytic second derivative (trapezoid over the step); the Langevin target's smoothed
+    # velocity v_s += alpha (v_raw - v_s) moves by exactly a / (1 - alpha) per second in the step just taken
+    smooth = envs[1].s.langevin
+    alpha = base.langevin.alpha
+    assert torch.allclose(dv[smooth], a1[smooth] / (1 - alpha), atol=1e-9)
+    assert torch.allclose(dv[~smooth], 0.5 * (a0 + a1)[~smooth], atol=2e-3)
+    assert a1.abs().max() > 0.1  # the targets do accelerate
+    g = 9.81
+    assert torch.allclose(o_ff[:, 26:29], o_plain[:, 26:29] - a1 / g, atol=1e-9)
