@@ -18,7 +18,9 @@ from raptor.sim.env import MIXED_KINDS, EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 2  # 2: run.json's config records every TrainConfig field; 1: fields added later took their defaults
+RUN_VERSION = 3  # 3: teacher targets and feedforward; 2: run.json's config records every TrainConfig field
+# The fields each run-format version added, with the behaviour runs of the version before had
+ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}}
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
@@ -162,21 +164,27 @@ class TrainConfig:
 
 
 def migrate_run(run: dict) -> dict:
-    """A run.json brought to RUN_VERSION: version 1 configs lack the fields added after them, which then behaved as
-    the values filled in here (the reference's observation and 500-step episodes, uncapped starts, no gain
-    calibration; later fields at their defaults)."""
+    """A run.json brought to RUN_VERSION. Version 1 configs lack the fields added before versions were kept, which
+    then behaved as the values filled in here (the reference's observation and 500-step episodes, uncapped starts,
+    no gain calibration; the rest at their defaults); later versions add the fields of ADDED_IN_VERSION."""
     version = run.get("version", 1)
     if not isinstance(version, int) or version > RUN_VERSION:
         raise ConfigError(f"this run was written by a newer raptor (run format version {version}, this raptor reads "
                           f"up to {RUN_VERSION}): upgrade raptor to continue it")
     if version == RUN_VERSION:
         return run
-    c = {"observation": "teacher", "train_episode_steps": 500, "init_max_position_m": None,
-         "feedback_gains": [1.0], **run["config"]}
-    defaults = TrainConfig().to_json()
-    c = {k: c.get(k, v) for k, v in defaults.items()}
-    c["ppo"] = {**defaults["ppo"], **c["ppo"]}
-    c["bar"] = {**defaults["bar"], **c["bar"]}
+    c = dict(run["config"])
+    if version == 1:
+        c = {"observation": "teacher", "train_episode_steps": 500, "init_max_position_m": None,
+             "feedback_gains": [1.0], **c}
+        defaults = TrainConfig().to_json()
+        later = {k for added in ADDED_IN_VERSION.values() for k in added}
+        c = {k: c.get(k, v) for k, v in defaults.items() if k not in later or k in c}
+        c["ppo"] = {**defaults["ppo"], **c["ppo"]}
+        c["bar"] = {**defaults["bar"], **c["bar"]}
+        version = 2
+    for v in range(version + 1, RUN_VERSION + 1):
+        c = {**ADDED_IN_VERSION.get(v, {}), **c}
     return {**run, "version": RUN_VERSION, "config": c}
 
 

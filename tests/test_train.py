@@ -477,6 +477,9 @@ def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
     assert (cfg.observation, cfg.train_episode_steps, cfg.init_max_position_m, cfg.feedback_gains) == \
         ("teacher", 500, None, (1.0,))
     assert cfg.merge_candidates is False and cfg.ppo == TrainConfig().ppo
+    v2 = {k: v for k, v in current.items() if k not in ("targets", "target_feedforward")}  # before teacher targets
+    cfg2 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 2, "config": v2})["config"])
+    assert cfg2.targets is None and cfg2.target_feedforward is False
     with pytest.raises(ConfigError, match="newer raptor"):
         migrate_run({"format": "raptor-teachers", "version": RUN_VERSION + 1, "config": current})
     with pytest.raises(ConfigError, match="another version"):
