@@ -50,7 +50,7 @@ from raptor.metrics import (  # noqa: F401  (re-exported: raptor.evaluation's na
 )
 from raptor.runtime import run_episodes
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe, resolve_airframes
+from raptor.sim.airframe import Airframe, limit_thrust_to_weight, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
 from raptor.sim.sampling import RandomizationRanges
 
@@ -259,11 +259,14 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
 def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", scenario: str = "hover",
              episodes: int = 100, seed: int = 0, device: str = "cpu", out: str | Path | None = None,
              progress: bool = False, sim: str = "raptor", render: str | Path | None = None,
-             mujoco_model: str | None = None, models_dir: str | None = None, heading: str = "policy") -> dict:
+             mujoco_model: str | None = None, models_dir: str | None = None, heading: str = "policy",
+             max_thrust_to_weight: float | None = None) -> dict:
     """Evaluate a policy ('official', 'default' or a file) and optionally write metrics.json, metrics.md, plots.
 
     heading: "policy" (the file's heading governor, raptor.policy.heading), "on" (the default governor for any
     policy, e.g. the published one) or "off" (the plain world frame).
+    max_thrust_to_weight: fly airframes above it with their motor command capped to it (a deployment setting, as
+    Betaflight's motor_output_limit; raptor.sim.airframe.limit_thrust_to_weight), or None: as they are.
     sim: "raptor" or "mujoco"; render (MuJoCo only): a directory for PNG frames of the first episodes;
     mujoco_model (with models_dir): fly an external MJCF quadrotor through a mapping instead of `airframes`."""
     from raptor import policy as rp
@@ -291,6 +294,8 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
         airframes = f"mujoco:{mujoco_model}"
     else:
         afs = resolve_airframes(airframes) if isinstance(airframes, str) else list(airframes)
+    if max_thrust_to_weight is not None:
+        afs = [limit_thrust_to_weight(a, max_thrust_to_weight) for a in afs]
     if heading not in HEADING_CHOICES:
         raise ConfigError(f"--heading must be one of {', '.join(HEADING_CHOICES)}, got {heading!r}")
     pol = rp.load(policy_name, device=device)
@@ -311,6 +316,9 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
     metrics["config"] = {"policy": policy_name, "scenario": scenario, "episodes_per_airframe": episodes,
                          "seed": seed, "airframes": airframes if isinstance(airframes, str) else "custom",
                          "sim": sim, "device": device, "heading": heading,
+                         "max_thrust_to_weight": max_thrust_to_weight,
+                         "motor_output_limit": {a.name: round(a.meta["motor_output_limit"], 4) for a in afs
+                                                if "motor_output_limit" in a.meta},
                          "heading_governor": pol.governor.to_metadata() if pol.governor else None,
                          "wall_time_s": round(time.perf_counter() - t0, 2)}
     if render is not None:
@@ -360,6 +368,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heading", default="policy", choices=HEADING_CHOICES,
                    help="heading frame (raptor.policy.heading): policy = as the policy file says (the default has "
                         "it, the published policy not), on = the default governor for every policy, off = none")
+    p.add_argument("--max-thrust-to-weight", type=float, default=None, metavar="T",
+                   help="fly airframes above thrust-to-weight T with their motor command capped to T (as Betaflight's "
+                        "motor_output_limit; e.g. 5, the training envelope's top) for every policy flown")
     p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0): same seed, same starts")
     p.add_argument("--out", default=None, help="directory for metrics.json, metrics.md and plots")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
@@ -386,7 +397,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                     Path(args.out) / scenario / _slug(policy)
             metrics = evaluate(policy, args.airframes, scenario, args.episodes, args.seed, args.device, sub,
                                progress=True, sim=args.sim, render=args.render, mujoco_model=args.mujoco_model,
-                               models_dir=args.models_dir, heading=args.heading)
+                               models_dir=args.models_dir, heading=args.heading,
+                               max_thrust_to_weight=args.max_thrust_to_weight)
             rows.setdefault(scenario, {})[policy] = metrics
             if len(scenarios) == 1:
                 print(markdown_table(metrics, f"{policy}, {scenario}, {args.sim}"))

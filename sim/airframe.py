@@ -180,6 +180,28 @@ KNOWN_DYNAMICS = ("J", "J_inv", "action_limit", "gravity", "hovering_throttle_re
                   "rotor_time_constants_rising", "rotor_torque_constants", "rotor_torque_directions")
 
 
+def limit_thrust_to_weight(af: Airframe, max_thrust_to_weight: float) -> Airframe:
+    """The airframe flown with its motor command capped so that its thrust-to-weight is at most the given one (the
+    command range [min, cap] mapped to the policy's [-1, 1]), as Betaflight's `motor_output_limit` does: a race quad
+    with thrust-to-weight 12 flies as one of 5, inside the envelope the policies were trained on. Unchanged where
+    already within it."""
+    if not max_thrust_to_weight > 0:
+        raise AirframeError(f"the thrust-to-weight limit must be positive, got {max_thrust_to_weight}")
+    if af.thrust_to_weight <= max_thrust_to_weight:
+        return af
+    p = json.loads(json.dumps(af.parameters))
+    c = np.asarray(p["dynamics"]["rotor_thrust_coefficients"], dtype=np.float64).sum(0)  # total thrust polynomial
+    lo, hi = float(p["dynamics"]["action_limit"]["min"]), float(p["dynamics"]["action_limit"]["max"])
+    u_min, u_max = lo, hi
+    want = max_thrust_to_weight * af.weight_n  # N
+    for _ in range(80):  # bisection: thrust is increasing in the command over the airframe's range
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if c[0] + c[1] * mid + c[2] * mid * mid > want else (mid, hi)
+    p["dynamics"]["action_limit"]["max"] = lo
+    # the cap as Betaflight's motor_output_limit states it: the fraction of the command range kept
+    return Airframe(af.name, p, {**af.meta, "motor_output_limit": (lo - u_min) / (u_max - u_min)})
+
+
 def _has_bool(x: Any) -> bool:
     return isinstance(x, bool) or (isinstance(x, list) and any(_has_bool(v) for v in x))
 

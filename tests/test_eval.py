@@ -198,3 +198,20 @@ def test_step_scenario_judges_the_yaw_setpoint_two_seconds_after_the_last_step()
     plain = summarize(rollout(load("default").with_heading(None), afs, "step", episodes=12, seed=4))["overall"]
     assert framed["success_rate"] >= 0.5, framed  # 0.5 m in 2 s is at the edge of what the default does
     assert plain["success_rate"] <= 0.15, plain  # only yaw steps under 10 deg (1 in 18) can pass
+
+
+def test_a_race_quad_capped_into_the_envelope_flies():
+    """--max-thrust-to-weight: flightmare (thrust-to-weight 12, outside the training envelope 1.5-5, where the default
+    crashes or oscillates) flown with its motor command capped to thrust-to-weight 5, as Betaflight's
+    motor_output_limit does; airframes within the cap are unchanged."""
+    from raptor.sim.airframe import limit_thrust_to_weight, named_airframe
+
+    fm = named_airframe("flightmare")
+    capped = limit_thrust_to_weight(fm, 5.0)
+    assert fm.thrust_to_weight > 12 and capped.thrust_to_weight == pytest.approx(5.0, rel=1e-9)
+    assert 0.5 < capped.meta["motor_output_limit"] < 0.8  # thrust ~ quadratic in the command: about sqrt(5 / 12)
+    cf = named_airframe("crazyflie")
+    assert limit_thrust_to_weight(cf, 5.0) is cf
+    plain = evaluate("default", "flightmare", "hover", episodes=10, seed=1)
+    m = evaluate("default", "flightmare", "hover", episodes=10, seed=1, max_thrust_to_weight=5.0)
+    assert plain["overall"]["success_rate"] < 0.5 and m["overall"]["success_rate"] >= 0.9
