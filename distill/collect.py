@@ -21,6 +21,7 @@ from raptor.runtime import run_episodes
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe
 from raptor.sim.env import BatchedQuadrotorEnv
+from raptor.sim.functional import target_push
 
 # ----------------------------------------------------------------------------------------------------------------
 # Teachers
@@ -116,7 +117,7 @@ class Labeller:
         target = env.target()  # (B, 6) p_des, v_des world: the teachers see the state relative to it
         force = env.external_force()  # (B, 3) N world
         if self.feedforward:  # a target accelerating by a_des pushes by -m a_des in its frame (0 for hover targets)
-            force = force - env.params.mass[:, None] * env.target_acceleration()
+            force = force + target_push(env.params, env.config, env.s)
         t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, target, force)
         if self.disturbance is None:
             self.disturbance = t_obs[:, OBS_FORCE].clone()

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from raptor.distill.collect import Dataset, Labeller, StudentPolicy, TeacherSet, collect  # noqa: F401 (API)
+from raptor.distill.collect import Dataset, TeacherSet, collect  # noqa: F401 (their import path before collect.py)
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
 from raptor.options import Flag, add_flags, given

@@ -207,7 +207,7 @@ class BatchedQuadrotorEnv:
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(0 if seed is None else seed)
         self.s = EnvState.zeros(self.num_envs, dtype, self.device)
-        self.weight_n = self.params.mass * torch.linalg.vector_norm(self.params.gravity, dim=-1)  # (B,) N
+        self.weight_n = F.weight_n(self.params)  # (B,) N
         if physics is None:
             physics = Physics()
             if config.compile:

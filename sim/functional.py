@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from raptor.conventions import OBS_FORCE
 from raptor.sim import dynamics, mdp
 from raptor.sim.airframe import AirframeBatch
 
@@ -165,26 +166,37 @@ def target_acceleration(params: AirframeBatch, config: EnvConfig, s: EnvState) -
     dtype = s.x.dtype
     zero = torch.zeros((s.batch_size, 3), dtype=dtype, device=s.x.device)
     t = s.steps.to(dtype) * params.dt
-    ts = s.target_state.t()
-    langevin = config.langevin.alpha * (ts[:, 3:6] - ts[:, 9:12]) / params.dt[:, None]
+
+    def langevin() -> torch.Tensor:
+        ts = s.target_state.t()
+        return config.langevin.alpha * (ts[:, 3:6] - ts[:, 9:12]) / params.dt[:, None]
+
     if config.target == "figure_eight":
         return figure_eight_acceleration(t, config.figure_eight_radius_m, config.figure_eight_period_s)
     if config.target in ("airframe", "langevin"):
-        return torch.where(s.langevin[:, None], langevin, zero)
+        return torch.where(s.langevin[:, None], langevin(), zero)
     if config.target == "mixed":
         eight = figure_eight_acceleration(t, s.eight_radius, s.eight_period.clamp_min(1e-3))
         k = s.kind[:, None]
-        return torch.where(k == 1, langevin, torch.where(k == 2, eight, zero))
+        return torch.where(k == 1, langevin(), torch.where(k == 2, eight, zero))
     return zero
 
 
+def target_push(params: AirframeBatch, config: EnvConfig, s: EnvState) -> torch.Tensor:
+    """(B, 3) N world: -m a_des, the push a target accelerating by a_des exerts on the vehicle in its frame."""
+    return -params.mass[:, None] * target_acceleration(params, config, s)
+
+
 def felt_force(params: AirframeBatch, config: EnvConfig, s: EnvState) -> torch.Tensor:
-    """(B, 3) N world: the external force as the privileged observation shows it: the disturbance, minus m a_des of
-    the target where EnvConfig.privileged_target_acceleration is set (the push in the target's frame)."""
+    """(B, 3) N world: the external force as the privileged observation shows it: the disturbance, plus the target's
+    push where EnvConfig.privileged_target_acceleration is set."""
     f = external_force(config, s).t()
-    if config.privileged_target_acceleration:
-        f = f - params.mass[:, None] * target_acceleration(params, config, s)
-    return f
+    return f + target_push(params, config, s) if config.privileged_target_acceleration else f
+
+
+def weight_n(params: AirframeBatch) -> torch.Tensor:
+    """(B,) N: m |g|."""
+    return params.mass * torch.linalg.vector_norm(params.gravity, dim=-1)
 
 
 def target_yaw(params: AirframeBatch, config: EnvConfig, s: EnvState) -> torch.Tensor:
@@ -234,7 +246,7 @@ def new_episodes(params: AirframeBatch, config: EnvConfig, gen: torch.Generator)
     steps, drawn from `gen` in the reference's order (initial state first)."""
     x, force, torque = mdp.sample_initial_state(params, gen, config.init)
     dev, dtype, n = x.device, x.dtype, params.batch_size
-    weight = (params.mass * torch.linalg.vector_norm(params.gravity, dim=-1))[:, None]  # (B, 1) N
+    weight = weight_n(params)[:, None]  # (B, 1) N
     d = config.disturbance
     if not d.airframe_force:
         force = torch.zeros_like(force)
@@ -329,17 +341,15 @@ def step(params: AirframeBatch, config: EnvConfig, s: EnvState, action: torch.Te
                                          s.last_action.t(), force.t(), s.torque.t(), tgt,
                                          next_tgt if relative else None, physics.integrate)
         x = nxt.t().contiguous()
-    if config.observation == "privileged" and config.privileged_target_acceleration:  # the target's push, felt
-        acc = target_acceleration(params, config, dataclasses.replace(s, target_state=target_state, steps=s.steps + 1))
-        weight = params.mass * torch.linalg.vector_norm(params.gravity, dim=-1)
-        obs = torch.cat([obs[:, :26], obs[:, 26:29] - params.mass[:, None] * acc / weight[:, None], obs[:, 29:]], -1)
     gust = s.gust
     d = config.disturbance
     if d.gust_fraction > 0:
         a = torch.exp(-params.dt / d.gust_time_constant_s)
-        weight = params.mass * torch.linalg.vector_norm(params.gravity, dim=-1)
-        sigma = d.gust_fraction * weight * torch.sqrt(1 - a * a)
+        sigma = d.gust_fraction * weight_n(params) * torch.sqrt(1 - a * a)
         gust = a * gust + sigma * torch.randn(gust.shape, generator=gen, device=gust.device, dtype=gust.dtype)
     new = dataclasses.replace(s, x=x, gust=gust, last_action=a_soa, prev_action_obs=a_soa, target_state=target_state,
                               steps=s.steps + 1)
+    if config.observation == "privileged" and config.privileged_target_acceleration:  # the target's push, felt
+        push = target_push(params, config, new) / weight_n(params)[:, None]  # in g, as the force channel
+        obs = torch.cat([obs[:, :OBS_FORCE.start], obs[:, OBS_FORCE] + push, obs[:, OBS_FORCE.stop:]], -1)
     return new, StepOutputs(rew, term, add_noise(config, obs, gen))
