@@ -35,6 +35,7 @@ from raptor.hil.link import (
     qemu_argv,
 )
 from raptor.metrics import summarize
+from raptor.policy_export.core_policy import firmware_observation
 from raptor.runtime import concatenate, run_episodes
 from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
@@ -126,8 +127,6 @@ class DevicePolicy:
         self.episode += 1
 
     def step(self, obs: torch.Tensor) -> torch.Tensor:
-        from raptor.policy_export.core_policy import firmware_observation
-
         tick = time.perf_counter()
         if self.reboot:  # the device restarted: handshake again, its policy state is lost
             self.reboot = False
