@@ -344,8 +344,21 @@ def load_airframes(path: str | os.PathLike) -> list[Airframe]:
 
 def resolve_airframes(spec: str) -> list[Airframe]:
     """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, 'sampled:N:SEED', or 'sampled:N:SEED:race' (the
-    race-class option: thrust-to-weight up to 12, raptor.sim.sampling.RACE_RANGES)."""
+    race-class option: thrust-to-weight up to 12, raptor.sim.sampling.RACE_RANGES); 'SPEC+SPEC' joins specs in order
+    (e.g. 'sampled:1000:0+sampled:1000:1:race': ids 0-999 the first, 1000-1999 the second)."""
     spec = spec.strip()
+    if "+" in spec:
+        parts = [p.strip() for p in spec.split("+")]
+        if not all(parts):
+            raise AirframeError(f"bad airframe spec '{spec}': an empty part around '+'; write e.g. "
+                                "sampled:1000:0+sampled:200:1:race")
+        joined = [a for p in parts for a in resolve_airframes(p)]
+        names = [a.name for a in joined]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})[:3]
+            raise AirframeError(f"bad airframe spec '{spec}': its parts share airframes ({', '.join(dup)}); join "
+                                "different sets (another seed, or the race sampler)")
+        return joined
     if spec == "named":
         return [named_airframe(n) for n in NAMED_SET]
     if spec.startswith("sampled:"):

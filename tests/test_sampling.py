@@ -136,3 +136,17 @@ def test_race_option_extends_thrust_to_weight_only():
     assert all(a.name.startswith("race5_") for a in race)
     assert all(0.02 - 1e-9 <= a.mass_kg <= 5.0 * 1.1 + 1e-6 for a in race)  # RAPTOR's mass range (+ size deviation)
     assert [a.parameters for a in resolve_airframes("sampled:300:5")] == [a.parameters for a in plain]
+
+
+def test_joined_spec_concatenates_in_order_and_refuses_overlap():
+    """'A+B' is A's airframes then B's, each bit-exact with its own spec (a run's ids index the joined list), and
+    joining a set with itself is refused in one line (its teachers would be trained twice)."""
+    from raptor.sim.airframe import resolve_airframes
+
+    joined = resolve_airframes("sampled:5:0+sampled:3:1:race")
+    assert [a.parameters for a in joined] == ([a.parameters for a in resolve_airframes("sampled:5:0")]
+                                              + [a.parameters for a in resolve_airframes("sampled:3:1:race")])
+    assert [a.name for a in joined][4:6] == ["dr0_4", "race1_0"]
+    for bad in ("sampled:5:0+sampled:5:0", "sampled:5:0+", "+crazyflie"):
+        with pytest.raises(AirframeError, match="bad airframe spec"):
+            resolve_airframes(bad)
