@@ -32,7 +32,7 @@ from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import SCENARIOS as EVAL_SCENARIOS  # every scenario of raptor eval
 from raptor.fileio import atomic_write_text, check_writable_folder, read_json
 from raptor.options import Flag, add_flags, given
-from raptor.rl.config import TRAIN_FLAGS, TrainConfig
+from raptor.rl.config import LAYOUT_FIELDS, TRAIN_FLAGS, TrainConfig
 
 PIPELINE_FORMAT = "raptor-pipeline"
 PIPELINE_VERSION = 1
@@ -72,7 +72,7 @@ PIPELINE_FLAGS = (
     Flag("retrain_rounds", help="retrain rounds for the teachers below the bar"),
     Flag("fresh", help="final evaluation airframes, used by no decision"),
 )
-PIPELINE_TRAIN = ("steps", "teachers_per_shard", "time_limit_s")
+PIPELINE_TRAIN = ("steps", "teachers_per_shard", "time_limit_s", "compile")
 PIPELINE_DISTILL = ("epochs", "batch_size", "init_from")
 
 
@@ -189,12 +189,13 @@ def _teacher_summary(run: PipelineRun) -> tuple[str, int, int, int]:
     return text, len(rows), len(done), passed
 
 
-def stage_teachers(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
+def stage_teachers(run: PipelineRun, pc: PipelineConfig, progress: bool, layout: dict | None = None) -> str:
     from raptor.rl.train import train
 
     resume = (run.teachers / "run.json").is_file()
     train(str(run.teachers), None if resume else pc.airframes, None if resume else pc.ids,
-          None if resume else train_config(pc), resume=resume, progress=progress)
+          None if resume else train_config(pc), resume=resume, progress=progress,
+          overrides=layout if resume else None)
     text, n, done, _ = _teacher_summary(run)
     if done < n:
         raise ConfigError(f"teacher training stopped with {n - done} teachers unfinished; continue with "
@@ -202,13 +203,14 @@ def stage_teachers(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
     return text
 
 
-def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: bool) -> str:
+def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: bool,
+                  layout: dict | None = None) -> str:
     from raptor.rl.train import RunDir, status, train
 
     st = record["stages"].setdefault("retrain", {})
     rounds = st.get("rounds_done", 0)
     if st.get("round_started", 0) > rounds:  # a round was stopped: its teachers wait unfinished in the run
-        train(str(run.teachers), resume=True, progress=progress)
+        train(str(run.teachers), resume=True, progress=progress, overrides=layout)
         rounds = st["rounds_done"] = st["round_started"]
         run.write(record)
     steps = int(train_config(pc).steps * pc.retrain_steps_factor)
@@ -219,7 +221,7 @@ def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: 
         st["round_started"] = rounds + 1
         run.write(record)
         print(f"retrain round {rounds + 1}: {len(failed)} teachers below the bar, {steps:,} steps each")
-        train(str(run.teachers), retrain_failed=True, progress=progress, retrain={"steps": steps})
+        train(str(run.teachers), retrain_failed=True, progress=progress, retrain={"steps": steps}, overrides=layout)
         rounds = st["rounds_done"] = rounds + 1
         run.write(record)
     return _teacher_summary(run)[0] + f" after {rounds} retrain round{'s' if rounds != 1 else ''}"
@@ -336,8 +338,10 @@ def stage_policy(run: PipelineRun, record: dict, results: dict) -> str:
 
 
 def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, progress: bool = True,
-             command: str | None = None, until: str | None = None) -> dict:
-    """Run (or resume) every stage (up to and including `until`); returns the pipeline record."""
+             command: str | None = None, until: str | None = None, layout: dict | None = None) -> dict:
+    """Run (or resume) every stage (up to and including `until`); returns the pipeline record. layout: TrainConfig
+    fields of a resume that change how the teachers train, not what they learn (raptor.rl.config.LAYOUT_FIELDS:
+    shard size, time limit, compile), applied to the run's teacher stages and recorded there."""
     from raptor.policy.io import git_commit
 
     run = PipelineRun(out)
@@ -387,9 +391,9 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
         t0 = time.perf_counter()
         print(_stage_line(i, name, "running"), flush=True)
         if name == "teachers":
-            summary = stage_teachers(run, pc, progress)
+            summary = stage_teachers(run, pc, progress, layout)
         elif name == "retrain":
-            summary = stage_retrain(run, pc, record, progress)
+            summary = stage_retrain(run, pc, record, progress, layout)
         elif name == "distill":
             summary = stage_distill(run, pc, progress)
         elif name == "evaluate":
@@ -430,7 +434,9 @@ def _command(args: argparse.Namespace) -> str:
     for flag in ("airframes", "ids", "out", "device", *(fl.dest for fl in stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN)),
                  *(fl.dest for fl in stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL)), "retrain_rounds", "fresh", "seed"):
         v = getattr(args, flag)
-        if v is not None:
+        if v is True:  # a switch
+            words.append(f"--{flag.replace('_', '-')}")
+        elif v is not None:
             words += [f"--{flag.replace('_', '-')}", str(v)]
     if args.quick:
         words.append("--quick")
@@ -455,9 +461,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
             distill_over["disturbance_aux_weight"] = 0.0  # as raptor distill --init-from: no fresh head
         pc = replace(pc, train={**pc.train, **train_over}, distill={**pc.distill, **distill_over})
     elif any(v is not None for v in (args.airframes, args.steps, args.epochs, args.init_from, args.batch_size,
-                                     args.time_limit, args.teachers_per_shard, args.ids, args.fresh,
-                                     args.retrain_rounds)) or args.quick:
-        raise ConfigError("--resume continues the run with its stored recipe; drop the other options")
+                                     args.ids, args.fresh, args.retrain_rounds)) or args.quick:
+        raise ConfigError("--resume continues the run with its stored recipe; drop the options other than "
+                          "--teachers-per-shard, --time-limit, --compile and --until")
+    layout = given(args, [fl for fl in stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN) if fl.field in LAYOUT_FIELDS])
     pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args),
-             until=args.until)
+             until=args.until, layout=layout if args.resume else None)
     return 0

@@ -35,9 +35,12 @@ class BatchedMLP(torch.nn.Module):
             self.weights.append(torch.nn.Parameter(w))
             self.biases.append(torch.nn.Parameter(b))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, teachers: slice | None = None) -> torch.Tensor:
+        """x (K, N, sizes[0]) -> (K, N, sizes[-1]); with `teachers` a slice of the K, x holds only those rows."""
         n = len(self.weights)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if teachers is not None:
+                w, b = w[teachers], b[teachers]
             x = torch.baddbmm(b, x, w)
             if i < n - 1:
                 x = torch.relu(x)

@@ -18,9 +18,9 @@ from raptor.sim.env import MIXED_KINDS, EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 3  # 3: teacher targets and feedforward; 2: run.json's config records every TrainConfig field
+RUN_VERSION = 4  # 4: compile; 3: teacher targets and feedforward; 2: run.json's config records every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
-ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}}
+ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False}}
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
@@ -88,6 +88,9 @@ class TrainConfig:
     # mean action of all its candidates, each trimmed and gain-calibrated first (raptor.rl.teacher.merge_candidates,
     # DAgger: merge_rounds rounds of merge_envs hover episodes). Seeds crash on different starts; their mean on fewer.
     merge_candidates: bool = False
+    # Train on the compiled fused simulator (EnvConfig.compile: about 30-60 s to compile once per shard, then the
+    # simulation costs a tenth; the selection and final evaluations keep the reference integrator)
+    compile: bool = False
     merge_rounds: int = 12
     merge_envs: int = 1024
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -228,12 +231,49 @@ TRAIN_FLAGS = (
     Flag("observation", choices=("privileged", "teacher"),
          help="what teachers see: privileged = the teacher observation + the disturbance force, teacher = the "
               "reference's 26 values"),
+    Flag("compile", help="train on the compiled simulator (a one-off compile of ~30-60 s per shard, then the "
+                         "simulation costs a tenth; evaluations keep the reference integrator)"),
     Flag("time_limit_s", "--time-limit", metavar="SECONDS",
          help="training seconds per shard; at the limit its teachers are finalized with their best snapshot so far",
          shown_default="none: train all --steps"),
 )
 # The options a --retrain-failed round takes (the same flags, applied to that round's recipe)
 RETRAIN_FIELDS = ("steps", "eval_episodes", "candidates", "init_min_position_m", "merge_candidates")
+# The options a resumed run takes: how and where it runs, never what its teachers learn (its recipe)
+LAYOUT_FIELDS = ("backend", "device", "threads", "teachers_per_shard", "compile", "time_limit_s", "checkpoint_every_s")
+
+
+def resume_config(stored: TrainConfig, over: dict, has_checkpoints: bool) -> tuple[TrainConfig, list[str]]:
+    """The stored recipe with the layout flags of a resume applied, and one line per flag applied. A flag that would
+    change the recipe is refused in one line (never dropped without a word), as is a new shard size while shards
+    have checkpoints (their keys would change and their progress be lost)."""
+    flags = {fl.field: fl.option for fl in TRAIN_FLAGS}
+    current = stored.to_json()
+    changed = {}
+    for k, v in over.items():
+        head, _, rest = k.partition(".")
+        old = current[head][rest] if rest else current[k]
+        if isinstance(v, tuple):
+            v = list(v)
+        if v != old:
+            changed[k] = (old, v)
+    recipe = [k for k in changed if k not in LAYOUT_FIELDS]
+    if recipe:
+        k = recipe[0]
+        raise ConfigError(f"a resumed run keeps its recipe: {flags.get(k, k)} is {changed[k][0]} in this run, not "
+                          f"{changed[k][1]}; drop {flags.get(k, k)} (a --retrain-failed round takes "
+                          f"{', '.join(flags[f] for f in RETRAIN_FIELDS)}; another recipe needs another --out)")
+    if "teachers_per_shard" in changed and has_checkpoints:
+        raise ConfigError(f"this run has checkpoints of shards of {stored.teachers_per_shard} teachers; a new "
+                          "--teachers-per-shard would restart them: resume without it, or change it once the "
+                          "checkpointed shards are finished")
+    new = dataclasses.replace(stored, **{k: v for k, (_, v) in changed.items()})
+    if "device" in changed or "teachers_per_shard" in changed:
+        new.check_machine()
+    lines = [f"resume: {flags.get(k, k)} {v} (was {old})" + (" (training seconds per shard, counted from the "
+                                                               "shard's start)" if k == "time_limit_s" else "")
+             for k, (old, v) in changed.items()]
+    return new, lines
 
 
 # Memory of one PPO env, measured to within a factor of ~2: the rollout buffer (horizon 32 x observation, action,
@@ -277,7 +317,8 @@ def training_env_config(cfg: TrainConfig) -> EnvConfig:
     if cfg.target_feedforward:
         targets["privileged_target_acceleration"] = True
     return EnvConfig(**{"observation": cfg.observation, "target": "airframe", "device": cfg.device,
-                        "check_inputs": False, "episode_steps": cfg.train_episode_steps, "init": init, **targets})
+                        "check_inputs": False, "episode_steps": cfg.train_episode_steps, "init": init,
+                        "compile": cfg.compile, **targets})
 
 
 def teacher_airframe(a: Airframe, cfg: TrainConfig) -> Airframe:

@@ -237,31 +237,36 @@ class BatchedPPO:
         floor = cfg.min_log_std(self.env_steps)
         sums = {k: torch.zeros(K, device=self.device) for k in ("pl", "vl", "sm", "kl")}
         count = 0
+        chunks = update_chunks(K, mb, self.device)
         for _ in range(cfg.epochs):
             perm = torch.randperm(N, generator=self.sample_gen, device=self.device)
             epoch_kl = torch.zeros(K, device=self.device)
             for i in range(cfg.minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
-                o, a_u, lp0, A, R = obs[:, idx], u[:, idx], logp_old[:, idx], adv[:, idx], returns[:, idx]
-                mean = torch.tanh(self.actor(o))
-                std = torch.exp(self.log_std.clamp(min=floor))
-                lp = _gaussian_logp(a_u, mean, std)
-                log_ratio = lp - lp0
-                ratio = torch.exp(log_ratio)
-                pl = -torch.minimum(ratio * A, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * A).mean(1)
-                vl = (self.critic(o)[..., 0] - R).pow(2).mean(1)
-                mean_next = torch.tanh(self.actor(next_obs[:, idx]))
-                sm = (mean - mean_next).abs().mean((1, 2))
-                ent = (self.log_std.clamp(min=floor) + 0.5 * math.log(2 * math.pi * math.e)).sum((1, 2))
-                loss = pl + cfg.value_coef * vl + cfg.smoothness_coef * sm - cfg.entropy_coef * ent
                 self.optimizer.zero_grad()
-                loss.sum().backward()
+                parts = []
+                for sl in chunks:  # the teachers are independent: each chunk's loss and gradient are its own
+                    o, a_u, lp0, A, R = (x[sl][:, idx] for x in (obs, u, logp_old, adv, returns))
+                    log_std = self.log_std[sl].clamp(min=floor)
+                    mean = torch.tanh(self.actor(o, sl))
+                    lp = _gaussian_logp(a_u, mean, torch.exp(log_std))
+                    log_ratio = lp - lp0
+                    ratio = torch.exp(log_ratio)
+                    pl = -torch.minimum(ratio * A, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * A).mean(1)
+                    vl = (self.critic(o, sl)[..., 0] - R).pow(2).mean(1)
+                    mean_next = torch.tanh(self.actor(next_obs[sl][:, idx], sl))
+                    sm = (mean - mean_next).abs().mean((1, 2))
+                    ent = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum((1, 2))
+                    loss = pl + cfg.value_coef * vl + cfg.smoothness_coef * sm - cfg.entropy_coef * ent
+                    loss.sum().backward()
+                    with torch.no_grad():
+                        parts.append((pl.detach(), vl.detach(), sm.detach(), ((ratio - 1) - log_ratio).mean(1)))
                 self.optimizer.step(active)
                 with torch.no_grad():
-                    kl = ((ratio - 1) - log_ratio).mean(1)
+                    pl, vl, sm, kl = (torch.cat(x) for x in zip(*parts))
                     epoch_kl += kl
                     for key, val in (("pl", pl), ("vl", vl), ("sm", sm), ("kl", kl)):
-                        sums[key] += val.detach()
+                        sums[key] += val
                 count += 1
             if cfg.kl_target is not None:  # per-teacher adaptive step size (as in rsl_rl), once per epoch
                 kl_mean = epoch_kl / cfg.minibatches
@@ -299,6 +304,18 @@ class BatchedPPO:
         self.obs = self.env.reset()
         self._ep_return.zero_()
         self._ep_length.zero_()
+
+
+# Samples (teachers x minibatch rows) per chunk of the CPU update: the update's activations, (K, minibatch, 128) per
+# layer, outgrow the caches as K grows; chunks of 16 teachers at 2048 rows ran each minibatch in half the time of
+# K = 64 at once on 2 cores (benchmarks/teacher_profile.py, docs/benchmarks.md). On a GPU one chunk (all K) is best.
+UPDATE_CHUNK_SAMPLES = 32768
+
+
+def update_chunks(K: int, minibatch: int, device: torch.device) -> list[slice]:
+    """The teacher slices the update computes its loss and gradients over, one backward each."""
+    per = K if device.type != "cpu" else max(1, UPDATE_CHUNK_SAMPLES // max(minibatch, 1))
+    return [slice(k, min(k + per, K)) for k in range(0, K, per)]
 
 
 def _gaussian_logp(u: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from raptor.errors import ConfigError
@@ -38,6 +37,7 @@ from raptor.rl.config import (  # noqa: E402,F401
     RUN_VERSION,
     TrainConfig,
     parse_ids,
+    resume_config,
     teacher_airframe,
     training_env_config,
 )
@@ -51,7 +51,10 @@ from raptor.sim.airframe import Airframe, resolve_airframes, save_airframes
 
 
 def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, cfg: TrainConfig | None,
-                    resume: bool, retrain_failed: bool = False) -> tuple[RunDir, dict, TrainConfig]:
+                    resume: bool, retrain_failed: bool = False,
+                    overrides: dict | None = None) -> tuple[RunDir, dict, TrainConfig]:
+    """A new run (cfg), or the run in `out` with `overrides` (TrainConfig fields of a resume: the layout flags are
+    applied and recorded, recipe changes refused, raptor.rl.config.resume_config)."""
     rd = RunDir(out)
     if rd.run_file.exists():
         if not (resume or retrain_failed):
@@ -62,11 +65,14 @@ def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, c
             raise ConfigError(f"'{out}' trains airframes '{run['airframe_spec']}', not '{airframe_spec}'; resume "
                               f"without --airframes (or with that spec), or start another --out")
         stored = TrainConfig.from_json(run["config"])
-        if cfg is not None and cfg.backend != stored.backend:
-            stored = replace(stored, backend=cfg.backend, teachers_per_shard=cfg.teachers_per_shard,
-                             device=cfg.device, threads=cfg.threads)
-            run["config"] = stored.to_json()
-            rd.write_run(run)
+        if overrides:
+            has_ckpt = rd.checkpoints.is_dir() and any(rd.checkpoints.iterdir())
+            stored, lines = resume_config(stored, overrides, has_ckpt)
+            for line in lines:
+                print(line, flush=True)
+            if lines:
+                run["config"] = stored.to_json()
+                rd.write_run(run)
         if ids_text is not None and resume:
             extend_run(rd, run, parse_ids(ids_text, len(rd.airframes())))
         return rd, run, stored
@@ -171,10 +177,11 @@ def keep_best_attempts(rd: RunDir) -> list[int]:
 
 def train(out: str, airframe_spec: str | None = None, ids_text: str | None = None, cfg: TrainConfig | None = None,
           resume: bool = False, retrain_failed: bool = False, progress: bool = True, tensorboard: bool = False,
-          address: str | None = None, retrain: dict | None = None) -> list[dict]:
+          address: str | None = None, retrain: dict | None = None, overrides: dict | None = None) -> list[dict]:
     """Train (or resume, or with retrain_failed retrain the failed teachers of) the run in `out`. retrain: TrainConfig
-    fields the retrain round changes (raptor train's flags of that round, e.g. {"steps": 8_000_000})."""
-    rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed)
+    fields the retrain round changes (raptor train's flags of that round, e.g. {"steps": 8_000_000}); overrides: the
+    layout fields a resume changes (e.g. {"time_limit_s": 600}; recipe changes are refused)."""
+    rd, run, cfg = start_or_resume(out, airframe_spec, ids_text, cfg, resume, retrain_failed, overrides)
     # A retrain round may change the training length and the selection evaluation's size (failed teachers often
     # need a longer run; the best of ~20 snapshots ranked on 100 episodes tends to lose 2-4 points in the final
     # 500-episode evaluation, and on raptor061 still ~3 when ranked on 500 fixed starts).

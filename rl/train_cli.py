@@ -80,11 +80,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("--out DIR is required (or --status DIR)")
     if (args.resume or args.retrain_failed) and args.envs is not None:
         _resume_with_envs(RunDir(args.out), args.envs)
-    cfg = None if (args.resume or args.retrain_failed) and args.backend is None else config_from_args(args)
+    again = args.resume or args.retrain_failed
+    cfg = None if again else config_from_args(args)
+    # A resume or retrain round applies the layout flags it is given and refuses recipe changes (except a retrain
+    # round's own fields) in one line; none is dropped without a word
+    overrides = None
+    if again:
+        overrides = {k: v for k, v in _with_start_position(given(args, TRAIN_FLAGS)).items()
+                     if not (args.retrain_failed and k in RETRAIN_FIELDS + ("init_max_position_m",))
+                     and k != "ppo.envs_per_teacher"}
     t0 = time.perf_counter()
     train(args.out, args.airframes, args.ids, cfg, resume=args.resume, retrain_failed=args.retrain_failed,
           progress=not args.no_progress, tensorboard=args.tensorboard, address=args.address,
-          retrain=retrain_overrides(args) if args.retrain_failed else None)
+          retrain=retrain_overrides(args) if args.retrain_failed else None, overrides=overrides)
     rows = status(RunDir(args.out))
     print(status_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s; teachers in {args.out}/teachers)")

@@ -260,6 +260,37 @@ def test_resume_without_run_and_corrupt_checkpoint(tmp_path):
         train(str(out), resume=True, progress=False)
 
 
+def test_resume_applies_layout_flags_and_refuses_recipe_changes(tmp_path, capsys):
+    """A resume applies the flags that change how a run trains (time limit, shard size, compile), says so and records
+    them; a flag that would change what the teachers learn is refused in one line that names the flag, never dropped
+    (a user's `--resume --time-limit 5` once trained on to the full steps, saying nothing of the limit)."""
+    from raptor.cli import main
+
+    out = tmp_path / "run"
+    cfg = replace(TINY, steps=8192 * 4)
+    (out / "checkpoints").mkdir(parents=True)
+    train(str(out), "crazyflie,x500", None, cfg, progress=False)
+    unfinished = out / "teachers" / "0001"
+    for f in unfinished.iterdir():  # one teacher unfinished again: the resume has work to do
+        f.unlink()
+    unfinished.rmdir()
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--time-limit", "0.01", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "resume: --time-limit 0.01 (was None)" in text
+    stored = json.loads((out / "run.json").read_text())["config"]
+    assert stored["time_limit_s"] == 0.01
+    ev = json.loads((out / "teachers" / "0001" / "eval.json").read_text())
+    assert ev["steps"] < cfg.steps  # the limit stopped it early
+    assert main(["train", "--out", str(out), "--resume", "--steps", "999", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "keeps its recipe: --steps is 32768 in this run, not 999" in err and err.count("\n") == 1
+    assert json.loads((out / "run.json").read_text())["config"]["steps"] == cfg.steps
+    (out / "checkpoints" / "a0-x.pt").write_bytes(b"x")  # a shard in progress: its size stays
+    assert main(["train", "--out", str(out), "--resume", "--teachers-per-shard", "1", "--no-progress"]) == 2
+    assert "would restart them" in capsys.readouterr().err
+
+
 def test_resume_with_more_ids_adds_teachers_and_keeps_the_finished(tmp_path):
     """`raptor train --resume --ids`: a run grows by the airframes it lacks (the same spec and recipe); the finished
     teachers are not touched, and a wrong spec or a run with unfinished teachers is refused with the fix."""
@@ -446,6 +477,36 @@ def test_langevin_fraction_sets_the_share_of_moving_target_episodes():
     assert torch.equal(torch.linalg.vector_norm(env.target()[:, 0:3], dim=-1) > 1e-3, env.langevin)
     with pytest.raises(ConfigError, match="langevin"):
         TrainConfig(langevin_fraction=1.5)
+
+
+def test_chunked_update_equals_the_update_over_all_teachers(monkeypatch):
+    """The CPU update computes its loss and gradients over chunks of teachers (cache-sized); the teachers are
+    independent, so after two iterations every parameter, optimizer moment and statistic equals the update over all K
+    at once (to float summation order), and chunks of one teacher equal it too."""
+    from raptor.rl import ppo as ppo_mod
+    from raptor.rl.config import teacher_airframe, training_env_config
+    from raptor.sim.airframe import resolve_airframes
+
+    cfg = replace(TINY, steps=8192)
+    afs = [teacher_airframe(a, cfg) for a in resolve_airframes("sampled:5:3")]
+    runs = {}
+    for name, samples in (("all", 10 ** 9), ("chunks of 2", 2 * 512), ("chunks of 1", 1)):
+        monkeypatch.setattr(ppo_mod, "UPDATE_CHUNK_SAMPLES", samples)
+        p = ppo_mod.BatchedPPO(afs, cfg.ppo, training_env_config(cfg), seed=4)
+        assert len(ppo_mod.update_chunks(5, 512, p.device)) == {"all": 1, "chunks of 2": 3, "chunks of 1": 5}[name]
+        stats = [p.iterate() for _ in range(2)]
+        runs[name] = (p, stats)
+    ref, ref_stats = runs["all"]
+    for name in ("chunks of 2", "chunks of 1"):
+        p, stats = runs[name]
+        for a, b in zip([*ref.actor.parameters(), *ref.critic.parameters(), ref.log_std, *ref.optimizer.m,
+                         *ref.optimizer.v], [*p.actor.parameters(), *p.critic.parameters(), p.log_std,
+                                             *p.optimizer.m, *p.optimizer.v]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ref.optimizer.lr, p.optimizer.lr)
+        for s0, s1 in zip(ref_stats, stats):
+            torch.testing.assert_close(s0.policy_loss, s1.policy_loss, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(s0.value_loss, s1.value_loss, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
