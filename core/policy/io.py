@@ -31,6 +31,10 @@ ARCHITECTURE = {"type": "dense-relu/gru/dense", "input_dim": INPUT_DIM, "hidden_
 
 
 def git_commit() -> str:
+    """The commit of the code that runs: RAPTOR_GIT_COMMIT where set (an installed snapshot of a checkout, which has
+    no .git of its own), else the checkout's HEAD, else "unknown"."""
+    if os.environ.get("RAPTOR_GIT_COMMIT"):
+        return os.environ["RAPTOR_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
