@@ -6,6 +6,7 @@ crash or a full disk never leaves a half-written file under the real name, and n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -199,3 +200,46 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     except OSError as e:
         raise RaptorError(f"cannot append to {path}: {e.strerror or e}; free some space or choose another folder") \
             from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Process locks: a file naming the process (pid, host) that works on a folder while it runs; readers ask whether it
+# still lives (a lock left by a killed process, or one copied from another machine, reads as gone).
+
+
+@contextlib.contextmanager
+def process_lock(path: str | os.PathLike):
+    import json
+    import socket
+    import time
+
+    path = Path(path)
+    atomic_write_text(path, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def lock_alive(path: str | os.PathLike) -> bool | None:
+    """True: a live process on this host holds the lock (or one on another host, which cannot be checked); False: the
+    process that held it is gone; None: no lock."""
+    import json
+    import socket
+
+    try:
+        lock = json.loads(Path(path).read_text())
+        pid, host = int(lock["pid"]), str(lock["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

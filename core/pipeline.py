@@ -30,7 +30,7 @@ from pathlib import Path
 from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig
 from raptor.errors import ConfigError, RaptorError
 from raptor.evaluation import SCENARIOS as EVAL_SCENARIOS  # every scenario of raptor eval
-from raptor.fileio import atomic_write_text, check_writable_folder, read_json
+from raptor.fileio import atomic_write_text, check_writable_folder, lock_alive, process_lock, read_json
 from raptor.options import Flag, add_flags, given
 from raptor.rl.config import LAYOUT_FIELDS, TRAIN_FLAGS, TrainConfig
 
@@ -138,11 +138,18 @@ class PipelineRun:
         self.eval = self.root / "eval"
         self.policy = self.root / "policy.safetensors"
         self.report = self.root / "report.md"
+        self.lock_file = self.root / "pipeline.lock"  # while a process runs the stages (not committed)
 
     def exists(self) -> bool:
         return self.file.is_file()
 
     def read(self) -> dict:
+        if not self.root.is_dir() or (not self.file.exists() and not any(self.root.iterdir())):
+            raise ConfigError(f"no pipeline run in '{self.root}'; start one with raptor pipeline --airframes SPEC "
+                              f"--out {self.root}")
+        if not self.file.exists():
+            raise ConfigError(f"'{self.root}' holds no pipeline.json, so it is not a raptor pipeline run (a raptor "
+                              "train run? see raptor train --status)")
         d = read_json(self.file, "pipeline record", f"start a new run in another --out (or delete {self.root})")
         if d.get("format") != PIPELINE_FORMAT:
             raise ConfigError(f"'{self.file}' is not a raptor pipeline record; choose another --out")
@@ -159,17 +166,73 @@ def _stage_line(i: int, name: str, state: str, detail: str = "") -> str:
     return f"[{i}/{len(STAGES)}] {name:<9} {state}" + (f": {detail}" if detail else "")
 
 
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} CPU-h" if seconds >= 360 else f"{seconds / 60:.0f} CPU-min"
+
+
+def _teacher_progress(run: PipelineRun) -> tuple[str, float | None]:
+    """What the teacher stages have done and what remains, with the CPU time left at the pace this run's finished
+    teachers were trained at (their shard's training wall time over the shard's teachers; None where none is
+    finished)."""
+    from raptor.rl.run import RunDir, status
+    from raptor.rl.train import TrainConfig
+
+    rd = RunDir(run.teachers)
+    rows = status(rd)
+    done = [r for r in rows if r["state"] == "finished"]
+    left = len(rows) - len(done)
+    per = TrainConfig.from_json(rd.read_run()["config"]).teachers_per_shard
+    walls = sorted(read_json(rd.teacher_dir(r["id"]) / "eval.json").get("train_wall_s", 0.0) for r in done)
+    pace = walls[len(walls) // 2] / max(1, min(per, len(rows))) * 1.1 if walls else None  # +10 %: finalization
+    text = (f"{len(done)}/{len(rows)} teachers finished ({sum(1 for r in done if r['passed'])} at the bar), "
+            f"{left} remaining")
+    if left and pace is not None:
+        text += f"; about {_hours(left * pace)} left ({pace:.0f} s per teacher on this run)"
+    return text, pace
+
+
+def _distill_progress(run: PipelineRun, epochs: int) -> str:
+    log_file = run.student / "log.json"
+    if not log_file.is_file():
+        return f"0/{epochs} epochs"
+    log = read_json(log_file, "distillation log", "rerun with --resume")
+    steps = sorted(b["wall_s"] - a["wall_s"] for a, b in zip(log, log[1:]) if b["wall_s"] > a["wall_s"])
+    text = f"{len(log)}/{epochs} epochs"
+    if steps and len(log) < epochs:
+        text += f"; about {_hours((epochs - len(log)) * steps[len(steps) // 2])} left"
+    return text
+
+
 def status_lines(run: PipelineRun) -> list[str]:
+    """One line per stage: its state, what it did or, for a stage under way, what is done, what remains and the CPU
+    time left at this run's own pace."""
     d = run.read()
+    pc = run.config(d)
     lines = []
     for i, name in enumerate(STAGES, 1):
         st = d["stages"].get(name, {})
         state = st.get("state", "pending")
         detail = st.get("summary", "")
+        if state != "done" and name in ("teachers", "retrain") and (run.teachers / "run.json").is_file():
+            if name == "teachers" or state != "pending":
+                detail = _teacher_progress(run)[0]
+        elif state != "done" and name == "distill":
+            detail = _distill_progress(run, distill_config(pc).epochs)
         if "wall_s" in st:
             detail = f"{detail} ({st['wall_s']:.0f} s)" if detail else f"{st['wall_s']:.0f} s"
+        if state == "running":
+            state = "under way" if _trainer_alive(run) else "stopped (continue with --resume)"
         lines.append(_stage_line(i, name, state, detail))
     return lines
+
+
+def _trainer_alive(run: PipelineRun) -> bool:
+    alive = lock_alive(run.lock_file)
+    if alive is None and (run.teachers / "run.json").is_file():  # a run started by a raptor without pipeline.lock
+        from raptor.rl.run import RunDir
+
+        alive = RunDir(run.teachers).trainer_alive()
+    return bool(alive)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -261,9 +324,9 @@ def check_fresh(pc: PipelineConfig, teachers: list) -> list:
 
 def stage_evaluate(run: PipelineRun, pc: PipelineConfig, progress: bool) -> tuple[str, dict]:
     from raptor.evaluation import evaluate
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.rl.run import RunDir
 
-    fresh = check_fresh(pc, resolve_airframes(str(run.teachers / "airframes.json")))
+    fresh = check_fresh(pc, RunDir(run.teachers).airframes())
     student = str(run.student / "student.safetensors")
     results: dict = {"airframes": pc.fresh, "episodes": pc.fresh_episodes, "seed": pc.eval_seed, "scenarios": {}}
     for scenario in EVAL_SCENARIOS:
@@ -376,6 +439,14 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
         print("\n".join(status_lines(run)))  # stage lines in every mode; --no-progress drops progress bars only
         print(f"nothing to do: the run is finished ({run.policy}, {run.report})")
         return record
+    if lock_alive(run.lock_file):
+        raise ConfigError(f"another raptor process runs '{out}' now ({run.lock_file}); wait for it, or stop it first")
+    with process_lock(run.lock_file):
+        return _run_stages(run, record, pc, progress, out, until, layout)
+
+
+def _run_stages(run: PipelineRun, record: dict, pc: PipelineConfig, progress: bool, out: str, until: str | None,
+                layout: dict | None) -> dict:
     results = None
     if (run.eval / "summary.json").is_file():
         results = read_json(run.eval / "summary.json", "evaluation summary", "rerun with --resume")

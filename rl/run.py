@@ -7,22 +7,24 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import threading
-import time
 from pathlib import Path
 
 from raptor.errors import ConfigError, RaptorError
 from raptor.fileio import (
     atomic_write_text,
+    lock_alive,
+    process_lock,
     read_checked,
     read_json,
 )
 from raptor.rl.config import RUN_FORMAT, TrainConfig, migrate_run
-from raptor.sim.airframe import Airframe, load_airframes
+from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes, save_airframes
 
 # ----------------------------------------------------------------------------------------------------------------
 # The run directory
+
+_DAMAGED_TEACHER = "delete that teacher's folder and resume to train it again"
 
 
 class RunDir:
@@ -56,38 +58,45 @@ class RunDir:
         atomic_write_text(self.run_file, json.dumps(run, indent=1))
 
     def airframes(self) -> list[Airframe]:
+        """The run's airframes (ids in their metadata). airframes.json is regenerated from the run's spec where it is
+        missing (a run committed without it: sampled sets are bit-exact from their seed, so the file is not kept in
+        a repository), checked against the finished teachers' own airframe files."""
+        if not self.airframes_file.is_file() and self.run_file.is_file():
+            self.regenerate_airframes()
         return load_airframes(self.airframes_file)
+
+    def regenerate_airframes(self) -> None:
+        spec = self.read_run()["airframe_spec"]
+        try:
+            afs = run_airframes(spec)
+        except RaptorError as e:
+            raise ConfigError(f"'{self.airframes_file}' is missing and cannot be made again from the run's spec "
+                              f"'{spec}' ({e}); restore the file") from None
+        for d in sorted((self.root / "teachers").glob("[0-9][0-9][0-9][0-9]"))[:8]:
+            own = d / "airframe.json"
+            if own.is_file():  # the teacher's own airframe (Airframe.to_json; its starts may differ: compare dynamics)
+                mine = read_json(own, "teacher airframe", _DAMAGED_TEACHER)
+                i = int(d.name)
+                if i >= len(afs) or mine.get("parameters", {}).get("dynamics") != afs[i].parameters["dynamics"]:
+                    raise ConfigError(f"'{self.airframes_file}' is missing, and the spec '{spec}' now makes "
+                                      f"another airframe {i} than the run trained ({own}): this raptor samples "
+                                      "differently; restore the file or use the raptor that started the run")
+        save_airframes(self.airframes_file, afs, {"spec": spec, "regenerated": True})
 
     lock_file = property(lambda self: self.root / "training.lock")
 
-    @contextlib.contextmanager
     def lock(self):
         """Mark the run as being trained by this process (pid, host) while the block runs; --status reads it."""
-        atomic_write_text(self.lock_file, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                                      "started": time.time()}))
-        try:
-            yield
-        finally:
-            self.lock_file.unlink(missing_ok=True)
+        return process_lock(self.lock_file)
 
     def trainer_alive(self) -> bool | None:
         """True: a live process on this host trains the run; False: the one that did is gone; None: no lock."""
-        try:
-            lock = json.loads(self.lock_file.read_text())
-            pid, host = int(lock["pid"]), str(lock["host"])
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        if host != socket.gethostname():
-            return True  # another machine's process (ray, a shared disk): assume it lives
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return lock_alive(self.lock_file)
+
+
+def run_airframes(spec: str) -> list[Airframe]:
+    """The airframes of a run's spec, each with its id (its index in the spec) in its metadata."""
+    return [Airframe(a.name, a.parameters, {**a.meta, "id": i}) for i, a in enumerate(resolve_airframes(spec))]
 
 
 @contextlib.contextmanager

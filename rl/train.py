@@ -41,10 +41,18 @@ from raptor.rl.config import (  # noqa: E402,F401
     teacher_airframe,
     training_env_config,
 )
-from raptor.rl.run import RunDir, attempt_ids, deferred_interrupts, shard_plan, status, status_table  # noqa: E402,F401
+from raptor.rl.run import (  # noqa: E402,F401
+    RunDir,
+    attempt_ids,
+    deferred_interrupts,
+    run_airframes,
+    shard_plan,
+    status,
+    status_table,
+)
 from raptor.rl.shard import finalize_teachers, train_shard_batched, write_teachers  # noqa: F401 (API)
 from raptor.rl.teacher import teacher_score
-from raptor.sim.airframe import Airframe, resolve_airframes, save_airframes
+from raptor.sim.airframe import save_airframes
 
 # ----------------------------------------------------------------------------------------------------------------
 # Entry points
@@ -82,12 +90,11 @@ def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, c
         raise ConfigError("--airframes is required to start a run (named, NAME,..., FILE, sampled:N:SEED)")
     cfg = cfg or TrainConfig()
     cfg.check_machine()
-    all_afs = resolve_airframes(airframe_spec)
-    ids = parse_ids(ids_text, len(all_afs))
+    afs = run_airframes(airframe_spec)
+    ids = parse_ids(ids_text, len(afs))
     if not ids:
         raise ConfigError(f"--ids '{ids_text}' selects no airframe")
     check_writable_folder(rd.root)
-    afs = [Airframe(a.name, a.parameters, {**a.meta, "id": i}) for i, a in enumerate(all_afs)]
     save_airframes(rd.airframes_file, afs, {"spec": airframe_spec})
     run = {"format": RUN_FORMAT, "version": RUN_VERSION, "airframe_spec": airframe_spec, "ids": ids,
            "config": cfg.to_json(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "retrain_attempts": []}

@@ -100,3 +100,106 @@ def test_until_stops_after_a_stage_and_resume_finishes(tmp_path, capsys):
     assert "stopped after retrain" in capsys.readouterr().out
     assert main(["pipeline", "--out", str(out), "--resume", "--no-progress"]) == 0
     assert PipelineRun(out).read()["stages"]["policy"]["state"] == "done"
+
+
+def _commit_and_clone(repo, clone_to):
+    """What a session leaves (git add -A; commit, with the project's .gitignore) and what the next one starts from
+    (a fresh clone on another machine)."""
+    import shutil
+    import subprocess
+
+    def git(*a, cwd=repo):
+        subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True)
+
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "stage")
+    if clone_to.exists():
+        shutil.rmtree(clone_to)
+    git("clone", "-q", str(repo), str(clone_to), cwd=repo.parent)
+    return clone_to
+
+
+def test_a_committed_half_finished_run_resumes_on_a_fresh_clone(tmp_path, monkeypatch, capsys):
+    """issue #42: a run lives in the repository. Stopped once in its teachers (one shard finished, the next one
+    killed) and once in its distillation (2 of 4 epochs), each time committed with the project's .gitignore (no
+    shard checkpoints, no lock, no airframes.json) and continued from a fresh clone: no finished teacher is trained
+    or rewritten again, no finished epoch is redone, and the run finishes."""
+    import hashlib
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from raptor.distill import dagger
+    from raptor.rl import train as train_mod
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "a"
+    (repo / "training").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / ".gitignore", repo / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    rel = Path("training") / "r"
+    trained: list[list[int]] = []
+    real_shard = train_mod.train_shard_batched
+
+    def shard(rd, cfg, key, ids, *a, **k):  # the second shard is killed before it finishes
+        trained.append(list(ids))
+        if len(trained) == 2 and kill["teachers"]:
+            (rd.checkpoints / f"{key}.pt").write_bytes(b"progress of a machine that is gone")
+            raise KeyboardInterrupt
+        return real_shard(rd, cfg, key, ids, *a, **k)
+
+    real_epoch = dagger.train_epoch
+    epochs_run: list[int] = []
+
+    def epoch(*a, **k):  # the distillation is killed at its third epoch
+        log = repo_now["dir"] / rel / "student" / "log.json"
+        done = len(json.loads(log.read_text())) if log.is_file() else 0
+        if kill["distill"] and done == 2:
+            raise KeyboardInterrupt
+        epochs_run.append(done)
+        return real_epoch(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_shard_batched", shard)
+    monkeypatch.setattr(dagger, "train_epoch", epoch)
+    kill = {"teachers": True, "distill": False}
+    repo_now = {"dir": repo}
+    monkeypatch.chdir(repo)
+    start = ["pipeline", "--airframes", "sampled:4:0", "--out", str(rel), "--quick", "--no-progress",
+             "--teachers-per-shard", "2", "--retrain-rounds", "0"]
+    assert main(start + ["--until", "distill"]) == 130  # interrupted
+    first = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for i in (0, 1) for p in (repo / rel / "train" / "teachers" / f"{i:04d}").iterdir()}
+    assert not (repo / rel / "train" / "teachers" / "0002").exists()
+    clone = _commit_and_clone(repo, tmp_path / "b")
+    assert not (clone / rel / "train" / "checkpoints").exists() and not (clone / rel / "train" / "airframes.json").exists()
+    assert (clone / rel / "train" / "teachers" / "0001" / "eval.json").is_file()
+
+    # Session 2, on the clone: the teachers finish (only the killed shard trains), the distillation is killed
+    kill.update(teachers=False, distill=True)
+    repo_now["dir"] = clone
+    monkeypatch.chdir(clone)
+    trained.clear()
+    main(["pipeline", "--status", str(rel)])
+    status = capsys.readouterr().out
+    assert "2/4 teachers finished" in status and "2 remaining" in status
+    assert main(["pipeline", "--out", str(rel), "--resume", "--no-progress", "--until", "distill"]) == 130
+    assert trained == [[2, 3]]
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for i in (0, 1) for p in (clone / rel / "train" / "teachers" / f"{i:04d}").iterdir()} == first
+    assert epochs_run == [0, 1]
+    log_before = json.loads((clone / rel / "student" / "log.json").read_text())
+    clone2 = _commit_and_clone(clone, tmp_path / "c")
+    assert (clone2 / rel / "student" / "checkpoint.pt").is_file()
+
+    # Session 3, on a second clone: the distillation continues at epoch 2 and the run finishes
+    kill.update(distill=False)
+    repo_now["dir"] = clone2
+    monkeypatch.chdir(clone2)
+    trained.clear()
+    epochs_run.clear()
+    assert main(["pipeline", "--out", str(rel), "--resume", "--no-progress", "--until", "distill"]) == 0
+    assert trained == [] and epochs_run == [2, 3]
+    log = json.loads((clone2 / rel / "student" / "log.json").read_text())
+    assert [e["epoch"] for e in log] == [0, 1, 2, 3] and log[:2] == log_before
+    assert PipelineRun(clone2 / rel).read()["stages"]["distill"]["state"] == "done"

@@ -548,3 +548,21 @@ def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": "raptor-teachers", "version": RUN_VERSION + 1}))
     with pytest.raises(ConfigError, match="upgrade raptor"):
         RunDir(tmp_path).read_run()
+
+
+def test_missing_airframes_file_is_made_again_from_the_spec_and_checked(tmp_path):
+    """A run committed without airframes.json (regenerable, 4.8 MB for sampled:1000:0+sampled:200:1:race) makes it
+    again from its spec; where the spec no longer makes the airframes the teachers were trained on, it says so."""
+    out = tmp_path / "run"
+    train(str(out), "sampled:3:0", "0", replace(TINY, teachers_per_shard=1), progress=False)
+    rd = RunDir(out)
+    before = [a.parameters for a in rd.airframes()]
+    rd.airframes_file.unlink()
+    assert [a.parameters for a in rd.airframes()] == before and rd.airframes_file.is_file()
+    rd.airframes_file.unlink()
+    own = out / "teachers" / "0000" / "airframe.json"
+    d = json.loads(own.read_text())
+    d["parameters"]["dynamics"]["mass"] *= 2
+    own.write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match="samples differently"):
+        rd.airframes()
