@@ -7,8 +7,11 @@
 #   bash benchmarks/gpu_pipeline.sh 2 RUN OUT    # distill
 #   bash benchmarks/gpu_pipeline.sh 3 RUN OUT    # evaluate on fresh airframes, policy, report
 #
-# RUN is the pipeline's run folder (carry it from one call to the next); OUT receives the logs and figures.
-# DEVICE=cpu K=8 STEPS=16384 EPOCHS=2 runs the same calls as a dry run on a CPU.
+# RUN is the pipeline's run folder (carry it from one call to the next; commit it under training/ afterwards);
+# OUT receives the logs and figures. AIRFRAMES and IDS choose the teachers (default: the first K of sampled:1000:0).
+# DEVICE=cpu K=8 STEPS=16384 EPOCHS=2 runs the same calls as a dry run on a CPU: with --quick's small evaluations
+# and its distillation of every teacher (a few minutes of training reach no bar), so every stage runs. A call whose
+# pipeline fails exits non-zero.
 set -u -o pipefail
 CALL=${1:?usage: gpu_pipeline.sh CALL RUN OUT}
 RUN=${2:?usage: gpu_pipeline.sh CALL RUN OUT}
@@ -18,6 +21,10 @@ K=${K:-1000}
 STEPS=${STEPS:-1800000}     # 1.79M steps per teacher trained in 150 s at K = 1000 on an H200 (issue #31)
 LIMIT=${LIMIT:-170}         # training seconds, then finalization
 EPOCHS=${EPOCHS:-150}
+AIRFRAMES=${AIRFRAMES:-sampled:1000:0}
+IDS=${IDS:-0-$((K - 1))}
+QUICK=()
+[ "$DEV" = cpu ] && QUICK=(--quick)
 BATCH=${BATCH:-1024}        # episodes per gradient step: ~10 steps per pass over 1000 x 10 episodes
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log-call$CALL.txt") 2>&1
@@ -27,16 +34,19 @@ case "$CALL" in
   1)
     timeout 200 python3 benchmarks/pipeline_scale.py --k "$K" --device "$DEV" --iterations 3 --epochs 2 \
       --steps "$STEPS" --out "$OUT/pipeline_scale.json" || echo "pipeline_scale.py stopped (exit $?)"
-    python3 -m raptor.cli pipeline --airframes sampled:1000:0 --ids "0-$((K - 1))" --out "$RUN" --device "$DEV" \
+    python3 -m raptor.cli pipeline --airframes "$AIRFRAMES" --ids "$IDS" --out "$RUN" --device "$DEV" \
       --teachers-per-shard "$K" --steps "$STEPS" --time-limit "$LIMIT" --epochs "$EPOCHS" --batch-size "$BATCH" \
-      --no-progress --until retrain
-    ;;
-  2) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress --until distill ;;
+      "${QUICK[@]}" --no-progress --until retrain
+    rc=$? ;;
+  2) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress --until distill
+     rc=$? ;;
   3) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress && cp "$RUN/report.md" "$OUT/"
-     [ "$DEV" = cpu ] || timeout 120 python3 -m pytest -q -m gpu tests/test_gpu.py ;;  # the gpu-marked tests
+     rc=$?
+     if [ "$DEV" != cpu ]; then  # the gpu-marked tests; a failure fails the call
+       timeout 120 python3 -m pytest -q -m gpu tests/test_gpu.py || rc=$((rc ? rc : 1))
+     fi ;;
   *) echo "CALL is 1, 2 or 3"; exit 2 ;;
 esac
-rc=$?
 python3 -m raptor.cli pipeline --status "$RUN"
 echo "call $CALL: exit $rc, $(($(date +%s) - T0)) s"
 exit $rc
