@@ -34,7 +34,7 @@ from raptor.errors import ConfigError
 from raptor.fileio import check_writable_folder, file_mode
 from raptor.policy.network import PARAMETER_LAYOUT
 
-TARGETS = ("generic", "onnx", "crazyflie", "px4", "betaflight")
+TARGETS = ("generic", "onnx", "crazyflie", "px4", "betaflight", "rltools")
 SELF_TEST_STEPS, SELF_TEST_BATCH = 8, 2
 SEQUENCE_STEPS = 240
 FIRMWARE_FILES = ("raptor_policy.c", "raptor_policy.h", "raptor_schema.h", "test_main.c", "Makefile", "qemu/startup.c",
@@ -393,6 +393,10 @@ def export(policy_name: str, target: str, out: str | Path, rate_hz: int = 400) -
     try:
         if target == "onnx":
             files = [export_onnx(policy, tmp)]
+        elif target == "rltools":
+            from raptor.policy_export.rltools_target import export_rltools
+
+            files = export_rltools(policy, policy_name, source_file(policy_name), tmp)
         elif target in ("crazyflie", "px4", "betaflight"):
             files = export_target(policy, policy_name, target, tmp)
         else:
@@ -415,10 +419,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a policy for a flight controller, as portable C, or as ONNX",
                        description="Export a policy: --target crazyflie | px4 | betaflight (firmware glue, C core, "
                                    "weights; DIR/README.md says how to build and fly), generic (the C core with host "
-                                   "and QEMU Cortex-M test builds) or onnx.")
+                                   "and QEMU Cortex-M test builds), rltools (policy.tar for stock PX4's mc_raptor "
+                                   "module, no firmware build) or onnx.")
     p.add_argument("--policy", default="default",
                    help="default (the shipped student) | official | PATH (default: default)")
-    p.add_argument("--target", default="generic", help=" | ".join(TARGETS) + " (default generic)")
+    p.add_argument("--target", default="generic", choices=TARGETS, help=" | ".join(TARGETS) + " (default generic)")
     p.add_argument("--out", required=True, help="output folder (created; files of the same name are replaced)")
     p.add_argument("--rate-hz", type=int, default=400, help="control rate; the GRU advances at 100 Hz (default 400)")
     p.set_defaults(func=_cmd_export)

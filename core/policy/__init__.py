@@ -16,7 +16,13 @@ import torch
 
 from raptor.errors import InputError, PolicyFileError, PolicyOutputError
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
-from raptor.policy.io import default_metadata, load_official_checkpoint, load_policy_file, save_policy
+from raptor.policy.io import (
+    check_metadata,
+    default_metadata,
+    load_official_checkpoint,
+    load_policy_file,
+    save_policy,
+)
 from raptor.policy.network import NUM_PARAMETERS, PARAMETER_LAYOUT, RaptorPolicyNet
 from raptor.policy.runner import DeploymentRunner
 
@@ -124,6 +130,16 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
     elif name.endswith(".h5"):
         net, meta = load_official_checkpoint(name)
         meta["name"] = Path(name).stem
+    elif name.endswith(".tar"):  # an RLtools checkpoint (PX4 mc_raptor's policy.tar): ours round-trips its metadata
+        from raptor.policy.rltools import read_tar
+
+        net, meta, facts = read_tar(name)
+        if meta:
+            check_metadata(meta, f"RLtools checkpoint '{name}' (raptor/metadata)")
+        else:
+            meta = default_metadata(source=f"RLtools checkpoint {Path(name).name}",
+                                    upstream_meta=f"checkpoint_name: {facts['checkpoint_name']}")
+        meta.setdefault("name", Path(name).stem)
     else:
         if not Path(name).exists():
             if os.sep in name or Path(name).suffix:
