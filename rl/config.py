@@ -20,7 +20,8 @@ from raptor.validate import check_device, check_fits, check_seed
 RUN_FORMAT = "raptor-teachers"
 RUN_VERSION = 4  # 4: compile; 3: teacher targets and feedforward; 2: run.json's config records every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
-ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False}}
+ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False},
+                    4: {"compile": False, "finish_early": False, "finish_min_steps": 1_000_000}}
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
@@ -91,6 +92,12 @@ class TrainConfig:
     # Train on the compiled fused simulator (EnvConfig.compile: about 30-60 s to compile once per shard, then the
     # simulation costs a tenth; the selection and final evaluations keep the reference integrator)
     compile: bool = False
+    # A teacher leaves training once two selection evaluations in a row after finish_min_steps clear the bar with a
+    # margin (success >= bar + 5 points, termination <= the published policy's on the same starts): its best
+    # snapshot is finalized and judged as every teacher's; the others train on, alone, to `steps`
+    # (raptor.rl.shard.EarlyFinish). Most airframes are at their final quality after 0.5-1M of the 3M steps.
+    finish_early: bool = False
+    finish_min_steps: int = 1_000_000
     merge_rounds: int = 12
     merge_envs: int = 1024
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -233,6 +240,9 @@ TRAIN_FLAGS = (
               "reference's 26 values"),
     Flag("compile", help="train on the compiled simulator (a one-off compile of ~30-60 s per shard, then the "
                          "simulation costs a tenth; evaluations keep the reference integrator)"),
+    Flag("finish_early", help="a teacher stops training once two selection evaluations in a row clear the bar with "
+                              "a margin (after --finish-min-steps); the final judge is unchanged"),
+    Flag("finish_min_steps", metavar="STEPS", help="env steps before a teacher may finish early"),
     Flag("time_limit_s", "--time-limit", metavar="SECONDS",
          help="training seconds per shard; at the limit its teachers are finalized with their best snapshot so far",
          shown_default="none: train all --steps"),

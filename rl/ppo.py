@@ -144,6 +144,7 @@ class BatchedPPO:
         params = [*self.actor.parameters(), self.log_std, *self.critic.parameters()]
         self.optimizer = BatchedAdam(params, K, config.learning_rate, max_grad_norm=config.max_grad_norm)
         self.sample_gen = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.airframes, self.seed = list(airframes), seed
         self.obs = self.env.reset()
         self.iteration = 0
         self.env_steps = 0  # per teacher
@@ -284,6 +285,37 @@ class BatchedPPO:
 
     def iterate(self, active: torch.Tensor | None = None) -> IterationStats:
         return self.update(self.collect(), active)
+
+    def keep(self, rows: list[int]) -> None:
+        """Continue with the teachers `rows` only (their networks, exploration, optimizer state and learning rates;
+        iteration and step counts unchanged): finished teachers leave the batch and cost nothing more. Their envs
+        restart fresh episodes, as on a resume."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+
+        def sliced(mlp: BatchedMLP) -> BatchedMLP:
+            new = BatchedMLP(len(rows), mlp.sizes).to(self.device)
+            with torch.no_grad():
+                for dst, src in zip([*new.weights, *new.biases], [*mlp.weights, *mlp.biases]):
+                    dst.copy_(src[idx])
+            return new
+
+        self.actor, self.critic = sliced(self.actor), sliced(self.critic)
+        self.log_std = torch.nn.Parameter(self.log_std.detach()[idx].clone())
+        opt = BatchedAdam([*self.actor.parameters(), self.log_std, *self.critic.parameters()], len(rows),
+                          self.config.learning_rate, max_grad_norm=self.config.max_grad_norm)
+        opt.lr, opt.t = self.optimizer.lr[idx].clone(), self.optimizer.t
+        with torch.no_grad():
+            for dst, src in zip(opt.m, self.optimizer.m):
+                dst.copy_(src[idx])
+            for dst, src in zip(opt.v, self.optimizer.v):
+                dst.copy_(src[idx])
+        self.optimizer = opt
+        self.airframes = [self.airframes[r] for r in rows]
+        self.K = len(rows)
+        self.env = BatchedQuadrotorEnv(self.airframes, self.E, self.env_config, seed=self.seed + 7919 * self.iteration)
+        self.obs = self.env.reset()
+        self._ep_return = torch.zeros(self.env.num_envs, device=self.device)
+        self._ep_length = torch.zeros(self.env.num_envs, device=self.device)
 
     # ------------------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

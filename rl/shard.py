@@ -57,9 +57,16 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
             "steps": [0] * K}
     curves: list[list[dict]] = [[] for _ in slots]
     elapsed = 0.0
+    rows = list(range(K))  # the networks still training: ppo's row r is network rows[r]
+    finished_at: dict[int, int] = {}  # network -> env steps at which it finished early (TrainConfig.finish_early)
     if state is not None:
+        rows = list(state.get("rows", rows))
+        finished_at = {int(k): int(v) for k, v in state.get("finished_at", {}).items()}
+        if rows != list(range(K)):
+            ppo.keep(rows)
         ppo.load_state_dict(state["ppo"])
         best, curves, elapsed = state["best"], state["curves"], float(state["elapsed_s"])
+    early = EarlyFinish(cfg, afs, seed) if cfg.finish_early and C == 1 else None
     writer = None
     if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -80,42 +87,61 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
 
     def save_checkpoint() -> None:
         save_checked({"ids": ids, "candidates": C, "ppo": ppo.state_dict(), "best": best, "curves": curves,
-                            "elapsed_s": elapsed, "config": cfg.to_json()}, ckpt_path)
+                      "elapsed_s": elapsed, "config": cfg.to_json(), "rows": rows, "finished_at": finished_at},
+                     ckpt_path)
         if on_checkpoint:
             on_checkpoint()
 
     def selection_eval() -> None:
         actors = ppo.deterministic_actors()
+        row_afs = [afs[k] for k in rows]
         if cfg.calibrate:  # the trained actor keeps learning untrimmed; the snapshot is trimmed
-            actors = trimmed_copy(actors, afs, cfg.calibration_episodes, seed=seed + 11, device=cfg.device)
+            actors = trimmed_copy(actors, row_afs, cfg.calibration_episodes, seed=seed + 11, device=cfg.device)
         mlp = actors.mlp
-        m = evaluate_teachers(actors, afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
-        for k in range(K):
-            score = teacher_score(m[k])
+        m = evaluate_teachers(actors, row_afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+        for r, k in enumerate(rows):
+            if k in finished_at:  # finished early: its snapshot and curve are final
+                continue
+            score = teacher_score(m[r])
             curves[k].append({"steps": ppo.env_steps, "wall_s": round(elapsed, 2),
-                              **{n: m[k][n] for n in ("success_rate", "termination_rate", "mean_return",
+                              **{n: m[r][n] for n in ("success_rate", "termination_rate", "mean_return",
                                                       "mean_action_change", "final_position_error_mean")}})
             if score > best["score"][k]:
                 best["score"][k], best["steps"][k] = score, ppo.env_steps
-                best["actor"][k] = mlp.teacher_state(k)
+                best["actor"][k] = mlp.teacher_state(r)
             if writer:
                 for n in ("success_rate", "termination_rate", "mean_return", "mean_action_change"):
-                    writer.add_scalar(f"{tag(k)}/eval/{n}", m[k][n], ppo.env_steps)
+                    writer.add_scalar(f"{tag(k)}/eval/{n}", m[r][n], ppo.env_steps)
+        live = [r for r, k in enumerate(rows) if k not in finished_at]
+        n = max(1, len(live))
         line = (f"teachers {ids[0]}-{ids[-1]}: {ppo.env_steps:,} steps each, {elapsed:.0f} s; selection eval: "
-                f"success {100 * sum(x['success_rate'] for x in m) / K:.1f} %, terminated "
-                f"{100 * sum(x['termination_rate'] for x in m) / K:.1f} % (means over {K} "
-                + (f"networks, {C} per teacher)" if C > 1 else "teachers)"))
-        if bar is not None:
-            bar.write(line)
-        else:
-            print(line, flush=True)
-
+                f"success {100 * sum(m[r]['success_rate'] for r in live) / n:.1f} %, terminated "
+                f"{100 * sum(m[r]['termination_rate'] for r in live) / n:.1f} % (means over {len(live)} "
+                + (f"networks, {C} per teacher)" if C > 1 else "teachers" + (" still training)" if len(live) < K
+                                                                              else ")")))
+        if early is not None:
+            training = [k for k in rows if k not in finished_at]
+            done = early.finished(training, curves)
+            for k in done:
+                finished_at[k] = ppo.env_steps
+            if done:
+                line += (f"; {len(done)} at the bar twice in a row, finished early "
+                         f"({len(training) - len(done)} training on)")
+            idle = [r for r, k in enumerate(rows) if k in finished_at]
+            # Finished networks leave the batch; a compiled simulator recompiles for each new batch size, so there
+            # they leave in groups of at least a quarter of the batch (until then they train on, unread).
+            if idle and (not cfg.compile or 4 * len(idle) >= len(rows) or len(idle) == len(rows)):
+                keep = [r for r, k in enumerate(rows) if k not in finished_at]
+                rows[:] = [rows[r] for r in keep]
+                if rows:
+                    ppo.keep(keep)
     def out_of_time() -> bool:
         return cfg.time_limit_s is not None and elapsed >= cfg.time_limit_s
 
+
     last_ckpt = time.monotonic()
     with deferred_interrupts() as stop:
-        while ppo.iteration < total_iters and not out_of_time():
+        while ppo.iteration < total_iters and not out_of_time() and len(finished_at) < K:
             if stop:  # Ctrl-C or SIGTERM between two iterations: nothing since the last checkpoint is lost
                 save_checkpoint()
                 print(f"raptor train: interrupted; checkpoint written ({ckpt_path}); continue with "
@@ -152,12 +178,43 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
             best["actor"] = merged_actors(cfg, ids, airframes, everyone, best["actor"], seed)
             for c in best["candidates"]:
                 c["merged"] = True
-    results = finalize_teachers(rd, cfg, ids, airframes, best, curves, elapsed, ppo.env_steps)
+    trained = [finished_at.get(k, ppo.env_steps) for k in range(len(best["score"]))] if finished_at else ppo.env_steps
+    results = finalize_teachers(rd, cfg, ids, airframes, best, curves, elapsed, trained)
     if writer:
         writer.close()
     ckpt_path.unlink(missing_ok=True)
     ckpt_path.with_name(ckpt_path.name + ".prev").unlink(missing_ok=True)
     return results
+
+
+class EarlyFinish:
+    """TrainConfig.finish_early: a teacher leaves training once two selection evaluations in a row (after
+    finish_min_steps) clear the quality bar with a margin: success >= the bar's + 0.05, termination <= the published
+    policy's on the same selection starts (no +1 point), smoothness within the bar. Its best snapshot is final and goes
+    through the same finalization and the same 500-episode judge as every teacher: the bar is unchanged."""
+
+    MARGIN = 0.05
+
+    def __init__(self, cfg: TrainConfig, afs: list[Airframe], seed: int) -> None:
+        self.cfg = cfg
+        ref, _ = reference_termination(afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+        self.ref = [cfg.bar.fallback_max_termination / 5 if r is None else r for r in ref]
+
+    def clears(self, k: int, e: dict) -> bool:
+        bar = self.cfg.bar
+        return (e["steps"] >= self.cfg.finish_min_steps and e["success_rate"] >= bar.min_success + self.MARGIN
+                and e["termination_rate"] <= self.ref[k] + 1e-12)
+
+    def finished(self, training: list[int], curves: list[list[dict]]) -> list[int]:
+        """The networks of `training` whose last two selection evaluations clear the bar with the margin."""
+        bar = self.cfg.bar
+        done = []
+        for k in training:
+            last = curves[k][-2:]
+            if (len(last) == 2 and all(self.clears(k, e) for e in last)
+                    and all(e["mean_action_change"] <= bar.max_action_change for e in last)):
+                done.append(k)
+        return done
 
 
 def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], everyone: list[dict],
@@ -198,7 +255,7 @@ def best_candidates(best: dict, curves: list[list[dict]], C: int) -> tuple[dict,
 
 def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], airframes: list[Airframe],
                       best: dict, curves: list[list[dict]], elapsed_s: float,
-                      trained_steps: int | None = None) -> list[dict]:
+                      trained_steps: int | list[int] | None = None) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
     from raptor.rl.batched import BatchedMLP
     from raptor.rl.ppo import ACT_DIM
@@ -218,13 +275,14 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], airframes: l
 
 def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, airframes: list[Airframe],
                    curves: list[list[dict]], best_steps: list[int], elapsed_s: float, algo: str,
-                   trained_steps: int | None = None, extra: list[dict] | None = None,
+                   trained_steps: int | list[int] | None = None, extra: list[dict] | None = None,
                    timings: dict | None = None) -> list[dict]:
     """Evaluate (bar.episodes hover episodes, starts disjoint from the selection's) and write each unfinished
     teacher; `extra[k]` (if given) is merged into teacher k's eval.json; `timings` (if given) receives the wall
     seconds of each phase (trim, gain, evaluation, published, files)."""
     eval_seed = 1_000_003  # final evaluation starts, disjoint from the selection evaluations
-    steps_trained = int(trained_steps or cfg.steps)
+    per_teacher = list(trained_steps) if isinstance(trained_steps, (list, tuple)) else None
+    steps_trained = int(trained_steps or cfg.steps) if per_teacher is None else 0
     plain = [airframes[i] for i in ids]
     clock = _PhaseClock(cfg.device)
     offsets = torch.zeros(len(ids), 3, dtype=torch.float64)
@@ -248,13 +306,14 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
         d.mkdir(parents=True, exist_ok=True)
         verdict = cfg.bar.judge(metrics[k], ref[k])
         a = airframes[i]
+        trained_k = int(per_teacher[k]) if per_teacher is not None else steps_trained
         meta = {"id": i, "airframe": a.name, "algo": algo, "backend": cfg.backend, "steps": int(best_steps[k]),
-                "trained_steps": steps_trained, "output": actors.output,
+                "trained_steps": trained_k, "output": actors.output,
                 "hover_trim_m": [round(float(x), 5) for x in offsets[k]], "feedback_gain": gains[k]}
         save_teacher(d / "teacher.safetensors", mlp, k, meta)
         atomic_write_text(d / "airframe.json", json.dumps(a.to_json(), indent=1))
         atomic_write_text(d / "curve.json", json.dumps(curves[k]))
-        ev = {"id": i, "airframe": a.name, "steps": steps_trained, "selected_steps": int(best_steps[k]),
+        ev = {"id": i, "airframe": a.name, "steps": trained_k, "selected_steps": int(best_steps[k]),
               "train_wall_s": round(elapsed_s, 1), "episodes": cfg.bar.episodes, "scenario": "hover",
               "seed": eval_seed, "hover_trim_m": meta["hover_trim_m"], "feedback_gain": gains[k], **metrics[k],
               "reference_termination_rate": ref[k], **verdict, **(extra[k] if extra else {})}

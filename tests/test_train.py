@@ -566,3 +566,45 @@ def test_missing_airframes_file_is_made_again_from_the_spec_and_checked(tmp_path
     own.write_text(json.dumps(d))
     with pytest.raises(ConfigError, match="samples differently"):
         rd.airframes()
+
+
+def test_keep_continues_the_kept_teachers_with_their_own_state():
+    """BatchedPPO.keep: the teachers that stay keep their networks, exploration, optimizer moments and learning
+    rates exactly; the batch shrinks and trains on."""
+    from raptor.rl.config import teacher_airframe, training_env_config
+    from raptor.rl.ppo import BatchedPPO
+    from raptor.sim.airframe import resolve_airframes
+
+    afs = [teacher_airframe(a, TINY) for a in resolve_airframes("sampled:3:2")]
+    p = BatchedPPO(afs, TINY.ppo, training_env_config(TINY), seed=1)
+    p.iterate()
+    before = {"w": [w.detach().clone() for w in p.actor.weights], "c": [w.detach().clone() for w in p.critic.weights],
+              "s": p.log_std.detach().clone(), "m": [m.clone() for m in p.optimizer.m], "lr": p.optimizer.lr.clone()}
+    p.keep([0, 2])
+    assert p.K == 2 and p.env.num_envs == 2 * TINY.ppo.envs_per_teacher and p.airframes == [afs[0], afs[2]]
+    for a, b in zip(before["w"], p.actor.weights):
+        assert torch.equal(a[[0, 2]], b)
+    for a, b in zip(before["c"], p.critic.weights):
+        assert torch.equal(a[[0, 2]], b)
+    assert torch.equal(before["s"][[0, 2]], p.log_std) and torch.equal(before["lr"][[0, 2]], p.optimizer.lr)
+    for a, b in zip(before["m"], p.optimizer.m):
+        assert torch.equal(a[[0, 2]], b)
+    stats = p.iterate()
+    assert stats.policy_loss.shape == (2,) and p.iteration == 2
+
+
+def test_finish_early_stops_a_teacher_at_the_bar_and_trains_the_rest_on(tmp_path, monkeypatch):
+    """TrainConfig.finish_early: a teacher whose selection evaluations clear the bar twice in a row leaves the
+    batch (its snapshot finalized and judged as every teacher's, eval.json records the steps it trained); the
+    other trains to the end. Here the clearing is forced for teacher 0 (tiny runs reach no bar)."""
+    from raptor.rl import shard
+
+    monkeypatch.setattr(shard.EarlyFinish, "clears", lambda self, k, e: k == 0)
+    cfg = replace(TINY, steps=12 * 1024, eval_every_steps=2048, finish_early=True, finish_min_steps=0,
+                  teachers_per_shard=2, ppo=replace(TINY.ppo, horizon=32, envs_per_teacher=32))
+    out = tmp_path / "run"
+    train(str(out), "crazyflie,x500", None, cfg, progress=False)
+    ev = [json.loads((out / "teachers" / f"{i:04d}" / "eval.json").read_text()) for i in (0, 1)]
+    curve0 = json.loads((out / "teachers" / "0000" / "curve.json").read_text())
+    assert len(curve0) == 2 and ev[0]["steps"] == curve0[-1]["steps"] < ev[1]["steps"]
+    assert ev[1]["steps"] >= cfg.steps and ev[0]["episodes"] == ev[1]["episodes"] == cfg.bar.episodes
