@@ -139,7 +139,7 @@ def main() -> None:
                     r = crazyflie(env, seed, args.budget, args.check_every, comp)
                     cf[name].append(r)
                     print(f"crazyflie seed {seed} {name}: {r}", flush=True)
-            for name in cf:
+            for name in ("baseline", "new"):
                 times = [r["train_s"] if r["reached"] else float("inf") for r in cf[name]]
                 cf[name + "_median_s"] = statistics.median(times)
             report["crazyflie"] = cf

@@ -62,9 +62,15 @@ static void heading_frame(raptor_policy_t *p, float input[RAPTOR_INPUT_DIM], uin
     const int has = n2 > RAPTOR_HEADING_MIN_NORM2;
     const float inv = has ? inv_sqrt(n2) : 1.0f;
     const float h0 = hx * inv, h1 = hy * inv;
-    const float sp0 = p->heading_setpoint[0], sp1 = p->heading_setpoint[1];
-    float r0, r1, rc, rs, sgn, t0, n;
+    float hold0 = 1.0f, hold1 = 0.0f, sp0, sp1, r0, r1, rc, rs, sgn, t0, n;
     int k;
+    if (p->heading_valid) { /* the heading held while no setpoint is given: the first call's after the reset */
+        hold0 = p->heading_hold[0]; hold1 = p->heading_hold[1];
+    } else if (has) {
+        hold0 = h0; hold1 = h1;
+    }
+    sp0 = p->heading_given ? p->heading_setpoint[0] : hold0;
+    sp1 = p->heading_given ? p->heading_setpoint[1] : hold1;
     if (p->heading_valid) {
         r0 = p->heading_ref[0]; r1 = p->heading_ref[1];
     } else if (has) {
@@ -97,6 +103,8 @@ static void heading_frame(raptor_policy_t *p, float input[RAPTOR_INPUT_DIM], uin
     if (native) {
         p->heading_ref[0] = r0;
         p->heading_ref[1] = r1;
+        p->heading_hold[0] = hold0;
+        p->heading_hold[1] = hold1;
         p->heading_valid = 1u;
     }
     { /* (x, y) pairs: p, v, and R's rows 0 and 1 per column */
@@ -260,6 +268,7 @@ void raptor_policy_set_yaw_setpoint(raptor_policy_t *p, float cos_yaw, float sin
         const float inv = inv_sqrt(n2);
         p->heading_setpoint[0] = cos_yaw * inv;
         p->heading_setpoint[1] = sin_yaw * inv;
+        p->heading_given = 1u;
     }
 }
 
@@ -276,6 +285,7 @@ void raptor_policy_reset(raptor_policy_t *p) {
     p->window_jitter = 0;
     p->timing_flags = 0;
     p->heading_valid = 0u;
+    p->heading_given = 0u;
 }
 
 static uint32_t update_timing(raptor_policy_t *p, uint64_t timestamp_ns) {

@@ -96,7 +96,9 @@ typedef struct {
     raptor_heading_t heading;
     float heading_setpoint[2]; /* unit (cos, sin) of the yaw setpoint, world; (1, 0) after init */
     float heading_ref[2];      /* committed reference heading */
-    uint32_t heading_valid;    /* heading_ref set since the last reset */
+    float heading_hold[2];     /* the heading at the first call after the reset: held while no setpoint is given */
+    uint32_t heading_valid;    /* heading_ref and heading_hold set since the last reset */
+    uint32_t heading_given;    /* a yaw setpoint was given since the last reset */
 } raptor_policy_t;
 
 /* Configure: weights (kept by pointer), native step rule and nominal call interval. Safe action: all -1. */
@@ -105,13 +107,14 @@ void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uin
 /* The heading governor (NULL or enabled == 0: off). Call after init; kept across resets. */
 void raptor_policy_set_heading(raptor_policy_t *p, const raptor_heading_t *heading);
 /* The yaw setpoint as (cos, sin) of the angle about world z (FLU: 0 = facing x, counter-clockwise from above).
- * Normalized here; a non-finite or zero pair is ignored (the previous setpoint stays). */
+ * Normalized here; a non-finite or zero pair is ignored (the previous setpoint stays). Until one is given after a
+ * reset, the heading of the first call after the reset is held. */
 void raptor_policy_set_yaw_setpoint(raptor_policy_t *p, float cos_yaw, float sin_yaw);
 /* The yaw setpoint <- the heading of orientation q (w, x, y, z body -> world): hold the heading of the moment (e.g.
  * on engagement, where the setpoint has no yaw). Ignored when the body x axis is vertical. */
 void raptor_policy_hold_heading(raptor_policy_t *p, const float q[4]);
 /* Start a new flight: h <- h0, history <- 0.32, counters cleared, reference heading <- the vehicle's at the next
- * call. */
+ * call, which is also held until a yaw setpoint is given. */
 void raptor_policy_reset(raptor_policy_t *p);
 /* One control call at time timestamp_ns (monotonic, 64-bit). Writes the action; returns status bits. */
 uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const raptor_observation_t *obs,

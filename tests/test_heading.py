@@ -50,10 +50,17 @@ def test_a_start_turned_by_any_yaw_gets_the_same_actions():
     assert policy.governor == GOV
     turned = _obs(_turn(p, yaw), quaternion_multiply(_yaw_quaternion(yaw), q), _turn(v, yaw), w, a)
     policy.reset(B)
-    ref = [policy.step(_obs(p, q, v, w, a)) for _ in range(5)]
+    ref = [policy.step(_obs(p, q, v, w, a), yaw_setpoint=torch.zeros(B)) for _ in range(5)]
     policy.reset(B)
     got = [policy.step(turned, yaw_setpoint=yaw) for _ in range(5)]
     for r, o in zip(ref, got):
+        assert torch.allclose(r, o, atol=2e-5)
+    # no yaw setpoint: each vehicle holds the heading it started with, so a turned start is the same start
+    policy.reset(B)
+    held = [policy.step(_obs(p, q, v, w, a)) for _ in range(5)]
+    policy.reset(B)
+    held_turned = [policy.step(turned) for _ in range(5)]
+    for r, o in zip(held, held_turned):
         assert torch.allclose(r, o, atol=2e-5)
     plain = policy.with_heading(None)
     plain.reset(B)
@@ -146,9 +153,9 @@ def test_policy_metadata_and_inputs_are_checked():
 
 
 def test_the_default_turns_around_without_crashing_where_the_plain_frame_fails():
-    """Physics: the shipped default from rest at the origin, facing backwards, in our simulator. With the heading
-    frame it turns to heading 0 (in about 2 s) and stays within 0.3 m of the point, ending within 0.1 m; shown the
-    180 deg error at once, it crashes."""
+    """Physics: the shipped default from rest at the origin, facing backwards, in our simulator. Told to face heading
+    0, with the heading frame it turns (in about 2 s) and stays within 0.3 m of the point, ending within 0.1 m; shown
+    the 180 deg error at once, it crashes. Told nothing, it holds the heading it started with."""
     afs = [named_airframe("crazyflie"), named_airframe("x500")]
     policy = rp.load("default")
     from dataclasses import replace
@@ -158,7 +165,7 @@ def test_the_default_turns_around_without_crashing_where_the_plain_frame_fails()
     cfg = scenario_config("hover")
     cfg = replace(cfg, init=replace(cfg.init, guidance=1.0, any_yaw_fraction=0.0))  # at rest, at the origin
     results = {}
-    for name, pol in (("frame", policy), ("plain", policy.with_heading(None))):
+    for name, pol in (("frame", policy), ("plain", policy.with_heading(None)), ("hold", policy)):
         from raptor.sim.env import BatchedQuadrotorEnv
 
         env = BatchedQuadrotorEnv(afs, 1, cfg, seed=0)
@@ -170,13 +177,16 @@ def test_the_default_turns_around_without_crashing_where_the_plain_frame_fails()
         pol.reset(env.num_envs)
         worst = torch.zeros(env.num_envs)
         for _ in range(500):
-            _, term, obs = env.physics_step(pol.step(obs))
+            sp = None if name == "hold" else torch.zeros(env.num_envs)
+            _, term, obs = env.physics_step(pol.step(obs, yaw_setpoint=sp) if pol.governor else pol.step(obs))
             worst = torch.maximum(worst, torch.where(term, torch.inf, env.state[:, 0:3].norm(dim=-1)))
         r = rotation_matrix(env.state[:, 3:7])
         results[name] = (worst, torch.atan2(r[:, 3], r[:, 0]).abs(), env.state[:, 0:3].norm(dim=-1))
     worst, heading, final = results["frame"]
     assert (worst < 0.3).all() and (final < 0.1).all() and (heading < 0.05).all(), results
     assert torch.isinf(results["plain"][0]).all(), results
+    worst, heading, final = results["hold"]
+    assert (worst < 0.3).all() and (final < 0.1).all() and ((math.pi - heading) < 0.05).all(), results
 
 
 def test_the_yaw_scenario_terminates_rarely_with_the_frame():

@@ -76,7 +76,8 @@ class Policy:
     def step(self, obs, yaw_setpoint=None):
         """obs (B, 22) numpy or torch -> raw actions (B, 4) of the same kind. Not clipped (the reference's
         `evaluate_step`); the simulator clips to [-1, 1], the deployment runner clamps. yaw_setpoint (B,) rad,
-        world: the heading to turn to (with a heading governor; None = 0)."""
+        world: the heading to turn to (with a heading governor; None = hold the heading of the first step after
+        reset)."""
         is_numpy = not isinstance(obs, torch.Tensor)
         x = torch.as_tensor(np.asarray(obs) if is_numpy else obs, device=self.device, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != 22:

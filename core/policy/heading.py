@@ -14,8 +14,8 @@ turns toward the yaw setpoint by at most `rate_rad_s` x 10 ms per native step, a
 vehicle's heading (atan2(R10, R00), the body x axis in the horizontal plane; undefined when the body x axis is
 vertical, then psi_ref is left as is). The policy so never sees a heading error above lead_rad: a yaw setpoint step
 of 180 deg, or a start facing backwards, becomes a turn at a bounded rate, which the published policy and ours
-handle far better than a step (docs/policies-and-evaluation.md). With no yaw setpoint the vehicle turns to world
-heading 0, as a policy without the frame does.
+handle far better than a step (docs/policies-and-evaluation.md). With no yaw setpoint the vehicle holds the heading
+it had at the first call after a reset (its engagement heading), as the Crazyflie and PX4 glue always did.
 
 Headings are unit complex numbers (cos, sin): no trigonometry at run time, the same arithmetic here and in the C
 core (`raptor_policy.c`, pinned by tests/test_heading.py and the export parity tests). A policy file carries its
@@ -91,7 +91,8 @@ class HeadingFrame:
         # the C core's float32 constants, as Python scalars (no tensor built per call)
         self._constants = tuple(float(torch.tensor(v, dtype=torch.float32)) for v in governor.constants())
         self.ref: torch.Tensor | None = None  # (B, 2) committed reference heading (cos, sin), world
-        self.valid: torch.Tensor | None = None  # (B,) bool: ref was set since the reset
+        self.hold: torch.Tensor | None = None  # (B, 2) the heading at the first call after the reset (no setpoint)
+        self.valid: torch.Tensor | None = None  # (B,) bool: ref and hold were set since the reset
 
     def reset(self, batch_size: int, mask: torch.Tensor | None = None, like: torch.Tensor | None = None) -> None:
         dtype = like.dtype if like is not None else torch.float32
@@ -99,6 +100,7 @@ class HeadingFrame:
         if mask is None or self.ref is None or self.ref.shape[0] != batch_size:
             self.ref = torch.zeros((batch_size, 2), dtype=dtype, device=device)
             self.ref[:, 0] = 1
+            self.hold = self.ref.clone()
             self.valid = torch.zeros(batch_size, dtype=torch.bool, device=device)
         else:
             self.valid = self.valid & ~torch.as_tensor(mask, device=self.valid.device)
@@ -106,22 +108,23 @@ class HeadingFrame:
     def apply(self, obs: torch.Tensor, setpoint: torch.Tensor | None = None, commit: bool = True) -> torch.Tensor:
         """obs (B, 22) world frame -> the same observation in the reference-heading frame.
 
-        setpoint: (B, 2) unit headings (cos, sin) of the yaw setpoint, None = heading 0. commit: advance the
-        governor (native calls); an intermediate call sees the one-step candidate and discards it."""
+        setpoint: (B, 2) unit headings (cos, sin) of the yaw setpoint, None = hold the heading of the first call
+        after the reset. commit: advance the governor (native calls); an intermediate call sees the one-step
+        candidate and discards it."""
         B = obs.shape[0]
         if self.ref is None or self.ref.shape[0] != B:
             self.reset(B, like=obs)
         ref = self.ref.to(obs.dtype)
-        if setpoint is None:
-            setpoint = torch.zeros((B, 2), dtype=obs.dtype, device=obs.device)
-            setpoint[:, 0] = 1
-        setpoint = setpoint.to(obs.dtype)
         cs, ss, cl, sl = self._constants
         hx, hy = obs[:, 3], obs[:, 6]  # R00, R10: the body x axis in the world x-y plane
         n2 = hx * hx + hy * hy
         has = n2 > HEADING_MIN_NORM2
         inv = torch.rsqrt(torch.where(has, n2, torch.ones_like(n2)))
         h = torch.stack([hx * inv, hy * inv], -1)
+        unit_x = torch.zeros_like(h)
+        unit_x[:, 0] = 1
+        hold = torch.where(self.valid[:, None], self.hold.to(obs.dtype), torch.where(has[:, None], h, unit_x))
+        setpoint = hold if setpoint is None else setpoint.to(obs.dtype)
         ref = torch.where(self.valid[:, None], ref, torch.where(has[:, None], h, setpoint))
         # turn toward the setpoint by at most one step
         rc, rs = _relative(setpoint, ref)
@@ -133,7 +136,7 @@ class HeadingFrame:
         ref = torch.where((has & (lc < cl))[:, None], _turn(h, cl, sign * sl), ref)
         ref = ref * (1.5 - 0.5 * (ref * ref).sum(-1, keepdim=True))  # back to unit length (one Newton step)
         if commit:
-            self.ref, self.valid = ref, torch.ones_like(self.valid)
+            self.ref, self.hold, self.valid = ref, hold, torch.ones_like(self.valid)
         return rotate_observation(obs, ref)
 
 

@@ -48,7 +48,7 @@ class DeploymentRunner:
                 angular_velocity: torch.Tensor, previous_action: torch.Tensor,
                 yaw_setpoint: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
         """Inputs (B, 3) m world, (B, 4) wxyz, (B, 3) m/s world, (B, 3) rad/s body, (B, 4) last command, and the
-        yaw setpoint (B,) rad world (with a heading governor; None = 0): the governor advances on native calls.
+        yaw setpoint (B,) rad world (with a heading governor; None = hold the heading of the first call after reset): the governor advances on native calls.
 
         Returns (action (B, 4) clamped to [-1, 1], whether this call was a native step).
         """

@@ -30,7 +30,8 @@ void raptorBetaflightInit(void)
 {
     raptor_policy_init(&raptor_bf_policy, &RAPTOR_WEIGHTS, 0u /* native step by elapsed time */, 0u /* loop rate
         is board-specific: timing checks off */);
-    /* the policy file's heading governor; yaw setpoint 0: Betaflight's attitude frame, the one the RC errors use */
+    /* the policy file's heading governor; no yaw setpoint: the heading at engagement is held (the RC position
+       errors are in Betaflight's attitude frame, turned with it) */
     raptor_policy_set_heading(&raptor_bf_policy, &RAPTOR_HEADING);
     const float err = raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                               &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
