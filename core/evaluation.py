@@ -48,6 +48,7 @@ from raptor.metrics import (  # noqa: F401  (re-exported: raptor.evaluation's na
     heading_error,
     summarize,
 )
+from raptor.policy.feedforward import SetpointLead
 from raptor.runtime import run_episodes
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, limit_thrust_to_weight, resolve_airframes
@@ -260,11 +261,13 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
              episodes: int = 100, seed: int = 0, device: str = "cpu", out: str | Path | None = None,
              progress: bool = False, sim: str = "raptor", render: str | Path | None = None,
              mujoco_model: str | None = None, models_dir: str | None = None, heading: str = "policy",
-             max_thrust_to_weight: float | None = None) -> dict:
+             max_thrust_to_weight: float | None = None, lead: str = "policy") -> dict:
     """Evaluate a policy ('official', 'default' or a file) and optionally write metrics.json, metrics.md, plots.
 
     heading: "policy" (the file's heading governor, raptor.policy.heading), "on" (the default governor for any
     policy, e.g. the published one) or "off" (the plain world frame).
+    lead: "policy" (the file's setpoint-acceleration lead, raptor.policy.feedforward), "off", or a gain K in 1/s^2
+    (the lead a_des / K, at most 0.3 m, for any policy): it acts where the target moves (tracking).
     max_thrust_to_weight: fly airframes above it with their motor command capped to it (a deployment setting, as
     Betaflight's motor_output_limit; raptor.sim.airframe.limit_thrust_to_weight), or None: as they are.
     sim: "raptor" or "mujoco"; render (MuJoCo only): a directory for PNG frames of the first episodes;
@@ -301,6 +304,8 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
     pol = rp.load(policy_name, device=device)
     if heading != "policy":
         pol = pol.with_heading(rp.HeadingGovernor() if heading == "on" else None)
+    if lead != "policy":
+        pol = pol.with_lead(None if lead == "off" else SetpointLead(gain_s2=_lead_gain(lead)))
     if out is not None:
         check_writable_folder(out)  # before the episodes fly, not after
     t0 = time.perf_counter()
@@ -320,6 +325,7 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
                          "motor_output_limit": {a.name: round(a.meta["motor_output_limit"], 4) for a in afs
                                                 if "motor_output_limit" in a.meta},
                          "heading_governor": pol.governor.to_metadata() if pol.governor else None,
+                         "lead": pol.lead.to_metadata() if pol.lead else None,
                          "wall_time_s": round(time.perf_counter() - t0, 2)}
     if render is not None:
         metrics["config"]["render"] = (_render(afs, scenario, seed, record, Path(render)) if external is None else
@@ -368,6 +374,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heading", default="policy", choices=HEADING_CHOICES,
                    help="heading frame (raptor.policy.heading): policy = as the policy file says (the default has "
                         "it, the published policy not), on = the default governor for every policy, off = none")
+    p.add_argument("--lead", default="policy", metavar="policy|off|K",
+                   help="setpoint-acceleration lead (raptor.policy.feedforward): policy = as the policy file says, "
+                        "off = none, K = the lead a_des / K (1/s^2) for every policy flown; acts on moving targets")
     p.add_argument("--max-thrust-to-weight", type=float, default=None, metavar="T",
                    help="fly airframes above thrust-to-weight T with their motor command capped to T (as Betaflight's "
                         "motor_output_limit; e.g. 5, the training envelope's top) for every policy flown")
@@ -398,7 +407,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             metrics = evaluate(policy, args.airframes, scenario, args.episodes, args.seed, args.device, sub,
                                progress=True, sim=args.sim, render=args.render, mujoco_model=args.mujoco_model,
                                models_dir=args.models_dir, heading=args.heading,
-                               max_thrust_to_weight=args.max_thrust_to_weight)
+                               max_thrust_to_weight=args.max_thrust_to_weight, lead=args.lead)
             rows.setdefault(scenario, {})[policy] = metrics
             if len(scenarios) == 1:
                 print(markdown_table(metrics, f"{policy}, {scenario}, {args.sim}"))
@@ -414,6 +423,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     wall = sum(m["config"]["wall_time_s"] for r in rows.values() for m in r.values())
     print(f"({wall:.1f} s)" + (f"; wrote {args.out}" if args.out else ""))
     return 0
+
+
+def _lead_gain(text: str) -> float:
+    try:
+        k = float(text)
+    except ValueError:
+        k = float("nan")
+    if not (k > 0 and k < float("inf")):
+        raise ConfigError(f"--lead must be policy, off or a positive gain in 1/s^2 (e.g. 6), got {text!r}")
+    return k
 
 
 def _slug(policy: str) -> str:

@@ -62,6 +62,8 @@ def run_episodes(policy, env, steps: int, *, hooks: Sequence = (), native_every:
     dev = env.device
     force = env.force.detach().cpu().double().numpy().copy() if hasattr(env, "force") else None
     has_yaw = env.config.has_yaw_target if heading is None else bool(heading) and env.config.has_yaw_target
+    has_acc = (getattr(policy, "accepts_acceleration", False) and getattr(policy, "lead", None) is not None
+               and env.config.has_moving_target)
     judge = judge_window(env, T, n)
     acc = MetricStream(E, T, dev, judge)
     pos, tgt, head = [], [], []
@@ -104,11 +106,13 @@ def run_episodes(policy, env, steps: int, *, hooks: Sequence = (), native_every:
             x = torch.where(alive[:, None], obs, torch.zeros_like(obs))  # finished episodes: inputs ignored
             if dtype is not None:
                 x = x.to(dtype)
+            kw = {}
             if has_yaw:  # the yaw setpoint reaches the policy (a policy with a heading governor turns to it)
                 ys = env.target_yaw()
-                a = policy.step(x, yaw_setpoint=ys if dtype is None else ys.to(dtype))
-            else:
-                a = policy.step(x)
+                kw["yaw_setpoint"] = ys if dtype is None else ys.to(dtype)
+            if has_acc:  # the setpoint's acceleration, for a policy that leads its position error with it
+                kw["acceleration_setpoint"] = env.target_acceleration().to(x.dtype)
+            a = policy.step(x, **kw)
             a = torch.as_tensor(a, device=dev).to(env.state.dtype)
             a = torch.where(alive[:, None], a, torch.zeros_like(a))
             boundary = j == n - 1

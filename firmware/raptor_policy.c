@@ -241,6 +241,7 @@ void raptor_policy_init(raptor_policy_t *p, const raptor_weights_t *weights, uin
     p->window_hi_ns = (uint64_t)p->interval_hi_ns * RAPTOR_TIMING_WINDOW;
     for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) p->safe_action[i] = -1.0f;
     p->heading.enabled = 0u;
+    p->lead.enabled = 0u;
     p->heading_setpoint[0] = 1.0f;
     p->heading_setpoint[1] = 0.0f;
     p->initialized = 1u;
@@ -254,6 +255,20 @@ void raptor_policy_set_heading(raptor_policy_t *p, const raptor_heading_t *headi
         p->heading.enabled = 0u;
     }
     p->heading_valid = 0u;
+}
+
+void raptor_policy_set_lead(raptor_policy_t *p, const raptor_lead_t *lead) {
+    if (lead && lead->enabled && finite_f(lead->inv_gain_s2) && finite_f(lead->max_lead_m)) {
+        p->lead = *lead;
+    } else {
+        p->lead.enabled = 0u;
+    }
+}
+
+void raptor_policy_set_acceleration_setpoint(raptor_policy_t *p, float ax, float ay, float az) {
+    const float a[3] = {ax, ay, az};
+    int i;
+    for (i = 0; i < 3; i++) p->acceleration_setpoint[i] = finite_f(a[i]) ? a[i] : 0.0f;
 }
 
 void raptor_policy_hold_heading(raptor_policy_t *p, const float q[4]) {
@@ -286,6 +301,7 @@ void raptor_policy_reset(raptor_policy_t *p) {
     p->timing_flags = 0;
     p->heading_valid = 0u;
     p->heading_given = 0u;
+    for (i = 0; i < 3; i++) p->acceleration_setpoint[i] = 0.0f;
 }
 
 static uint32_t update_timing(raptor_policy_t *p, uint64_t timestamp_ns) {
@@ -353,6 +369,14 @@ uint32_t raptor_policy_control(raptor_policy_t *p, uint64_t timestamp_ns, const 
         input[15 + i] = obs->angular_velocity[i];
     }
     for (i = 0; i < RAPTOR_OUTPUT_DIM; i++) input[18 + i] = p->history[i];
+    if (p->lead.enabled) { /* the setpoint's acceleration leads the position error (before the heading frame) */
+        for (i = 0; i < 3; i++) {
+            float lead = p->acceleration_setpoint[i] * p->lead.inv_gain_s2;
+            lead = lead > p->lead.max_lead_m ? p->lead.max_lead_m : lead;
+            lead = lead < -p->lead.max_lead_m ? -p->lead.max_lead_m : lead;
+            input[i] -= lead;
+        }
+    }
     if (p->heading.enabled) heading_frame(p, input, native);
     raptor_policy_forward(p->weights, input, p->hidden, h_new, y);
     for (i = 0; i < RAPTOR_HIDDEN_DIM; i++) { /* output guard: a non-finite result never reaches a motor */

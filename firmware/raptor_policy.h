@@ -63,6 +63,14 @@ typedef struct {
     float cos_lead, sin_lead; /* the largest heading error the network is shown */
 } raptor_heading_t;
 
+/* Setpoint-acceleration lead (raptor.policy.feedforward; the exported weights header defines RAPTOR_LEAD from the
+ * policy file): the position error the network sees is p - p_des - clamp(a_des / k, +-max_lead_m) per axis. */
+typedef struct {
+    uint32_t enabled;  /* 0: acceleration setpoints are ignored */
+    float inv_gain_s2; /* 1 / k (s^2) */
+    float max_lead_m;  /* the largest lead per axis, m */
+} raptor_lead_t;
+
 /* Status bits returned by raptor_policy_control. */
 #define RAPTOR_STATUS_OK 0u
 #define RAPTOR_STATUS_NATIVE_STEP (1u << 0)       /* this call committed the GRU state */
@@ -99,6 +107,8 @@ typedef struct {
     float heading_hold[2];     /* the heading at the first call after the reset: held while no setpoint is given */
     uint32_t heading_valid;    /* heading_ref and heading_hold set since the last reset */
     uint32_t heading_given;    /* a yaw setpoint was given since the last reset */
+    raptor_lead_t lead;
+    float acceleration_setpoint[3]; /* m/s^2, FLU world; 0 after a reset */
 } raptor_policy_t;
 
 /* Configure: weights (kept by pointer), native step rule and nominal call interval. Safe action: all -1. */
@@ -110,6 +120,11 @@ void raptor_policy_set_heading(raptor_policy_t *p, const raptor_heading_t *headi
  * Normalized here; a non-finite or zero pair is ignored (the previous setpoint stays). Until one is given after a
  * reset, the heading of the first call after the reset is held. */
 void raptor_policy_set_yaw_setpoint(raptor_policy_t *p, float cos_yaw, float sin_yaw);
+/* The setpoint-acceleration lead (NULL or enabled == 0: off). Call after init; kept across resets. */
+void raptor_policy_set_lead(raptor_policy_t *p, const raptor_lead_t *lead);
+/* The setpoint's acceleration (m/s^2, FLU world) where the setpoint carries one (PX4 trajectory_setpoint
+ * .acceleration, the Crazyflie commander's); a non-finite value sets 0 (no lead). Cleared by a reset. */
+void raptor_policy_set_acceleration_setpoint(raptor_policy_t *p, float ax, float ay, float az);
 /* The yaw setpoint <- the heading of orientation q (w, x, y, z body -> world): hold the heading of the moment (e.g.
  * on engagement, where the setpoint has no yaw). Ignored when the body x axis is vertical. */
 void raptor_policy_hold_heading(raptor_policy_t *p, const float q[4]);

@@ -36,6 +36,7 @@ int main(void) {
     printf("self_test_max_error %08lx\n", bits(err));
     raptor_policy_init(&policy, &RAPTOR_WEIGHTS, RAPTOR_SEQ_NATIVE_EVERY, RAPTOR_SEQ_INTERVAL_NS);
     raptor_policy_set_heading(&policy, &RAPTOR_HEADING);
+    raptor_policy_set_lead(&policy, &RAPTOR_LEAD);
     for (t = 0; t < RAPTOR_SEQ_STEPS; t++) {
         memcpy(&obs, raptor_seq_obs[t], sizeof(obs));
         status = raptor_policy_control(&policy, raptor_seq_timestamp_ns[t], &obs, &act);

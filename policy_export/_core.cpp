@@ -53,6 +53,20 @@ class Core {
         raptor_policy_set_heading(&p_, &h);
     }
     void set_yaw_setpoint(float cos_yaw, float sin_yaw) { raptor_policy_set_yaw_setpoint(&p_, cos_yaw, sin_yaw); }
+    // setpoint-acceleration lead (inv_gain_s2, max_lead_m) (SetpointLead); None: off
+    void set_lead(py::object constants) {
+        if (constants.is_none()) {
+            raptor_policy_set_lead(&p_, nullptr);
+            return;
+        }
+        auto c = constants.cast<std::vector<float>>();
+        if (c.size() != 2) throw std::invalid_argument("set_lead expects (inv_gain_s2, max_lead_m)");
+        raptor_lead_t l{1u, c[0], c[1]};
+        raptor_policy_set_lead(&p_, &l);
+    }
+    void set_acceleration_setpoint(float ax, float ay, float az) {
+        raptor_policy_set_acceleration_setpoint(&p_, ax, ay, az);
+    }
     void set_safe_action(farr a) {
         if (a.size() != 4) throw std::invalid_argument("safe action needs 4 values");
         std::memcpy(p_.safe_action, a.data(), 4 * sizeof(float));
@@ -116,6 +130,9 @@ PYBIND11_MODULE(_core, m) {
         .def("reset", &Core::reset)
         .def("set_heading", &Core::set_heading, py::arg("constants"))
         .def("set_yaw_setpoint", &Core::set_yaw_setpoint, py::arg("cos_yaw"), py::arg("sin_yaw"))
+        .def("set_lead", &Core::set_lead, py::arg("constants"))
+        .def("set_acceleration_setpoint", &Core::set_acceleration_setpoint, py::arg("ax"), py::arg("ay"),
+             py::arg("az"))
         .def("set_safe_action", &Core::set_safe_action)
         .def("control", &Core::control, py::arg("timestamps_ns"), py::arg("observations"))
         .def("forward", &Core::forward)

@@ -25,6 +25,7 @@ class CorePolicy:
     def __init__(self, policy) -> None:
         self.params = {k: v.detach().float().numpy() for k, v in policy.net.flat_parameters().items()}
         self.heading = policy.governor.constants() if policy.governor else None
+        self.lead = policy.lead.constants() if policy.lead else None
         self.env = None
         self.cores: list = []
 
@@ -38,10 +39,18 @@ class CorePolicy:
         for _ in range(batch_size):
             core = _core.Core(self.params, 1, 0)
             core.set_heading(self.heading)
+            core.set_lead(self.lead)
             self.cores.append(core)
         self.k = 0
 
-    def step(self, obs: torch.Tensor, yaw_setpoint: torch.Tensor | None = None) -> torch.Tensor:
+    accepts_acceleration = True
+
+    @property
+    def lead_enabled(self) -> bool:
+        return self.lead is not None
+
+    def step(self, obs: torch.Tensor, yaw_setpoint: torch.Tensor | None = None,
+             acceleration_setpoint: torch.Tensor | None = None) -> torch.Tensor:
         x = firmware_observation(self.env.state, obs)
         ts = np.array([10**9 + self.k * 10**7], np.uint64)
         self.k += 1
@@ -50,5 +59,7 @@ class CorePolicy:
             if yaw_setpoint is not None:
                 y = float(yaw_setpoint[b])
                 core.set_yaw_setpoint(math.cos(y), math.sin(y))
+            if acceleration_setpoint is not None:
+                core.set_acceleration_setpoint(*(float(v) for v in acceleration_setpoint[b]))
             out[b] = core.control(ts, x[b:b + 1])[0][0]
         return torch.as_tensor(out)

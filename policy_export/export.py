@@ -179,6 +179,14 @@ def heading_initializer(policy) -> str:
     return f"{{1u, {consts}}} /* {gov.rate_rad_s:g} rad/s, lead {gov.lead_rad:g} rad */"
 
 
+def lead_initializer(policy) -> str:
+    """The policy's setpoint-acceleration lead as a raptor_lead_t initializer (enabled 0 where it has none)."""
+    if policy.lead is None:
+        return "{0u, 0.0f, 0.0f} /* no lead: acceleration setpoints are ignored */"
+    inv, cap = policy.lead.constants()
+    return f"{{1u, {inv:.8e}f, {cap:.8e}f}} /* a_des / {policy.lead.gain_s2:g} s^-2, at most {cap:g} m */"
+
+
 def weights_header(policy, source: Path | None, policy_name: str) -> str:
     params = {k: v.detach().cpu().float().numpy() for k, v in policy.net.flat_parameters().items()}
     x, y = self_test_sequence(policy)
@@ -209,6 +217,7 @@ static const raptor_weights_t RAPTOR_WEIGHTS = {{
 /* The heading governor of the policy file (metadata deployment.heading; raptor.policy.heading): pass it to
  * raptor_policy_set_heading after raptor_policy_init. */
 static const raptor_heading_t RAPTOR_HEADING = {heading_initializer(policy)};
+static const raptor_lead_t RAPTOR_LEAD = {lead_initializer(policy)};
 
 #ifndef RAPTOR_NO_SELF_TEST_DATA
 /* Self-test: raw network outputs for these inputs, GRU state h0 at step 0 (max error allowed 1e-5). */
@@ -278,6 +287,7 @@ Integration (every control tick, {rate} Hz here):
     static raptor_policy_t policy;
     raptor_policy_init(&policy, &RAPTOR_WEIGHTS, {native} /* native every N calls */, {interval} /* ns */);
     raptor_policy_set_heading(&policy, &RAPTOR_HEADING);  /* the policy file's heading governor */
+    raptor_policy_set_lead(&policy, &RAPTOR_LEAD);        /* its setpoint-acceleration lead */
     if (raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                 &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
                                 RAPTOR_SELF_TEST_BATCH) > RAPTOR_SELF_TEST_TOLERANCE) refuse_to_start();

@@ -146,6 +146,11 @@ class EnvConfig:
         return self.target == "step" and self.step_yaw_rad > 0
 
     @property
+    def has_moving_target(self) -> bool:
+        """The target can move (env.target_acceleration() non-zero): figure-eight, Langevin, mixed, airframe."""
+        return self.target in ("figure_eight", "langevin", "mixed", "airframe")
+
+    @property
     def teacher_observation(self) -> bool:
         """The target-relative teacher observation (26) or its privileged extension (29)."""
         return self.observation in ("teacher", "privileged")

@@ -250,18 +250,21 @@ def test_schema_header_is_generated_from_the_conventions():
     assert sorted(conventions.MOTOR_INDEX["px4"]) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("scenario", ["step", "disturbance"])
-def test_raptor_eval_of_the_c_core_matches_the_torch_policy(scenario):
+@pytest.mark.parametrize("scenario, lead", [("step", None), ("disturbance", None), ("tracking", 6.0)])
+def test_raptor_eval_of_the_c_core_matches_the_torch_policy(scenario, lead):
     """The shipped default flown by its C core (pybind11 build, one instance per env, yaw setpoints through
     raptor_policy_set_yaw_setpoint) through the same loop as `raptor eval`, on the same starts: the same episodes
     terminate, returns within 0.1 %, positions within 1 cm over 5 s (float32 differences of ~1e-6 per action grow in
-    closed loop, to ~3 mm here)."""
+    closed loop, to ~3 mm here). On the figure-eight with a setpoint-acceleration lead, the accelerations through
+    raptor_policy_set_acceleration_setpoint."""
     from raptor.evaluation import make_env, scenario_config
     from raptor.policy_export.core_policy import CorePolicy
     from raptor.runtime import run_episodes
     from raptor.sim.airframe import resolve_airframes
 
     policy = rp.load("default")
+    if lead is not None:
+        policy = policy.with_lead(rp.SetpointLead(gain_s2=lead))
     afs = resolve_airframes("crazyflie,x500,race")
     cfg = scenario_config(scenario)
     runs = [run_episodes(p, make_env("raptor", afs, 3, cfg, seed=11), cfg.episode_steps)

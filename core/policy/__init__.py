@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from raptor.errors import InputError, PolicyFileError, PolicyOutputError
+from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
 from raptor.policy.io import (
     check_metadata,
@@ -27,7 +28,7 @@ from raptor.policy.network import NUM_PARAMETERS, PARAMETER_LAYOUT, RaptorPolicy
 from raptor.policy.runner import DeploymentRunner
 
 __all__ = ["Policy", "load", "RaptorPolicyNet", "DeploymentRunner", "NUM_PARAMETERS", "PARAMETER_LAYOUT",
-           "save_policy", "default_metadata", "HeadingGovernor"]
+           "save_policy", "default_metadata", "HeadingGovernor", "SetpointLead"]
 
 DEFAULT_POLICY_FILE = "data/policies/default.safetensors"
 
@@ -46,6 +47,7 @@ class Policy:
         self.h: torch.Tensor | None = None
         governor = HeadingGovernor.from_metadata(metadata)
         self.heading: HeadingFrame | None = HeadingFrame(governor) if governor else None
+        self.lead: SetpointLead | None = SetpointLead.from_metadata(metadata)
 
     @property
     def governor(self) -> HeadingGovernor | None:
@@ -56,6 +58,12 @@ class Policy:
         meta = dict(self.metadata)
         meta["deployment"] = {**(meta.get("deployment") or {}),
                               "heading": governor.to_metadata() if governor else None}
+        return Policy(self.net, meta, self.device, self.dtype)
+
+    def with_lead(self, lead: SetpointLead | None) -> Policy:
+        """The same network with another setpoint-acceleration lead (None: acceleration setpoints ignored)."""
+        meta = dict(self.metadata)
+        meta["deployment"] = {**(meta.get("deployment") or {}), "lead": lead.to_metadata() if lead else None}
         return Policy(self.net, meta, self.device, self.dtype)
 
     @property
@@ -72,12 +80,15 @@ class Policy:
         if self.heading is not None:
             self.heading.reset(batch_size, mask, like=h0)
 
+    accepts_acceleration = True  # run_episodes passes the target's acceleration where there is one
+
     @torch.no_grad()
-    def step(self, obs, yaw_setpoint=None):
+    def step(self, obs, yaw_setpoint=None, acceleration_setpoint=None):
         """obs (B, 22) numpy or torch -> raw actions (B, 4) of the same kind. Not clipped (the reference's
         `evaluate_step`); the simulator clips to [-1, 1], the deployment runner clamps. yaw_setpoint (B,) rad,
         world: the heading to turn to (with a heading governor; None = hold the heading of the first step after
-        reset)."""
+        reset). acceleration_setpoint (B, 3) m/s^2 world: the setpoint's acceleration, which leads the position
+        error the network sees where the policy has a lead (raptor.policy.feedforward; None = no lead)."""
         is_numpy = not isinstance(obs, torch.Tensor)
         x = torch.as_tensor(np.asarray(obs) if is_numpy else obs, device=self.device, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != 22:
@@ -90,6 +101,13 @@ class Policy:
             self.reset(x.shape[0])
         if not bool(torch.isfinite(x).all()):
             raise InputError("observation contains NaN or inf; the policy state was not changed")
+        if self.lead is not None and acceleration_setpoint is not None:
+            acc = torch.as_tensor(np.asarray(acceleration_setpoint) if not isinstance(acceleration_setpoint,
+                                  torch.Tensor) else acceleration_setpoint, device=self.device, dtype=self.dtype)
+            if acc.shape != (x.shape[0], 3) or not bool(torch.isfinite(acc).all()):
+                raise InputError(f"acceleration_setpoint needs ({x.shape[0]}, 3) finite values (m/s^2, world), got "
+                                 f"shape {tuple(acc.shape)}")
+            x = self.lead.apply(x, acc)
         if self.heading is not None:
             sp = None
             if yaw_setpoint is not None:
@@ -108,7 +126,7 @@ class Policy:
         return a.cpu().numpy() if is_numpy else a
 
     def runner(self, native_every: int = 1) -> DeploymentRunner:
-        return DeploymentRunner(self.net, native_every, self.governor)
+        return DeploymentRunner(self.net, native_every, self.governor, self.lead)
 
     def save(self, path: str | os.PathLike) -> None:
         save_policy(path, self.net, self.metadata)

@@ -122,12 +122,18 @@ def load_policy_file(path: str | os.PathLike) -> tuple[RaptorPolicyNet, dict]:
         data = path.read_bytes()
     except OSError as e:
         raise PolicyFileError(f"policy file '{path}' cannot be read: {e.strerror or e}") from None
+    what = ("a raptor policy (.safetensors from raptor distill or raptor.policy.save), an RLtools checkpoint (.tar) "
+            "or the published checkpoint (.h5)")
+    if len(data) < 8 or struct.unpack("<Q", data[:8])[0] > len(data) - 8:
+        raise PolicyFileError(f"'{path}' is not a policy file: expected {what}"
+                              + (" (this one is cut short or empty)" if path.suffix == ".safetensors" else ""))
     try:
         (n,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8:8 + n]).get("__metadata__") or {}
         tensors = load_bytes(data)
-    except (SafetensorError, struct.error, ValueError, RuntimeError, RecursionError, AttributeError) as e:
-        raise PolicyFileError(f"policy file '{path}' is corrupt or not a safetensors file ({str(e)[:120]})") from None
+    except (SafetensorError, struct.error, ValueError, RuntimeError, RecursionError, AttributeError):
+        raise PolicyFileError(f"'{path}' is not a readable policy file: its safetensors header or tensors are "
+                              f"damaged; expected {what}") from None
     if "raptor" not in header:
         raise PolicyFileError(f"policy file '{path}' has no raptor metadata; write it with raptor.policy.save")
     try:

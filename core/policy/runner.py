@@ -14,6 +14,7 @@ import torch
 from raptor.conventions import RESET_ACTION_HISTORY  # the executor's history after a reset
 from raptor.errors import InputError
 from raptor.geometry import rotation_matrix
+from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, yaw_to_unit
 from raptor.policy.network import RaptorPolicyNet
 
@@ -21,12 +22,14 @@ from raptor.policy.network import RaptorPolicyNet
 class DeploymentRunner:
     """Batched executor: `reset(B)`, then `control(p, q, v, w, previous_action)` once per control tick."""
 
-    def __init__(self, net: RaptorPolicyNet, native_every: int = 1, heading: HeadingGovernor | None = None) -> None:
+    def __init__(self, net: RaptorPolicyNet, native_every: int = 1, heading: HeadingGovernor | None = None,
+                 lead: SetpointLead | None = None) -> None:
         if native_every < 1:
             raise ValueError("native_every must be >= 1 (4 for 400 Hz, 10 for 1 kHz control)")
         self.net = net
         self.native_every = native_every
         self.heading = HeadingFrame(heading) if heading is not None else None
+        self.lead = lead
         self.batch_size = 0
 
     @property
@@ -46,9 +49,11 @@ class DeploymentRunner:
     @torch.no_grad()
     def control(self, position: torch.Tensor, orientation: torch.Tensor, linear_velocity: torch.Tensor,
                 angular_velocity: torch.Tensor, previous_action: torch.Tensor,
-                yaw_setpoint: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
-        """Inputs (B, 3) m world, (B, 4) wxyz, (B, 3) m/s world, (B, 3) rad/s body, (B, 4) last command, and the
-        yaw setpoint (B,) rad world (with a heading governor; None = hold the heading of the first call after reset): the governor advances on native calls.
+                yaw_setpoint: torch.Tensor | None = None,
+                acceleration_setpoint: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
+        """Inputs (B, 3) m world, (B, 4) wxyz, (B, 3) m/s world, (B, 3) rad/s body, (B, 4) last command, the yaw
+        setpoint (B,) rad world (with a heading governor; None = hold the heading of the first call after a reset:
+        the governor advances on native calls) and the setpoint's acceleration (B, 3) m/s^2 world (with a lead).
 
         Returns (action (B, 4) clamped to [-1, 1], whether this call was a native step).
         """
@@ -62,6 +67,8 @@ class DeploymentRunner:
         self.calls_since_native += 1
         obs = torch.cat([position, rotation_matrix(orientation), linear_velocity, angular_velocity, self.history], -1)
         native = self.calls % self.native_every == 0
+        if self.lead is not None:
+            obs = self.lead.apply(obs, acceleration_setpoint)
         if self.heading is not None:
             obs = self.heading.apply(obs, None if yaw_setpoint is None else yaw_to_unit(yaw_setpoint), commit=native)
         action, h = self.net.step(obs, self.h)

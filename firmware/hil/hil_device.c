@@ -61,6 +61,7 @@ static void handle(const uint8_t *packet, size_t n) {
         uint16_t native_every = get_u16(pl);
         raptor_policy_init(&policy, &RAPTOR_WEIGHTS, native_every, (uint64_t)get_u32(pl + 4) * 1000u);
         raptor_policy_set_heading(&policy, &RAPTOR_HEADING);
+        raptor_policy_set_lead(&policy, &RAPTOR_LEAD); /* no acceleration crosses the link: no lead */
         policy_ready = 1;
         put_u32(p, 0);
         send(HIL_RESET_ACK, seq, p, sizeof(p));

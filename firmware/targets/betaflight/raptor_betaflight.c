@@ -33,6 +33,7 @@ void raptorBetaflightInit(void)
     /* the policy file's heading governor; no yaw setpoint: the heading at engagement is held (the RC position
        errors are in Betaflight's attitude frame, turned with it) */
     raptor_policy_set_heading(&raptor_bf_policy, &RAPTOR_HEADING);
+    raptor_policy_set_lead(&raptor_bf_policy, &RAPTOR_LEAD); /* no acceleration on the RC channels: no lead */
     const float err = raptor_policy_self_test(&RAPTOR_WEIGHTS, &raptor_self_test_input[0][0][0],
                                               &raptor_self_test_output[0][0][0], RAPTOR_SELF_TEST_STEPS,
                                               RAPTOR_SELF_TEST_BATCH);

@@ -69,6 +69,7 @@ typedef struct {
     raptor_cf_stub_attitude_t attitudeRate; /* deg/s */
     struct raptor_cf_stub_vec3_s position;
     struct raptor_cf_stub_vec3_s velocity;
+    struct raptor_cf_stub_vec3_s acceleration; /* m/s^2, world (full-state setpoints) */
     bool velocity_body; /* true: velocity in the body-yaw frame (cflib's hover / velocity setpoints) */
     struct {
         raptor_cf_stub_mode_t x, y, z, roll, pitch, yaw, quat;

@@ -31,6 +31,7 @@ void controllerOutOfTreeInit(void)
     controllerPidInit();
     raptor_policy_init(&raptor_cf_policy, &RAPTOR_WEIGHTS, RAPTOR_CF_NATIVE_EVERY, 1000000u /* 1 kHz */);
     raptor_policy_set_heading(&raptor_cf_policy, &RAPTOR_HEADING); /* the policy file's heading governor */
+    raptor_policy_set_lead(&raptor_cf_policy, &RAPTOR_LEAD);       /* and its setpoint-acceleration lead */
     memset(&raptor_cf_gate, 0, sizeof(raptor_cf_gate));
 }
 
@@ -88,6 +89,12 @@ void controllerOutOfTree(control_t *control, const setpoint_t *setpoint, const s
                                                         setpoint->attitudeRate.yaw, 0.001f /* 1 kHz */);
     raptor_policy_set_yaw_setpoint(&raptor_cf_policy, cosf(raptor_cf_yaw_setpoint_rad),
                                    sinf(raptor_cf_yaw_setpoint_rad));
+    if (setpoint->mode.x == modeAbs) { /* a position setpoint's acceleration (full-state setpoints carry one) */
+        raptor_policy_set_acceleration_setpoint(&raptor_cf_policy, setpoint->acceleration.x, setpoint->acceleration.y,
+                                                setpoint->acceleration.z);
+    } else {
+        raptor_policy_set_acceleration_setpoint(&raptor_cf_policy, 0.0f, 0.0f, 0.0f);
+    }
     raptor_cf_errors(p, v, obs.orientation, &sp, obs.position, obs.linear_velocity);
     raptor_cf_gyro_to_body_rates(gyro, obs.angular_velocity);
     memcpy(obs.previous_action, raptor_cf_previous_action, sizeof(raptor_cf_previous_action));

@@ -39,6 +39,7 @@ bool RaptorPolicy::init()
     }
     raptor_policy_init(&_policy, &RAPTOR_WEIGHTS, RAPTOR_PX4_NATIVE_EVERY, 2500000u /* 400 Hz */);
     raptor_policy_set_heading(&_policy, &RAPTOR_HEADING); /* the policy file's heading governor */
+    raptor_policy_set_lead(&_policy, &RAPTOR_LEAD);       /* and its setpoint-acceleration lead */
     _enable_param = param_find("RPT_EN");
     _timeout_param = param_find("RPT_SP_TO");
     _position_source_param = param_find("RPT_POS_SRC");
@@ -249,6 +250,13 @@ void RaptorPolicy::Run()
     float cos_yaw, sin_yaw; /* the yaw setpoint: goto's, or the companion's trajectory_setpoint.yaw, where set */
     if (raptor_px4_yaw_to_flu(own ? _own_yaw : _setpoint.yaw, &cos_yaw, &sin_yaw)) {
         raptor_policy_set_yaw_setpoint(&_policy, cos_yaw, sin_yaw);
+    }
+    { /* the companion's trajectory_setpoint.acceleration (NED; NaN = not set: no lead), none for goto */
+        float acc[3] = {0.0f, 0.0f, 0.0f};
+        if (!own) {
+            raptor_px4_vector_to_flu(_setpoint.acceleration, acc);
+        }
+        raptor_policy_set_acceleration_setpoint(&_policy, acc[0], acc[1], acc[2]);
     }
     raptor_px4_vector_to_flu(_angular_velocity.xyz, obs.angular_velocity);
     memcpy(obs.previous_action, _previous_action, sizeof(_previous_action));

@@ -74,6 +74,7 @@ struct trajectory_setpoint_s {
     uint64_t timestamp;
     float position[3]; /* m, NED; NaN = not set */
     float velocity[3]; /* m/s, NED; NaN = not set */
+    float acceleration[3]; /* m/s^2, NED; NaN = not set */
     float yaw;         /* rad, NED (from north toward east); NaN = not set */
 };
 /* msg/VehicleControlMode.msg (subset) */

@@ -23,6 +23,7 @@ RAPTOR_PX4_FIELD(vehicle_local_position_s, vz, float);
 RAPTOR_PX4_FIELD(trajectory_setpoint_s, timestamp, uint64_t);
 RAPTOR_PX4_FIELD(trajectory_setpoint_s, position, float[3]);
 RAPTOR_PX4_FIELD(trajectory_setpoint_s, velocity, float[3]);
+RAPTOR_PX4_FIELD(trajectory_setpoint_s, acceleration, float[3]);
 RAPTOR_PX4_FIELD(trajectory_setpoint_s, yaw, float);
 RAPTOR_PX4_FIELD(vehicle_control_mode_s, flag_armed, bool);
 RAPTOR_PX4_FIELD(vehicle_control_mode_s, flag_control_offboard_enabled, bool);
