@@ -97,17 +97,25 @@ def test_export_round_trips_bit_exact_with_its_metadata(exported):
         assert needed in readme, needed
 
 
-def _rewrite(src: Path, dst: Path, change) -> Path:
-    """A copy of the tar with each (name, bytes) passed through change(name, data) -> bytes | None (None: dropped)."""
+def _rewrite(src: Path, dst: Path, changes: dict) -> Path:
+    """A copy of the tar with the entries named in `changes` passed through changes[name](data) (None drops them;
+    a name ending in "/" matches every entry below it)."""
     with tarfile.open(src) as tf, tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as out:
         for m in tf.getmembers():
-            data = change(m.name, tf.extractfile(m).read())
-            if data is None:
-                continue
+            data = tf.extractfile(m).read()
+            key = next((k for k in changes if m.name == k or (k.endswith("/") and m.name.startswith(k))), None)
+            if key is not None:
+                if changes[key] is None:
+                    continue
+                data = changes[key](data)
             info = tarfile.TarInfo(m.name)
             info.size = len(data)
             out.addfile(info, io.BytesIO(data))
     return dst
+
+
+def _off_by(x: float):
+    return lambda d: (np.frombuffer(d, "<f4") + x).astype("<f4").tobytes()
 
 
 def test_bad_tars_are_refused_in_one_line(exported, tmp_path):
@@ -116,44 +124,21 @@ def test_bad_tars_are_refused_in_one_line(exported, tmp_path):
     cut.write_bytes(data[: len(data) // 3])
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all" * 100)
-    shaped = _rewrite(
-        exported,
-        tmp_path / "shaped.tar",
-        lambda n, d: (
-            d.replace(b"dim_0: 16\ndim_1: 22", b"dim_0: 22\ndim_1: 16")
-            if n == "actor/layers/0/weights/parameters/meta"
-            else d
-        ),
-    )
-    f64 = _rewrite(
-        exported,
-        tmp_path / "f64.tar",
-        lambda n, d: (
-            d.replace(b"float32", b"float64")
-            if n == "actor/layers/2/biases/parameters/meta"
-            else (
-                np.frombuffer(d, "<f4").astype("<f8").tobytes() if n == "actor/layers/2/biases/parameters/data" else d
-            )
-        ),
-    )
-    bare = _rewrite(exported, tmp_path / "bare.tar", lambda n, d: None if n.startswith("example/") else d)
-    off = _rewrite(
-        exported,
-        tmp_path / "off.tar",
-        lambda n, d: (np.frombuffer(d, "<f4") + 0.01).astype("<f4").tobytes() if n == "example/output/data" else d,
-    )
-    nameless = _rewrite(
-        exported, tmp_path / "nameless.tar", lambda n, d: b"type: sequential\n" if n == "actor/meta" else d
-    )
-    for path, why in (
-        (cut, "cut|not a readable tar"),
-        (junk, "not a readable tar"),
-        (shaped, r"shape \(22, 16\)"),
-        (f64, "float64"),
-        (bare, "no example"),
-        (off, "does not replay"),
-        (nameless, "checkpoint_name"),
-    ):
+    bias = "actor/layers/2/biases/parameters/"
+    variants = {
+        "shaped": {"actor/layers/0/weights/parameters/meta":
+                   lambda d: d.replace(b"dim_0: 16\ndim_1: 22", b"dim_0: 22\ndim_1: 16")},
+        "f64": {bias + "meta": lambda d: d.replace(b"float32", b"float64"),
+                bias + "data": lambda d: np.frombuffer(d, "<f4").astype("<f8").tobytes()},
+        "bare": {"example/": None},
+        "off": {"example/output/data": _off_by(0.01)},
+        "nameless": {"actor/meta": lambda d: b"type: sequential\n"},
+    }
+    paths = {name: _rewrite(exported, tmp_path / f"{name}.tar", ch) for name, ch in variants.items()}
+    for path, why in ((cut, "cut|not a readable tar"), (junk, "not a readable tar"),
+                      (paths["shaped"], r"shape \(22, 16\)"), (paths["f64"], "float64"),
+                      (paths["bare"], "no example"), (paths["off"], "does not replay"),
+                      (paths["nameless"], "checkpoint_name")):
         with pytest.raises(PolicyFileError, match=why) as e:
             rp.load(str(path))
         assert "\n" not in str(e.value), str(e.value)
@@ -193,10 +178,6 @@ def test_the_real_library_loads_ours_and_the_published_file_as_mc_raptor_does(ex
     for k, v in official.net.state_dict().items():
         assert torch.equal(v, pub.net.state_dict()[k]), k
     assert pub.governor is None and official.governor is None  # both fly as published
-    off_tar = _rewrite(
-        exported,
-        tmp_path / "off.tar",
-        lambda n, d: (np.frombuffer(d, "<f4") + 0.01).astype("<f4").tobytes() if n == "example/output/data" else d,
-    )
+    off_tar = _rewrite(exported, tmp_path / "off.tar", {"example/output/data": _off_by(0.01)})
     rc, text = _check(exe, off_tar)
     assert rc == 1 and "refuses this file" in text  # the library check is a real check
