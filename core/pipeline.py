@@ -182,8 +182,9 @@ def _teacher_progress(run: PipelineRun) -> tuple[str, float | None]:
     done = [r for r in rows if r["state"] == "finished"]
     left = len(rows) - len(done)
     per = TrainConfig.from_json(rd.read_run()["config"]).teachers_per_shard
-    walls = sorted(read_json(rd.teacher_dir(r["id"]) / "eval.json").get("train_wall_s", 0.0) for r in done)
-    pace = walls[len(walls) // 2] / max(1, min(per, len(rows))) * 1.1 if walls else None  # +10 %: finalization
+    walls = [read_json(rd.teacher_dir(r["id"]) / "eval.json").get("train_wall_s", 0.0) for r in done]
+    # the fastest shard's pace: a shard paused (SIGSTOP, a suspended laptop) only ever reads slower; +10 %: finalization
+    pace = min(walls) / max(1, min(per, len(rows))) * 1.1 if walls else None
     text = (f"{len(done)}/{len(rows)} teachers finished ({sum(1 for r in done if r['passed'])} at the bar), "
             f"{left} remaining")
     if left and pace is not None:

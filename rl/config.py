@@ -18,10 +18,10 @@ from raptor.sim.env import MIXED_KINDS, EnvConfig
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 4  # 4: compile; 3: teacher targets and feedforward; 2: run.json's config records every TrainConfig field
+RUN_VERSION = 5  # 5: early finish; 4: compile; 3: teacher targets and feedforward; 2: every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
-ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False},
-                    4: {"compile": False, "finish_early": False, "finish_min_steps": 1_000_000}}
+ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False},
+                    5: {"finish_early": False, "finish_min_steps": 1_000_000}}
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
