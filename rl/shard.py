@@ -135,6 +135,11 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
                 rows[:] = [rows[r] for r in keep]
                 if rows:
                     ppo.keep(keep)
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+
     def out_of_time() -> bool:
         return cfg.time_limit_s is not None and elapsed >= cfg.time_limit_s
 

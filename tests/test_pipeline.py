@@ -172,7 +172,8 @@ def test_a_committed_half_finished_run_resumes_on_a_fresh_clone(tmp_path, monkey
              for i in (0, 1) for p in (repo / rel / "train" / "teachers" / f"{i:04d}").iterdir()}
     assert not (repo / rel / "train" / "teachers" / "0002").exists()
     clone = _commit_and_clone(repo, tmp_path / "b")
-    assert not (clone / rel / "train" / "checkpoints").exists() and not (clone / rel / "train" / "airframes.json").exists()
+    train_dir = clone / rel / "train"
+    assert not (train_dir / "checkpoints").exists() and not (train_dir / "airframes.json").exists()
     assert (clone / rel / "train" / "teachers" / "0001" / "eval.json").is_file()
 
     # Session 2, on the clone: the teachers finish (only the killed shard trains), the distillation is killed

@@ -593,7 +593,7 @@ def test_keep_continues_the_kept_teachers_with_their_own_state():
     assert stats.policy_loss.shape == (2,) and p.iteration == 2
 
 
-def test_finish_early_stops_a_teacher_at_the_bar_and_trains_the_rest_on(tmp_path, monkeypatch):
+def test_finish_early_stops_a_teacher_at_the_bar_and_trains_the_rest_on(tmp_path, monkeypatch, capsys):
     """TrainConfig.finish_early: a teacher whose selection evaluations clear the bar twice in a row leaves the
     batch (its snapshot finalized and judged as every teacher's, eval.json records the steps it trained); the
     other trains to the end. Here the clearing is forced for teacher 0 (tiny runs reach no bar)."""
@@ -608,3 +608,5 @@ def test_finish_early_stops_a_teacher_at_the_bar_and_trains_the_rest_on(tmp_path
     curve0 = json.loads((out / "teachers" / "0000" / "curve.json").read_text())
     assert len(curve0) == 2 and ev[0]["steps"] == curve0[-1]["steps"] < ev[1]["steps"]
     assert ev[1]["steps"] >= cfg.steps and ev[0]["episodes"] == ev[1]["episodes"] == cfg.bar.episodes
+    log = capsys.readouterr().out  # every selection evaluation is reported, the early finish with it
+    assert log.count("selection eval") == cfg.steps // cfg.eval_every_steps and "1 at the bar twice in a row" in log

@@ -1,0 +1,76 @@
+"""`raptor pipeline --status`: what a run has done, what remains and the CPU time left at the run's own pace."""
+
+from __future__ import annotations
+
+from raptor.fileio import lock_alive, read_json
+from raptor.pipeline import STAGES, PipelineRun, _stage_line, distill_config
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} CPU-h" if seconds >= 360 else f"{seconds / 60:.0f} CPU-min"
+
+
+def _teacher_progress(run: PipelineRun) -> tuple[str, float | None]:
+    """What the teacher stages have done and what remains, with the CPU time left at the pace this run's finished
+    teachers were trained at (their shard's training wall time over the shard's teachers; None where none is
+    finished)."""
+    from raptor.rl.run import RunDir, status
+    from raptor.rl.train import TrainConfig
+
+    rd = RunDir(run.teachers)
+    rows = status(rd)
+    done = [r for r in rows if r["state"] == "finished"]
+    left = len(rows) - len(done)
+    per = TrainConfig.from_json(rd.read_run()["config"]).teachers_per_shard
+    walls = [read_json(rd.teacher_dir(r["id"]) / "eval.json").get("train_wall_s", 0.0) for r in done]
+    # the fastest shard's pace: a shard paused (SIGSTOP, a suspended laptop) only ever reads slower; +10 %: finalization
+    pace = min(walls) / max(1, min(per, len(rows))) * 1.1 if walls else None
+    text = (f"{len(done)}/{len(rows)} teachers finished ({sum(1 for r in done if r['passed'])} at the bar), "
+            f"{left} remaining")
+    if left and pace is not None:
+        text += f"; about {_hours(left * pace)} left ({pace:.0f} s per teacher on this run)"
+    return text, pace
+
+
+def _distill_progress(run: PipelineRun, epochs: int) -> str:
+    log_file = run.student / "log.json"
+    if not log_file.is_file():
+        return f"0/{epochs} epochs"
+    log = read_json(log_file, "distillation log", "rerun with --resume")
+    steps = sorted(b["wall_s"] - a["wall_s"] for a, b in zip(log, log[1:]) if b["wall_s"] > a["wall_s"])
+    text = f"{len(log)}/{epochs} epochs"
+    if steps and len(log) < epochs:
+        text += f"; about {_hours((epochs - len(log)) * steps[len(steps) // 2])} left"
+    return text
+
+
+def status_lines(run: PipelineRun) -> list[str]:
+    """One line per stage: its state, what it did or, for a stage under way, what is done, what remains and the CPU
+    time left at this run's own pace."""
+    d = run.read()
+    pc = run.config(d)
+    lines = []
+    for i, name in enumerate(STAGES, 1):
+        st = d["stages"].get(name, {})
+        state = st.get("state", "pending")
+        detail = st.get("summary", "")
+        if state != "done" and name in ("teachers", "retrain") and (run.teachers / "run.json").is_file():
+            if name == "teachers" or state != "pending":
+                detail = _teacher_progress(run)[0]
+        elif state != "done" and name == "distill":
+            detail = _distill_progress(run, distill_config(pc).epochs)
+        if "wall_s" in st:
+            detail = f"{detail} ({st['wall_s']:.0f} s)" if detail else f"{st['wall_s']:.0f} s"
+        if state == "running":
+            state = "under way" if _trainer_alive(run) else "stopped (continue with --resume)"
+        lines.append(_stage_line(i, name, state, detail))
+    return lines
+
+
+def _trainer_alive(run: PipelineRun) -> bool:
+    alive = lock_alive(run.lock_file)
+    if alive is None and (run.teachers / "run.json").is_file():  # a run started by a raptor without pipeline.lock
+        from raptor.rl.run import RunDir
+
+        alive = RunDir(run.teachers).trainer_alive()
+    return bool(alive)
