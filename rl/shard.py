@@ -203,6 +203,7 @@ class EarlyFinish:
     def __init__(self, cfg: TrainConfig, afs: list[Airframe], seed: int) -> None:
         self.cfg = cfg
         ref, _ = reference_termination(afs, cfg.eval_episodes, seed=seed + 7, device=cfg.device)
+        # without the published policy (not installed): 2 %, a fifth of the bar's own fallback limit of 10 %
         self.ref = [cfg.bar.fallback_max_termination / 5 if r is None else r for r in ref]
 
     def clears(self, k: int, e: dict) -> bool:
