@@ -96,10 +96,15 @@ def quick_config(**over) -> PipelineConfig:
 
 def full_config(**over) -> PipelineConfig:
     """The CPU-scale recipe of the shipped default (docs/training.md, docs/distillation.md): 3M steps per teacher
-    with a quarter of the starts at any yaw, then BC + DAgger with a cosine learning-rate decay."""
+    with a quarter of the starts at any yaw, then BC + DAgger with a cosine learning-rate decay on every target
+    (hover in half the epochs; setpoint steps, figure-eights and Langevin targets with the feedforward labels), the
+    student learning with the setpoint lead it ships with (k = 8 1/s^2, at most 0.3 m: benchmarks/lead_gain.py on
+    held-out airframes, docs/policies-and-evaluation.md)."""
     train = {"steps": 3_000_000, "teachers_per_shard": 64, "any_yaw_fraction": 0.25}
     distill = {"epochs": 800, "bc_epochs": 30, "episodes_per_teacher": 7, "passes": 3, "learning_rate": 1e-3,
-               "final_lr_fraction": 0.1, "any_yaw_fraction": 0.25, "eval_every": 10}
+               "final_lr_fraction": 0.1, "any_yaw_fraction": 0.25, "eval_every": 10,
+               "targets": ["hover", "figure_eight", "hover", "step", "hover", "langevin"],
+               "lead_gain_s2": 8.0, "lead_max_m": 0.3}
     return PipelineConfig(**{"train": train, "distill": distill, **over})
 
 

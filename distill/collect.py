@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import torch
 
-from raptor.conventions import OBS_FORCE
+from raptor.conventions import OBS_FORCE, OBS_P
 from raptor.errors import ConfigError
 from raptor.fileio import read_json
 from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
+from raptor.policy.feedforward import SetpointLead
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.config import parse_ids
@@ -101,9 +102,10 @@ class Labeller:
     teacher observation of that state) and records the student's view of it; as a policy, the teacher flying (BC)."""
 
     def __init__(self, env: BatchedQuadrotorEnv, teachers: TeacherSet, T: int, offsets: torch.Tensor | None,
-                 feedforward: bool = True) -> None:
+                 feedforward: bool = True, lead: SetpointLead | None = None) -> None:
         B, dev, dt = env.num_envs, env.device, env.state.dtype
         self.feedforward = feedforward  # label with the target's acceleration felt as a push (lag-free tracking)
+        self.lead = lead if env.config.has_moving_target else None  # the student's input led as deployed
         self.teachers, self.T, self.K, self.M = teachers, T, teachers.K, B // teachers.K
         self.S = torch.zeros((T, B, 22), device=dev, dtype=dt)
         self.L = torch.zeros((T, B, 4), device=dev, dtype=dt)
@@ -122,9 +124,9 @@ class Labeller:
         if self.disturbance is None:
             self.disturbance = t_obs[:, OBS_FORCE].clone()
         self.label = self.teachers(t_obs.reshape(self.K, self.M, -1)).reshape(-1, 4)
-        s_obs = obs.clone()
+        s_obs = obs.clone() if self.lead is None else self.lead.apply(obs, env.target_acceleration())
         if self.off is not None:
-            s_obs[:, 0:3] -= self.off
+            s_obs[:, OBS_P] -= self.off
         self.S[t], self.L[t], self.mask[t] = torch.where(alive[:, None], s_obs, 0.0), self.label, alive
 
     def after_step(self, t, env, action, reward, terminated, alive) -> None:
@@ -139,26 +141,34 @@ class Labeller:
 
 
 class StudentPolicy:
-    """The student network as a run_episodes policy (raw actions, the recurrent state from its learned h0)."""
+    """The student network as a run_episodes policy (raw actions, the recurrent state from its learned h0), its
+    position input led by the setpoint's acceleration where it has a lead (as raptor.policy.Policy flies it)."""
 
-    def __init__(self, net: RaptorPolicyNet) -> None:
-        self.net, self.h = net, None
+    accepts_acceleration = True
+
+    def __init__(self, net: RaptorPolicyNet, lead: SetpointLead | None = None) -> None:
+        self.net, self.lead, self.h = net, lead, None
 
     def reset(self, batch_size: int) -> None:
         self.h = self.net.initial_hidden(batch_size)
 
-    def step(self, obs: torch.Tensor) -> torch.Tensor:
+    def step(self, obs: torch.Tensor, acceleration_setpoint: torch.Tensor | None = None) -> torch.Tensor:
+        if self.lead is not None:
+            obs = self.lead.apply(obs, acceleration_setpoint)
         a, self.h = self.net.step(obs, self.h)
         return a
 
 
 @torch.no_grad()
 def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolicyNet | None, T: int,
-            offsets: torch.Tensor | None, seed: int, feedforward: bool = True) -> Dataset:
+            offsets: torch.Tensor | None, seed: int, feedforward: bool = True,
+            lead: SetpointLead | None = None) -> Dataset:
     """Fly every airframe's episodes with the teacher (student None) or the student; label every state (feedforward:
-    the teachers see the target's acceleration as a push, raptor.sim.functional.target_acceleration)."""
-    lab = Labeller(env, teachers, T, offsets, feedforward)
-    r = run_episodes(lab if student is None else StudentPolicy(student), env, T, hooks=[lab], seed=seed,
+    the teachers see the target's acceleration as a push, raptor.sim.functional.target_acceleration). lead: the
+    student's position input is led by the target's acceleration (raptor.policy.feedforward), in the data and when
+    it flies."""
+    lab = Labeller(env, teachers, T, offsets, feedforward, lead)
+    r = run_episodes(lab if student is None else StudentPolicy(student, lead), env, T, hooks=[lab], seed=seed,
                      heading=False, trajectories=False, airframe_names=[""] * env.num_airframes)
     dev = env.device
     return Dataset(lab.S, lab.L, lab.mask, torch.as_tensor(r.returns, device=dev),

@@ -40,6 +40,7 @@ from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
 from raptor.options import Flag, add_flags, given
 from raptor.policy import Policy, default_metadata, save_policy
+from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.network import RaptorPolicyNet
 from raptor.sim import mdp
@@ -84,6 +85,12 @@ class DistillConfig:
     # channel of the privileged observation): memoryless teachers track a figure-eight without their ~0.3 m lag
     # (docs/distillation.md). No effect on hover targets.
     target_feedforward: bool = True
+    # The deployment-side setpoint lead (raptor.policy.feedforward) the student learns with: its position input is
+    # led by the target's acceleration, p_err - clip(a_des / k, lead_max_m), in the collected data and whenever it
+    # flies (DAgger, held-out selection); the student's file carries the same lead, so every runtime applies it.
+    # 0: no lead (a student that must infer the target's motion from its history).
+    lead_gain_s2: float = 0.0
+    lead_max_m: float = 0.3
     device: str = "cpu"
     seed: int = 0
     threads: int = 0
@@ -95,6 +102,9 @@ class DistillConfig:
             raise ConfigError("distill: any_yaw_fraction must be in [0, 1]")
         if self.passes <= 0 or not 0 < self.final_lr_fraction <= 1:
             raise ConfigError("distill: passes must be positive and final_lr_fraction in (0, 1]")
+        if not (self.lead_gain_s2 >= 0 and self.lead_max_m > 0):
+            raise ConfigError(f"--lead must be >= 0 (1/s^2; 0: none) and --lead-max > 0 (m), got {self.lead_gain_s2}, "
+                              f"{self.lead_max_m}")
         if not self.disturbance_aux_weight >= 0:
             raise ConfigError(f"--disturbance-aux must be >= 0, got {self.disturbance_aux_weight}")
         object.__setattr__(self, "targets", tuple(self.targets))  # JSON gives a list
@@ -107,6 +117,10 @@ class DistillConfig:
         frac = epoch / max(self.epochs - 1, 1)
         f = self.final_lr_fraction
         return self.learning_rate * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+    @property
+    def lead(self) -> SetpointLead | None:
+        return SetpointLead(self.lead_gain_s2, self.lead_max_m) if self.lead_gain_s2 > 0 else None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -153,10 +167,11 @@ def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset,
     return float(torch.stack(losses).mean()) if losses else 0.0
 
 
-def holdout_metrics(net: RaptorPolicyNet, airframes: list[Airframe], episodes: int, device: str) -> dict:
+def holdout_metrics(net: RaptorPolicyNet, airframes: list[Airframe], episodes: int, device: str,
+                    lead: SetpointLead | None = None) -> dict:
     from raptor.evaluation import rollout, summarize
 
-    policy = Policy(net, {"name": "student"}, device=device)
+    policy = Policy(net, {"name": "student"}, device=device).with_lead(lead)
     out = {}
     for scenario in ("hover", "recovery"):
         s = summarize(rollout(policy, airframes, scenario, episodes, seed=99, device=device,
@@ -179,6 +194,7 @@ def stored_config(out: Path) -> DistillConfig:
     d = dict(read_json(out / "config.json", "distillation config", "start again in a new --out")["config"])
     d.setdefault("disturbance_aux_weight", 0.0)  # runs started before the auxiliary loss existed
     d.setdefault("target_feedforward", False)  # ... and before the feedforward labels
+    d.setdefault("lead_gain_s2", 0.0)  # ... and before the setpoint lead
     return DistillConfig(**d)
 
 
@@ -259,7 +275,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
             offsets = (pos * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
             state["offsets"] = offsets
         data = collect(envs[cfg.targets[epoch % len(cfg.targets)]], teachers, None if bc else net, cfg.episode_steps,
-                       offsets, seed=cfg.seed + epoch, feedforward=cfg.target_feedforward)
+                       offsets, seed=cfg.seed + epoch, feedforward=cfg.target_feedforward, lead=cfg.lead)
         net.train()
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(epoch)
@@ -271,7 +287,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
                  "rollout_failed": float(data.failed().float().mean()),
                  "wall_s": round(time.perf_counter() - t_start, 1)}
         if not bc and ((epoch - cfg.bc_epochs) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
-            m = holdout_metrics(net, holdout, cfg.holdout_episodes, cfg.device)
+            m = holdout_metrics(net, holdout, cfg.holdout_episodes, cfg.device, cfg.lead)
             entry["holdout"] = m
             score = selection_score(m)
             if score > state["best_score"]:
@@ -293,7 +309,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     meta = default_metadata("raptor distill", {"distill": dataclasses.asdict(cfg)}, teachers=len(teachers.ids),
                             teachers_dir=str(teachers_dir), best_epoch=state.get("best_epoch"),
                             # flown in the reference-heading frame (raptor.policy.heading), as the shipped default
-                            deployment={"heading": HeadingGovernor().to_metadata()},
+                            deployment={"heading": HeadingGovernor().to_metadata(),
+                                        **({"lead": cfg.lead.to_metadata()} if cfg.lead else {})},
                             **({"init_from": cfg.init_from} if cfg.init_from else {}))
     save_policy(outp / "last.safetensors", net, {**meta, "name": "last"})
     if state["best"] is not None:
@@ -327,6 +344,10 @@ DISTILL_FLAGS = (
     Flag("holdout", help="selection airframes (disjoint from the teachers')"),
     Flag("target_feedforward", help="label moving targets without the teachers' target acceleration in their force "
                                     "channel (the teachers then lag a figure-eight by ~0.3 m)"),
+    Flag("lead_gain_s2", "--lead", metavar="K",
+         help="learn with the setpoint lead p_err - a_des / K (1/s^2; 0: none), the lead the student's file then "
+              "carries (raptor.policy.feedforward)"),
+    Flag("lead_max_m", "--lead-max", metavar="M", help="the largest lead per axis (m)"),
     Flag("disturbance_aux_weight", "--disturbance-aux", metavar="WEIGHT",
          help="weight of the training-only loss that predicts the episode's disturbance from the GRU state (0: the "
               "reference's loss)"),

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from raptor.conventions import OBS_P
 from raptor.distill.dagger import (
     AUX_SCALE,
     Dataset,
@@ -203,3 +204,43 @@ def test_moving_target_episodes_are_labelled_relative_to_the_target(teachers):
     torch.testing.assert_close(data.final_position[-1][alive], rel[alive].to(data.final_position.dtype))
     with pytest.raises(ConfigError, match="--targets"):
         DistillConfig(targets=("circle",))
+
+
+def test_the_student_learns_and_flies_with_the_setpoint_lead_it_ships_with(teachers, tmp_path):
+    """--lead K: on a figure-eight the student's recorded (and flown) position input is p - p_des led by the
+    target's acceleration, clip(a_des / K, cap), exactly as raptor.policy.Policy applies the file's lead at
+    deployment; hover inputs are untouched; the student's file carries the lead."""
+    from raptor.policy.feedforward import SetpointLead
+
+    ts = TeacherSet(teachers, only_passed=False)
+    lead = SetpointLead(2.0, 0.3)  # a small k: leads up to the cap on this figure-eight (|a_des| up to ~1.6 m/s^2)
+    cfg = EnvConfig(observation="student", target="figure_eight", init=mdp.InitialStateConfig(max_position_m=0.5),
+                    check_inputs=False)
+    env = BatchedQuadrotorEnv(ts.airframes, 2, cfg, seed=0)
+    plain = collect(env, ts, None, 30, None, seed=4)
+    led = collect(env, ts, None, 30, None, seed=4, lead=lead)
+    torch.testing.assert_close(led.labels, plain.labels)  # the teachers fly the same states (BC)
+    env.reset(seed=4)
+    shifts = []
+    for t in range(30):
+        a = env.target_acceleration()
+        shifts.append((a / 2.0).clamp(-0.3, 0.3))
+        env.physics_step(plain.labels[t].to(env.state.dtype))
+    shift = torch.zeros_like(led.student_obs)  # (T, E, 22): only the position error moves
+    shift[..., OBS_P] = torch.stack(shifts).to(shift.dtype)
+    alive = plain.mask[:, :, None]
+    assert float(shift.abs().max()) > 0.29  # the cap is reached: the test sees the clip
+    torch.testing.assert_close(torch.where(alive, led.student_obs, 0.0),
+                               torch.where(alive, plain.student_obs - shift, 0.0))
+    hover = BatchedQuadrotorEnv(ts.airframes, 2, replace(cfg, target="hover"), seed=0)
+    torch.testing.assert_close(collect(hover, ts, None, 10, None, seed=4, lead=lead).student_obs,
+                               collect(hover, ts, None, 10, None, seed=4).student_obs)
+    out = tmp_path / "student"
+    dcfg = DistillConfig(epochs=2, bc_epochs=1, episodes_per_teacher=2, episode_steps=40, batch_size=4,
+                         holdout="sampled:2:4242", holdout_episodes=2, eval_every=1, only_passed=False, threads=1,
+                         targets=("figure_eight",), lead_gain_s2=8.0)
+    distill(str(teachers), str(out), dcfg, progress=False)
+    policy = load(out / "student.safetensors")
+    assert policy.lead == SetpointLead(8.0, 0.3)
+    with pytest.raises(ConfigError, match="--lead"):
+        DistillConfig(lead_gain_s2=-1.0)
