@@ -13,17 +13,21 @@ import torch
 from raptor.sim.airframe import Airframe, AirframeBatch
 
 REPO = Path(__file__).resolve().parents[1]
+MENAGERIE = REPO / "tests" / "data" / "mujoco_menagerie"  # Menagerie's Crazyflie 2 and Skydio X2 (PROVENANCE.md)
 
 
 def fixture_dir() -> Path:
-    return Path(os.environ.get("RAPTOR_FIXTURES", REPO.parent / "shared" / "fixtures" / "public"))
+    """The golden fixtures made with the reference simulator (tests/data/golden, see its README); RAPTOR_FIXTURES
+    points at another set in the same format (e.g. a held-out one)."""
+    return Path(os.environ.get("RAPTOR_FIXTURES", REPO / "tests" / "data" / "golden" / "public"))
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     d = fixture_dir()
     if not (d / "openloop.npz").is_file():
-        pytest.skip(f"golden fixtures not found in {d}; set RAPTOR_FIXTURES")
+        pytest.fail(f"golden fixtures not found in {d}: RAPTOR_FIXTURES must name a folder with openloop.npz "
+                    "(unset it to use the repository's tests/data/golden/public)")
     return d
 
 

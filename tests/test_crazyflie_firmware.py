@@ -21,13 +21,19 @@ from raptor.policy.io import default_metadata
 from raptor.policy_export.export import export
 from raptor.policy_export.stack import load_callgraph
 
-TREE = Path(__file__).resolve().parents[2] / "shared" / "firmware" / "crazyflie-firmware-2026.08.tar.xz"
+# The release tarball (crazyflie-firmware 2026.08 with its submodules): RAPTOR_CRAZYFLIE_TREE, or the project's
+# shared/firmware beside the checkout. Elsewhere: `git clone --recursive -b 2026.08
+# https://github.com/bitcraze/crazyflie-firmware && tar cJf cf.tar.xz crazyflie-firmware`, then point at it.
+TREE = Path(os.environ.get("RAPTOR_CRAZYFLIE_TREE", Path(__file__).resolve().parents[2] / "shared" / "firmware"
+                           / "crazyflie-firmware-2026.08.tar.xz"))
 HOSTILE = 'cp -a t64 t64c && rm -rf t64c/checkpoints/*; "quoted" \\ back */ end /* ??/ \n new line \t é 😀 */'
 EXCEPTION_FRAME_B = 104  # Cortex-M4F: an interrupt stacks 26 words (FP context reserved) on the task's stack
 STACK_MARGIN = 0.8  # the deepest chain plus one exception frame within 80 % of the task's stack
 
 pytestmark = [
-    pytest.mark.skipif(not TREE.is_file(), reason=f"crazyflie-firmware tree not found at {TREE}"),
+    pytest.mark.skipif(not TREE.is_file(), reason=f"crazyflie-firmware tree not found at {TREE}: set "
+                                                 "RAPTOR_CRAZYFLIE_TREE to "
+                                                 "a tarball of release 2026.08 with submodules (see this file's head)"),
     pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                        reason="arm-none-eabi-gcc not installed (apt install gcc-arm-none-eabi)"),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib.util import find_spec  # noqa: E402
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ import torch
 if find_spec("mujoco") is None:
     pytest.skip("mujoco not installed", allow_module_level=True)
 
+from conftest import MENAGERIE  # noqa: E402
+
 from raptor.errors import ConfigError  # noqa: E402
 from raptor.evaluation import evaluate  # noqa: E402
 from raptor.sim.airframe import named_airframe  # noqa: E402
@@ -19,7 +20,6 @@ from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig  # noqa: E402
 from raptor.sim.mujoco_engine import MujocoQuadrotorEnv, gl_available, load_mapping  # noqa: E402  (sets MUJOCO_GL)
 from raptor.sim.sampling import sample_airframes  # noqa: E402
 
-MENAGERIE = Path(__file__).resolve().parents[2] / "shared" / "validation" / "mujoco_menagerie"
 requires_official = pytest.mark.skipif(find_spec("foundation_policy") is None, reason="extra 'official' missing")
 
 
@@ -55,7 +55,6 @@ def test_policy_success_in_mujoco_matches_ours(policy):
         assert abs(ours - mj) <= 0.05 and mj >= 0.85, (name, ours, mj)
 
 
-@pytest.mark.skipif(not MENAGERIE.is_dir(), reason="MuJoCo Menagerie models not found beside the checkout")
 @pytest.mark.parametrize("model", ["bitcraze_crazyflie_2", "skydio_x2"])
 @pytest.mark.parametrize("policy", [pytest.param("official", marks=requires_official), "default"])
 def test_menagerie_models_fly_through_their_mappings(model, policy):
