@@ -1,4 +1,4 @@
-# Sourced by the GPU scripts: make `python3 -m raptor.cli` work on a lent GPU machine that has torch but not this
+# Sourced by the GPU scripts: make `python3 -m raptor` work on a lent GPU machine that has torch but not this
 # package (no pip access there): import raptor from this checkout, with the wheels in .dev/whl (gymnasium) and the
 # published checkpoint in .dev/foundation_policy when present. Filled on a machine with pip access, for its Python:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .dev/whl gymnasium==1.4.0 \

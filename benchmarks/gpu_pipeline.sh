@@ -34,19 +34,19 @@ case "$CALL" in
   1)
     timeout 200 python3 benchmarks/pipeline_scale.py --k "$K" --device "$DEV" --iterations 3 --epochs 2 \
       --steps "$STEPS" --out "$OUT/pipeline_scale.json" || echo "pipeline_scale.py stopped (exit $?)"
-    python3 -m raptor.cli pipeline --airframes "$AIRFRAMES" --ids "$IDS" --out "$RUN" --device "$DEV" \
+    python3 -m raptor pipeline --airframes "$AIRFRAMES" --ids "$IDS" --out "$RUN" --device "$DEV" \
       --teachers-per-shard "$K" --steps "$STEPS" --time-limit "$LIMIT" --epochs "$EPOCHS" --batch-size "$BATCH" \
       "${QUICK[@]}" --no-progress --until retrain
     rc=$? ;;
-  2) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress --until distill
+  2) python3 -m raptor pipeline --out "$RUN" --resume --no-progress --until distill
      rc=$? ;;
-  3) python3 -m raptor.cli pipeline --out "$RUN" --resume --no-progress && cp "$RUN/report.md" "$OUT/"
+  3) python3 -m raptor pipeline --out "$RUN" --resume --no-progress && cp "$RUN/report.md" "$OUT/"
      rc=$?
      if [ "$DEV" != cpu ]; then  # the gpu-marked tests; a failure fails the call
        timeout 120 python3 -m pytest -q -m gpu tests/test_gpu.py || rc=$((rc ? rc : 1))
      fi ;;
   *) echo "CALL is 1, 2 or 3"; exit 2 ;;
 esac
-python3 -m raptor.cli pipeline --status "$RUN"
+python3 -m raptor pipeline --status "$RUN"
 echo "call $CALL: exit $rc, $(($(date +%s) - T0)) s"
 exit $rc

@@ -25,15 +25,15 @@ source "$(dirname "$0")/gpu_env.sh"
 
 echo "== [$(since) s] smoke: 2 teachers on $DEV"
 rm -rf /tmp/raptor-smoke /tmp/raptor-dsmoke
-timeout 180 python3 -m raptor.cli train --airframes sampled:1000:0 --ids 0-1 --teachers-per-shard 2 --steps 16384 \
+timeout 180 python3 -m raptor train --airframes sampled:1000:0 --ids 0-1 --teachers-per-shard 2 --steps 16384 \
   --eval-every 8192 --device "$DEV" --out /tmp/raptor-smoke --no-progress || { echo "SMOKE FAILED"; exit 3; }
-python3 -m raptor.cli train --status /tmp/raptor-smoke --json | grep -q '"reference_termination_rate": null' &&
+python3 -m raptor train --status /tmp/raptor-smoke --json | grep -q '"reference_termination_rate": null' &&
   echo "WARNING: the published policy did not load; the bar falls back to <= 10 % termination"
 
 echo "== [$(since) s] $K teachers on $DEV, training limited to $LIMIT s"
 rm -rf "$RUN"
 t1=$(date +%s)
-timeout $((DEADLINE_S - $(since) - 30)) python3 -m raptor.cli train --airframes sampled:1000:0 --ids 0-$((K - 1)) \
+timeout $((DEADLINE_S - $(since) - 30)) python3 -m raptor train --airframes sampled:1000:0 --ids 0-$((K - 1)) \
   --teachers-per-shard "$K" --steps 2000000 --any-yaw 0.25 --device "$DEV" --time-limit "$LIMIT" --out "$RUN" \
   --checkpoint-every 120 --no-progress > "$OUT/train_table.md"
 rc=$?
@@ -41,7 +41,7 @@ grep "selection eval" "$OUT/train_table.md"
 wall=$(($(date +%s) - t1))
 tail -3 "$OUT/train_table.md"
 echo "== [$(since) s] $K-teacher run: exit $rc, $wall s wall (start to teacher files)"
-python3 -m raptor.cli train --status "$RUN" --json > "$OUT/status.json"
+python3 -m raptor train --status "$RUN" --json > "$OUT/status.json"
 python3 - "$OUT/status.json" "$wall" "$K" "$LIMIT" "$OUT/train_table.md" <<'EOF'
 import json, re, sys
 rows, wall, K, limit = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
@@ -65,7 +65,7 @@ tar czf - -C "$RUN" teachers run.json airframes.json | split -b 15m - "$OUT/teac
 left=$((DEADLINE_S - $(since)))
 if [ "$left" -gt 60 ]; then
   echo "== [$(since) s] distill smoke on $DEV ($left s left)"
-  timeout $((left - 10)) python3 -m raptor.cli distill --teachers /tmp/raptor-smoke --out /tmp/raptor-dsmoke \
+  timeout $((left - 10)) python3 -m raptor distill --teachers /tmp/raptor-smoke --out /tmp/raptor-dsmoke \
     --epochs 2 --bc-epochs 1 --episodes-per-teacher 2 --include-failed --eval-episodes 4 --device "$DEV" \
     --no-progress 2>&1 | tail -15 || echo "DISTILL SMOKE FAILED"
 fi

@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from raptor.evaluation import rollout
 from raptor.metrics import summarize
 from raptor.policy import load
 from raptor.policy.feedforward import SetpointLead
 from raptor.sim.airframe import resolve_airframes
+from raptor.sim.scenarios import rollout
 
 
 def main() -> int:

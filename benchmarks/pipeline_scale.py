@@ -41,10 +41,14 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the figures as JSON")
     args = ap.parse_args()
 
-    from raptor.distill.dagger import DistillConfig, TeacherSet, collect, train_epoch
+    from raptor.distill.collect import collect
+    from raptor.distill.dagger import DistillConfig, train_epoch
     from raptor.policy.network import RaptorPolicyNet
+    from raptor.rl.config import TrainConfig, teacher_airframe, training_env_config
     from raptor.rl.ppo import BatchedPPO
-    from raptor.rl.train import RunDir, TrainConfig, finalize_teachers, teacher_airframe, training_env_config
+    from raptor.rl.run import RunDir
+    from raptor.rl.shard import finalize_teachers
+    from raptor.rl.teachers import TeacherSet
     from raptor.sim import mdp
     from raptor.sim.airframe import resolve_airframes, save_airframes
     from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig

@@ -13,8 +13,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from raptor.rl.config import TrainConfig
 from raptor.rl.ppo import PPOConfig
-from raptor.rl.train import RunDir, TrainConfig, status, status_table, train
+from raptor.rl.run import RunDir, status, status_table
+from raptor.rl.train import train
 from raptor.sim.airframe import Airframe, named_airframe, save_airframes
 from raptor.sim.sampling import sample_airframes
 

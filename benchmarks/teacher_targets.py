@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from raptor.distill.collect import TeacherSet
-from raptor.evaluation import rollout, scenario_config, summarize
+from raptor.metrics import summarize
 from raptor.rl.teacher import TeacherPolicy
+from raptor.rl.teachers import TeacherSet
+from raptor.sim.scenarios import rollout, scenario_config
 
 SCENARIOS = ("hover", "step", "tracking", "disturbance")
 

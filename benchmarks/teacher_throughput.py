@@ -19,9 +19,9 @@ import time
 
 import torch
 
+from raptor.rl.config import TrainConfig, teacher_airframe
 from raptor.rl.ppo import BatchedPPO, PPOConfig
 from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, trimmed_copy
-from raptor.rl.train import TrainConfig, teacher_airframe
 from raptor.sim.airframe import named_airframe, resolve_airframes
 from raptor.sim.env import EnvConfig
 

@@ -158,3 +158,29 @@ def summarize(r: Rollouts) -> dict:
         if (r.airframe_index == i).any():  # (a partial HIL run may have none of an airframe's episodes)
             per[key] = aggregate(m, r.airframe_index == i)
     return {"overall": aggregate(m, np.ones_like(m["success"], dtype=bool)), "per_airframe": per}
+
+
+def markdown_table(metrics: dict, title: str = "") -> str:
+    def f(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    rows = [f"### {title}" if title else "", "",
+            "| airframe | episodes | success | terminated | final error mean / median [m] | settling [s] | "
+            "RMS error [m] | mean return |", "|---|---|---|---|---|---|---|---|"]
+    items = list(metrics["per_airframe"].items()) + [("**overall**", metrics["overall"])]
+    for name, s in items:
+        if s.get("envelope_note"):
+            name = f"{name} (*)"
+        rows.append(f"| {name} | {s['episodes']} | {100 * s['success_rate']:.1f}% | {100 * s['termination_rate']:.1f}% "
+                    f"| {f(s['final_position_error_mean'], '.3f')} / {f(s['final_position_error_median'], '.3f')} "
+                    f"| {f(s['settling_time_mean_s'], '.2f')} | {s['rms_tracking_error_mean']:.3f} "
+                    f"| {s['mean_return']:.1f} |")
+    notes = [f"(*) {k}: {v['envelope_note']}" for k, v in metrics["per_airframe"].items() if v.get("envelope_note")]
+    if notes:
+        inside = [v for v in metrics["per_airframe"].values() if not v.get("envelope_note")]
+        if inside:
+            eps = sum(v["episodes"] for v in inside)
+            rate = sum(v["success_rate"] * v["episodes"] for v in inside) / eps
+            notes.append(f"Success within the training envelope: {100 * rate:.1f}% of {eps} episodes.")
+        rows += [""] + notes
+    return "\n".join(rows).strip() + "\n"

@@ -1,83 +1,22 @@
-"""Distillation data: the teachers of a `raptor train` run as one batched labeller, and the collection of labelled
-episodes (the teacher flying for behaviour cloning, the student for DAgger) through the one episode loop
-(raptor.runtime.run_episodes)."""
+"""Distillation data: labelled episodes, each visited state labelled by its airframe's teacher (the hand-off of
+raptor.rl, raptor.rl.teachers.TeacherSet), the teacher flying for behaviour cloning, the student for DAgger, through
+the one episode loop (raptor.runtime.run_episodes)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 
 from raptor.conventions import OBS_FORCE, OBS_P
-from raptor.errors import ConfigError
-from raptor.fileio import read_json
-from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
+from raptor.metrics import episode_metrics
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.network import RaptorPolicyNet
-from raptor.rl.batched import BatchedMLP
-from raptor.rl.config import parse_ids
-from raptor.rl.teacher import load_teacher
+from raptor.rl.teachers import TeacherSet
 from raptor.runtime import run_episodes
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe
 from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.functional import target_push
-
-# ----------------------------------------------------------------------------------------------------------------
-# Teachers
-
-
-class TeacherSet:
-    """All teachers of a `raptor train` run, stacked into one batched actor: (K, N, 29) -> (K, N, 4); teachers
-    trained on the reference observation read its first 26 values."""
-
-    def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
-                 max_termination: float = 1.0, ids: str | None = None) -> None:
-        from raptor.rl.run import RunDir, status
-
-        rd = RunDir(teachers_dir)
-        rows = status(rd)
-        damaged = [f"{r['id']} ({r['state']})" for r in rows if r["state"].startswith("damaged")]
-        if damaged:
-            raise ConfigError(f"teachers {', '.join(damaged)} in '{teachers_dir}' are damaged; retrain them "
-                              "(delete their folders, then raptor train --out DIR --resume) or leave them out with "
-                              "--ids")
-        if ids is not None:
-            wanted = set(parse_ids(ids, 1 + max((r["id"] for r in rows), default=-1)))
-            rows = [r for r in rows if r["id"] in wanted]
-        rows = [r for r in rows if r["state"] == "finished" and (r["passed"] or not only_passed)
-                and r["termination_rate"] <= max_termination]
-        if not rows:
-            raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'"
-                              f"{'' if ids is None else f' among --ids {ids}'}; train them with raptor train "
-                              "(or pass --include-failed)")
-        self.ids = [r["id"] for r in rows]
-        actors, metas, self.airframes = [], [], []
-        for i in self.ids:
-            d = rd.teacher_dir(i)
-            a, meta = load_teacher(d / "teacher.safetensors")
-            actors.append(a)
-            metas.append(meta)
-            af = read_json(d / "airframe.json", "teacher airframe", "retrain that teacher")
-            self.airframes.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
-        sizes = {tuple(m["sizes"]) for m in metas}
-        if len(sizes) != 1:
-            raise ConfigError(f"teachers have different network sizes {sorted(sizes)}; distill them separately")
-        self.K = len(self.ids)
-        self.mlp = BatchedMLP(self.K, next(iter(sizes)))
-        for k, a in enumerate(actors):
-            self.mlp.load_teacher_state(k, a.mlp.teacher_state(0))
-        self.tanh = torch.tensor([a.output == "tanh" for a in actors])
-
-    def to(self, device: str) -> TeacherSet:
-        self.mlp, self.tanh = self.mlp.to(device), self.tanh.to(device)
-        return self
-
-    @torch.no_grad()
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(obs[..., :self.mlp.sizes[0]])
-        return torch.where(self.tanh[:, None, None], torch.tanh(y), y.clamp(-1, 1))
 
 
 @dataclass
@@ -89,12 +28,11 @@ class Dataset:
     terminated: torch.Tensor  # (E,) bool
     final_position: torch.Tensor  # (250, E, 3) positions over steps 250-499 (offset estimate)
     disturbance: torch.Tensor  # (E, 3) the episode's constant disturbance force in g (f / (m |g|)), world frame
+    success: torch.Tensor  # (E,) bool, raptor.metrics' success of the flying policy (streamed by run_episodes)
 
     def failed(self) -> torch.Tensor:
-        """(E,) bool: the episode did not succeed as raptor.evaluation counts it (terminated, or farther than
-        0.1 m from the target at some step of the last second)."""
-        far = (self.final_position[-SUCCESS_WINDOW_STEPS:].norm(dim=-1) >= SUCCESS_RADIUS_M).any(0)
-        return self.terminated | far
+        """(E,) bool: the episode did not succeed as raptor.metrics judges it."""
+        return ~self.success
 
 
 class Labeller:
@@ -172,4 +110,5 @@ def collect(env: BatchedQuadrotorEnv, teachers: TeacherSet, student: RaptorPolic
                      heading=False, trajectories=False, airframe_names=[""] * env.num_airframes)
     dev = env.device
     return Dataset(lab.S, lab.L, lab.mask, torch.as_tensor(r.returns, device=dev),
-                   torch.as_tensor(r.terminated, device=dev), lab.final_pos, lab.disturbance)
+                   torch.as_tensor(r.terminated, device=dev), lab.final_pos, lab.disturbance,
+                   torch.as_tensor(episode_metrics(r)["success"], device=dev))

@@ -25,7 +25,6 @@ What differs from the reference, and why (spec 7):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -35,17 +34,21 @@ from pathlib import Path
 
 import torch
 
-from raptor.distill.collect import Dataset, TeacherSet, collect  # noqa: F401 (their import path before collect.py)
+from raptor.distill.collect import Dataset, collect
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
-from raptor.options import Flag, add_flags, given
-from raptor.policy import Policy, default_metadata, save_policy
+from raptor.metrics import summarize
+from raptor.options import Flag
+from raptor.policy import Policy
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
+from raptor.policy.io import default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
+from raptor.rl.teachers import TeacherSet
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.scenarios import rollout
 
 DISTILL_TARGETS = ("hover", "step", "figure_eight", "langevin")
 
@@ -169,8 +172,6 @@ def train_epoch(net: RaptorPolicyNet, opt: torch.optim.Optimizer, data: Dataset,
 
 def holdout_metrics(net: RaptorPolicyNet, airframes: list[Airframe], episodes: int, device: str,
                     lead: SetpointLead | None = None) -> dict:
-    from raptor.evaluation import rollout, summarize
-
     policy = Policy(net, {"name": "student"}, device=device).with_lead(lead)
     out = {}
     for scenario in ("hover", "recovery"):
@@ -362,40 +363,3 @@ DISTILL_FLAGS = (
     Flag("seed", help="seed of the student's initialization and episodes"),
     Flag("threads", help="torch CPU threads (0: torch's default)"),
 )
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("distill", help="distill teachers into the 2084-parameter student (BC, then DAgger)")
-    p.add_argument("--teachers", required=True, help="a raptor train output directory")
-    p.add_argument("--out", required=True, help="output directory (student, log, checkpoint, eval report)")
-    add_flags(p, DistillConfig, DISTILL_FLAGS)
-    p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
-    p.add_argument("--eval-episodes", type=int, default=100, help="episodes per airframe of the final report")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
-    p.set_defaults(func=_cmd_distill)
-
-
-def _cmd_distill(args: argparse.Namespace) -> int:
-    kw = given(args, DISTILL_FLAGS)
-    if args.include_failed:
-        kw["only_passed"] = False
-    if args.init_from is not None and args.disturbance_aux is None and not args.resume:
-        kw["disturbance_aux_weight"] = 0.0
-        print("--init-from: the disturbance auxiliary loss is off (--disturbance-aux 0); a fresh head would pull the "
-              "trained student's hidden state before it has learned to read it")
-    cfg = DistillConfig(**kw)
-    t0 = time.perf_counter()
-    last = distill(args.teachers, args.out, cfg, resume=args.resume, progress=not args.no_progress,
-                   epochs=args.epochs if args.resume else None)
-    if args.resume:
-        cfg = stored_config(Path(args.out))
-    from raptor.evaluation import evaluate, markdown_table
-
-    student = str(Path(args.out) / "student.safetensors")
-    metrics = evaluate(student, cfg.holdout, "hover", args.eval_episodes, 0, cfg.device, str(Path(args.out) / "eval"),
-                       progress=not args.no_progress)
-    print(markdown_table(metrics, f"student, hover, held-out airframes {cfg.holdout}"))
-    print(f"last epoch: {json.dumps(last)}")
-    print(f"({time.perf_counter() - t0:.0f} s; student in {student}, report in {args.out}/eval)")
-    return 0

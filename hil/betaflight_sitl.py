@@ -30,54 +30,25 @@ import numpy as np
 import torch
 
 from raptor.errors import ConfigError, RaptorError
-from raptor.hil.betaflight_build import (  # noqa: F401
-    RestStream,
+from raptor.hil.betaflight_build import (
     SitlProcess,
     build_sitl,
     cache_dir,
-    firmware_tree,
-    sdist_path,
 )
-from raptor.hil.betaflight_packets import (  # noqa: F401
-    ARMING_DISABLE_FLAGS,
+from raptor.hil.betaflight_packets import (
     BETAFLIGHT_VERSION,
-    BF_MOTOR_INDEX,
-    FDM_FORMAT,
     GRAVITY,
-    MOTOR_FORMAT,
-    PACKET_FROM_BF_MOTOR,
-    PORT_CLI,
     PORT_FDM,
     PORT_MOTORS,
     PORT_RC,
-    POSITION_CLIP_M,
-    POSITION_RANGE_M,
-    RC_ACTIVATE,
-    RC_ARM,
-    RC_CHANNELS,
-    RC_FORMAT,
-    RC_POSITION,
-    RC_VELOCITY,
-    RCDATA_TO_RAW,
-    SDIST_NAME,
-    SDIST_VERSION,
     SITL_CLI,
     SITL_DT_S,
-    VELOCITY_CLIP_MPS,
-    VELOCITY_RANGE_MPS,
     Msp,
-    actions_to_motor_packet,
-    channel_to_value,
     cli_configure,
     motor_packet_to_actions,
-    msp_frame,
-    msp_parse,
     pack_fdm,
     pack_rc,
     rc_channels,
-    rc_to_errors,
-    unpack_fdm,
-    value_to_channel,
 )
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -187,10 +158,10 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
              seed: int = 0, speed: float = 1.0, progress: bool = True, log=print, record: list | None = None) -> dict:
     """Configure, arm and fly `episodes` episodes of `scenario` (the same starts as `raptor eval --seed`); metrics
     with raptor eval's definitions, plus the bridge's counters."""
-    from raptor.evaluation import scenario_config
     from raptor.metrics import summarize
     from raptor.runtime import concatenate, run_episodes
     from raptor.sim.env import BatchedQuadrotorEnv
+    from raptor.sim.scenarios import scenario_config
 
     plain, af = _sitl_airframe(airframe)
     cfg = scenario_config(scenario, "cpu")
@@ -321,9 +292,10 @@ def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: f
 
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl betaflight`: build, fly, and compare with `raptor eval` on the same airframe and starts."""
-    from raptor.evaluation import markdown_table, rollout, summarize
     from raptor.fileio import atomic_write_text
+    from raptor.metrics import markdown_table, summarize
     from raptor.policy import load
+    from raptor.sim.scenarios import rollout
 
     airframe = args.airframes or "race"
     binary = build_sitl(args.policy)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 VERSION = 2  # 2: HELLO_ACK carries the policy id
 MAX_PACKET = 96
-POLICY_ID_LEN = 16  # HELLO_ACK: the first 16 hex digits of the policy file's sha256
+
 MAX_FRAME = MAX_PACKET + MAX_PACKET // 254 + 3
 
 HELLO, RESET, OBS = 0x01, 0x02, 0x03

@@ -328,8 +328,8 @@ def hand_back_checks(sih: Sih, log=print) -> dict:
 def rest_config():
     """The SITL's task in our simulator: level, yaw 0 (PX4's vehicle faces north), at rest, within +-0.5 m of the
     setpoint: `raptor eval`'s hover scenario with the attitude and velocity ranges at zero."""
-    from raptor.evaluation import scenario_config
     from raptor.sim import mdp
+    from raptor.sim.scenarios import scenario_config
 
     init = mdp.InitialStateConfig(attitude="max_angle", linear_velocity_scale=0.0, angular_velocity_scale=0.0,
                                   max_position_m=0.5, guidance=0.0)
@@ -355,9 +355,10 @@ def sitl_metrics(flight: dict, name: str) -> dict:
 
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl px4`: build, fly in SIH, hand-back checks, the same task in our simulator."""
-    from raptor.evaluation import markdown_table, rollout, summarize
     from raptor.fileio import atomic_write_text
+    from raptor.metrics import markdown_table, summarize
     from raptor.policy import load
+    from raptor.sim.scenarios import rollout
 
     tree = px4_tree(px4_source(getattr(args, "px4_tree", None)))
     build = build_sitl(args.policy, tree)

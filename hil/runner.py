@@ -8,11 +8,9 @@ device returns is checked against the pybind11 build of the same C core on the s
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,45 +20,36 @@ import torch
 
 from raptor.conventions import NUM_PARAMETERS, SELF_TEST_TOLERANCE
 from raptor.errors import ConfigError, RaptorError
-from raptor.evaluation import markdown_table, scenario_config
 from raptor.fileio import append_line, atomic_write_text, check_writable_folder
 from raptor.hil import protocol as P
 from raptor.hil.link import (
     HilClient,
     LinkClosed,
-    ProcessTransport,
-    PtyProcessTransport,
-    SerialTransport,
     Transport,
-    qemu_argv,
 )
-from raptor.metrics import summarize
-from raptor.policy_export.core_policy import firmware_observation
+from raptor.metrics import markdown_table, summarize
+from raptor.policy import Policy
+from raptor.policy import load as load_policy
+from raptor.policy_export.core_policy import core_for, firmware_observation, policy_id
+from raptor.policy_export.export import export
 from raptor.runtime import concatenate, run_episodes
 from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
+from raptor.sim.scenarios import scenario_config
 
 
-def build_device(policy_name: str, target: str, workdir: Path) -> Path:
-    """Export the policy and build the HIL firmware: target 'host' (a process) or 'm4' (STM32F405 for QEMU)."""
-    from raptor.policy_export.export import export
-
+def build_device(policy_name: str, target: str, workdir: Path, policy: Policy | None = None) -> Path:
+    """Export the policy and build the HIL firmware: target 'host' (a process) or 'm4' (STM32F405 for QEMU);
+    policy: the same policy already loaded."""
     if not shutil.which("make"):
         raise RaptorError("building the HIL firmware needs make and a C compiler")
-    export(policy_name, "generic", workdir / "export", rate_hz=400)
+    export(policy_name, "generic", workdir / "export", rate_hz=400, policy=policy)
     rule = "hil-host" if target == "host" else "hil-m4"
     r = subprocess.run(["make", "-s", rule, f"BUILD={workdir / 'build'}"], cwd=workdir / "export",
                        capture_output=True, text=True)
     if r.returncode:
         raise RaptorError(f"building the HIL firmware failed:\n{r.stdout}{r.stderr}".strip())
     return workdir / "build" / "hil" / ("hil_device" if target == "host" else "hil_device_m4.elf")
-
-
-def policy_id(policy_name: str) -> str:
-    """The id a device reports for this policy: its file's sha256, first 16 hex digits (as the export writes)."""
-    from raptor.policy_export.export import _sha256, source_file
-
-    return _sha256(source_file(policy_name))[:P.POLICY_ID_LEN]
 
 
 def connect(client: HilClient, attempts: int = 20, expected_policy: str | None = None) -> P.Packet:
@@ -90,13 +79,9 @@ class DevicePolicy:
     action, or the safe action on a timeout; checks every action against the pybind11 build of the same C core on
     the same inputs; after a device reboot, handshakes and resets again (its policy state is lost)."""
 
-    def __init__(self, client: HilClient, policy_name: str, native_every: int, rate_hz: int, safe_action: float,
-                 max_consecutive_timeouts: int, realtime: bool) -> None:
-        from raptor import policy as rp
-
-        pol = rp.load(policy_name)
-        self.params = {k: v.detach().float().numpy() for k, v in pol.net.flat_parameters().items()}
-        self.heading = pol.governor.constants() if pol.governor else None  # as the exported RAPTOR_HEADING
+    def __init__(self, client: HilClient, policy: Policy, policy_name: str, native_every: int, rate_hz: int,
+                 safe_action: float, max_consecutive_timeouts: int, realtime: bool) -> None:
+        self.policy = policy  # the pybind11 core checks the device against it
         self.client, self.id = client, policy_id(policy_name)
         self.native_every, self.interval_us = native_every, 1_000_000 // rate_hz
         self.safe = np.full(4, safe_action, np.float32)
@@ -114,12 +99,9 @@ class DevicePolicy:
         self.env = env  # the quaternion is read from its state
 
     def reset(self, batch_size: int) -> None:
-        from raptor.policy_export import _core
-
         if batch_size != 1:
             raise ConfigError("the device flies one episode at a time")
-        self.core = _core.Core(self.params, self.native_every, 0)
-        self.core.set_heading(self.heading)
+        self.core = core_for(self.policy, self.native_every)
         if not self.client.reset(self.native_every, self.interval_us):
             raise RaptorError("the device stopped answering (no acknowledgement of RESET)")
         self.k, self.consecutive = 0, 0
@@ -155,7 +137,10 @@ class DevicePolicy:
 def run_hil(transport: Transport, policy_name: str = "official", airframes: str = "crazyflie",
             scenario: str = "hover", episodes: int = 10, seed: int = 0, rate_hz: int = 100,
             realtime: bool = False, timeout_s: float = 0.2, safe_action: float = -1.0,
-            max_consecutive_timeouts: int = 100, out: str | Path | None = None, progress: bool = False) -> dict:
+            max_consecutive_timeouts: int = 100, out: str | Path | None = None, progress: bool = False,
+            policy: Policy | None = None) -> dict:
+    """Fly `raptor eval`'s episodes (same policy name, airframes, scenario and seed) with the policy on the device
+    behind `transport`; policy: `policy_name` already loaded (else it is loaded here, once)."""
     if rate_hz % 100 or not 100 <= rate_hz <= 1000:
         raise ConfigError("--rate-hz must be 100, 200, ... 1000")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
@@ -171,7 +156,9 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
     ref_env.reset()
     E, T = ref_env.num_envs, cfg.episode_steps
     client = HilClient(transport, timeout_s)
-    device = DevicePolicy(client, policy_name, native_every, rate_hz, safe_action, max_consecutive_timeouts, realtime)
+    policy = policy if policy is not None else load_policy(policy_name)
+    device = DevicePolicy(client, policy, policy_name, native_every, rate_hz, safe_action, max_consecutive_timeouts,
+                          realtime)
     log: dict = {"config": {"policy": policy_name, "airframes": airframes, "scenario": scenario,
                             "episodes_per_airframe": episodes, "seed": seed, "rate_hz": rate_hz}}
     error: str | None = None
@@ -238,71 +225,3 @@ def run_hil(transport: Transport, policy_name: str = "official", airframes: str 
         kept = f"; the {len(records)} episodes finished before it are in {out}/metrics.json" if out is not None else ""
         raise RaptorError(error + (f" (log kept in {out}/metrics.json{kept})" if out is not None else ""))
     return metrics
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("hil", help="hardware-in-the-loop: simulator here, policy on a board or an emulated MCU")
-    dev = p.add_mutually_exclusive_group(required=True)
-    dev.add_argument("--port", help="serial device or URL: /dev/ttyACM0, /dev/pts/N, socket://HOST:PORT")
-    dev.add_argument("--qemu", action="store_true", help="build the STM32F405 HIL image and run it in QEMU")
-    dev.add_argument("--host-device", action="store_true", help="build the HIL firmware for this host, as a process")
-    dev.add_argument("--sitl", choices=["betaflight", "px4"],
-                     help="betaflight: the policy inside Betaflight 4.6.0 SITL (built here with raptor export --target "
-                          "betaflight), flying our simulator over its UDP protocol; px4: the module inside PX4 v1.15 "
-                          "SITL, flown in PX4's own simulator (SIH), beside our simulator on SIH's quadrotor")
-    p.add_argument("--pty", action="store_true", help="with --host-device: talk to it over a pty (pyserial), not pipes")
-    p.add_argument("--baud", type=int, default=921600)
-    p.add_argument("--policy", default="default",
-                   help="default | official | PATH: the policy the device runs (default: default)")
-    p.add_argument("--airframes", default=None, help="default: crazyflie; with --sitl betaflight: race (one airframe)")
-    p.add_argument("--scenario", default="hover")
-    p.add_argument("--episodes", type=int, default=10, help="episodes per airframe")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate-hz", type=int, default=100, help="device control rate (100 or 400; GRU at 100 Hz)")
-    p.add_argument("--realtime", action="store_true", help="pace the simulation at wall-clock 100 Hz")
-    p.add_argument("--timeout-ms", type=float, default=200.0, help="reply timeout; then the safe action is applied")
-    p.add_argument("--safe-action", type=float, default=-1.0, help="action applied on a timeout (default -1)")
-    p.add_argument("--px4-tree", default=None, metavar="PATH",
-                   help="with --sitl px4: a PX4-Autopilot v1.15 folder or px4-v1.15.2-sitl.tar.xz (default "
-                        "RAPTOR_PX4_TREE, or shared/firmware beside the checkout)")
-    p.add_argument("--position-source", choices=["truth", "estimate"], default="truth",
-                   help="with --sitl px4: the module flies on SIH's ground truth (RPT_POS_SRC 1, standing in for "
-                        "motion capture; default) or on PX4's estimate (EKF2 on SIH's 0.2 m-noise GPS)")
-    p.add_argument("--out", default=None)
-    p.set_defaults(func=_cmd_hil)
-
-
-def _cmd_hil(args: argparse.Namespace) -> int:
-    if args.sitl == "px4":
-        from raptor.hil.px4_sitl import run_sitl_cli as run_px4
-
-        return run_px4(args)
-    if args.sitl:
-        from raptor.hil.betaflight_sitl import run_sitl_cli
-
-        return run_sitl_cli(args)
-    args.airframes = args.airframes or "crazyflie"
-    with tempfile.TemporaryDirectory(prefix="raptor-hil-") as tmp:
-        if args.port:
-            transport: Transport = SerialTransport(args.port, args.baud)
-        else:
-            binary = build_device(args.policy, "m4" if args.qemu else "host", Path(tmp))
-            if args.qemu:
-                transport = ProcessTransport(qemu_argv(str(binary)))
-            elif args.pty:
-                transport = PtyProcessTransport([str(binary)], args.baud)
-            else:
-                transport = ProcessTransport([str(binary)])
-        m = run_hil(transport, args.policy, args.airframes, args.scenario, args.episodes, args.seed, args.rate_hz,
-                    args.realtime, args.timeout_ms / 1e3, args.safe_action, out=args.out, progress=True)
-    print(markdown_table(m, f"HIL {args.policy}, {args.scenario}"))
-    device = m.get("device", {})
-    if device.get("policy_id"):
-        print(f"device: flies policy {device['policy_id']} (sha256 prefix of {args.policy}'s file, from its HELLO), "
-              f"self-test error {device['hello'][3]:.1e}")
-    link = m["link"]
-    print(f"link: {link['replies']}/{link['requests']} replies, {link['timeouts']} timeouts, {link['frames_corrupt']} "
-          f"corrupt frames, {link['device_resets']} device resets, RTT mean {link['rtt_ms']['mean']:.3f} ms "
-          f"(p99 {link['rtt_ms']['p99']:.3f} ms), {link['round_trips_per_s']:.0f} round trips/s; "
-          f"max |device - pybind core| {link['max_abs_action_diff_vs_pybind_core']:.2e}")
-    return 0

@@ -1,21 +1,65 @@
-"""The portable C core (firmware/raptor_policy.c, the code every target runs), through its pybind11 build, as a
-policy of the one episode loop (raptor.runtime.run_episodes): one core instance per env, fed the observation a
-flight controller gives it. `raptor eval`'s figures for a policy and for its C build are pinned to each other by
-tests/test_export.py through this adapter."""
+"""The hand-off of raptor.policy_export to the stages after it (HIL, the SITL bridges): the portable C core
+(firmware/raptor_policy.c, the code every target runs) through its pybind11 build, set up once from a policy
+(`core_for`), as a policy of the one episode loop (`CorePolicy`: one core per env, fed the observation a flight
+controller gives it), and the id a device reports for the policy it flies (`policy_id`). `raptor eval`'s figures
+for a policy and for its C build are pinned to each other by tests/test_export.py through this adapter."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from raptor.conventions import OBS_P, OBS_PREV_ACTION, OBS_V, Q, W
+from raptor.policy import DEFAULT_POLICY_FILE
+from raptor.policy.io import official_checkpoint_path
+
+POLICY_ID_LEN = 16  # a device reports the first 16 hex digits of its policy file's sha256 (HIL HELLO_ACK)
+
+
+def source_file(policy_name: str) -> Path | None:
+    """The file a policy name ('official', 'default' or a path) is loaded from."""
+    if policy_name == "official":
+        return official_checkpoint_path()
+    if policy_name == "default":
+        return Path(str(resources.files("raptor").joinpath(DEFAULT_POLICY_FILE)))
+    return Path(policy_name)
+
+
+def file_sha256(path: Path | None) -> str:
+    """The file's sha256 (hex), or "n/a" where there is no file."""
+    if path is None or not path.is_file():
+        return "n/a"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def policy_id(policy_name: str) -> str:
+    """The id a device reports for this policy: its file's sha256, first POLICY_ID_LEN hex digits (as the export
+    writes it into the firmware)."""
+    return file_sha256(source_file(policy_name))[:POLICY_ID_LEN]
+
+
+def core_for(policy, native_every: int = 1):
+    """A pybind11 C core (raptor.policy_export._core.Core) with the policy's weights, called native_every times per
+    100 Hz step, its heading frame and setpoint lead as the export writes them (RAPTOR_HEADING, RAPTOR_LEAD)."""
+    from raptor.policy_export import _core  # the compiled extension: built with the package
+
+    params = {k: v.detach().float().numpy() for k, v in policy.net.flat_parameters().items()}
+    core = _core.Core(params, native_every, 0)
+    core.set_heading(policy.governor.constants() if policy.governor else None)
+    core.set_lead(policy.lead.constants() if policy.lead else None)
+    return core
 
 
 def firmware_observation(state: torch.Tensor, obs: torch.Tensor) -> np.ndarray:
     """The C core's input (B, 17) float32 [p, q wxyz, v, w body, previous action] from the env's state (B, 17) (the
     quaternion) and its student observation (B, 22) (p and v relative to the target, the previous action)."""
     s, o = state.detach().cpu().numpy(), obs.detach().cpu().numpy()
-    return np.concatenate([o[:, 0:3], s[:, 3:7], o[:, 12:15], s[:, 10:13], o[:, 18:22]], -1).astype(np.float32)
+    return np.concatenate([o[:, OBS_P], s[:, Q], o[:, OBS_V], s[:, W], o[:, OBS_PREV_ACTION]], -1).astype(np.float32)
 
 
 class CorePolicy:
@@ -23,8 +67,7 @@ class CorePolicy:
     frame as exported (RAPTOR_HEADING), the yaw setpoint passed per call where the env's target has one."""
 
     def __init__(self, policy) -> None:
-        self.params = {k: v.detach().float().numpy() for k, v in policy.net.flat_parameters().items()}
-        self.heading = policy.governor.constants() if policy.governor else None
+        self.policy = policy
         self.lead = policy.lead.constants() if policy.lead else None
         self.env = None
         self.cores: list = []
@@ -33,14 +76,7 @@ class CorePolicy:
         self.env = env
 
     def reset(self, batch_size: int) -> None:
-        from raptor.policy_export import _core
-
-        self.cores = []
-        for _ in range(batch_size):
-            core = _core.Core(self.params, 1, 0)
-            core.set_heading(self.heading)
-            core.set_lead(self.lead)
-            self.cores.append(core)
+        self.cores = [core_for(self.policy) for _ in range(batch_size)]
         self.k = 0
 
     accepts_acceleration = True

@@ -18,6 +18,7 @@ same number of samples of every teacher.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -101,16 +102,20 @@ class IterationStats:
 
 class TeacherActors(torch.nn.Module):
     """The deterministic teachers, batched: (K, N, D) -> (K, N, 4). output "tanh": tanh(mean(obs)) (our PPO and
-    SAC); "clip": clip(mean(obs), -1, 1) (stable-baselines3 PPO's unsquashed Gaussian).
+    SAC); "clip": clip(mean(obs), -1, 1) (stable-baselines3 PPO's unsquashed Gaussian); a sequence gives each
+    teacher its own (a run that mixes backends).
 
     A teacher reads the first sizes[0] observation values: a reference teacher (26 inputs) flies from the privileged
     observation (29) too, whose first 26 values are the teacher observation."""
 
-    def __init__(self, mlp: BatchedMLP, output: str = "tanh") -> None:
+    def __init__(self, mlp: BatchedMLP, output: str | Sequence[str] = "tanh") -> None:
         super().__init__()
-        if output not in ("tanh", "clip"):
-            raise ConfigError(f"teacher output must be tanh or clip, got {output!r}")
-        self.mlp, self.output = mlp, output
+        heads = [output] * mlp.num if isinstance(output, str) else list(output)
+        if len(heads) != mlp.num or any(h not in ("tanh", "clip") for h in heads):
+            raise ConfigError(f"teacher output must be tanh or clip (one per teacher), got {output!r}")
+        self.mlp = mlp
+        self.output = heads[0] if len(set(heads)) == 1 else "mixed"
+        self.register_buffer("tanh_head", torch.tensor([h == "tanh" for h in heads]), persistent=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         d = self.mlp.sizes[0]
@@ -118,7 +123,11 @@ class TeacherActors(torch.nn.Module):
             raise ConfigError(f"this teacher reads {d} observation values, got {obs.shape[-1]}: "
                               "evaluate it on the privileged teacher observation (EnvConfig(observation='privileged'))")
         y = self.mlp(obs[..., :d])[..., :ACT_DIM]
-        return torch.tanh(y) if self.output == "tanh" else y.clamp(-1.0, 1.0)
+        if self.output == "tanh":
+            return torch.tanh(y)
+        if self.output == "clip":
+            return y.clamp(-1.0, 1.0)
+        return torch.where(self.tanh_head.view(-1, *([1] * (y.ndim - 1))), torch.tanh(y), y.clamp(-1.0, 1.0))
 
 
 class BatchedPPO:

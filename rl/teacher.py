@@ -50,7 +50,7 @@ class QualityBar:
 
 class TeacherPolicy:
     """K deterministic teachers flying K airframes x n episodes, shaped like raptor.policy.Policy for
-    `raptor.evaluation.rollout` (env b flies airframe b // n)."""
+    `raptor.sim.scenarios.rollout` (env b flies airframe b // n)."""
 
     dtype = torch.float32
 
@@ -68,7 +68,7 @@ class TeacherPolicy:
 
 
 def hover_config(device: str = "cpu"):
-    from raptor.evaluation import scenario_config
+    from raptor.sim.scenarios import scenario_config
 
     return replace(scenario_config("hover", device), observation="privileged")
 
@@ -78,7 +78,8 @@ def evaluate_teachers(actors: torch.nn.Module, airframes: list[Airframe], episod
                       device: str = "cpu") -> list[dict]:
     """Per-teacher metrics (success_rate, termination_rate, mean_return, mean_action_change, ...) on the hover
     scenario, exactly as `raptor eval` computes them."""
-    from raptor.evaluation import rollout, summarize
+    from raptor.metrics import summarize
+    from raptor.sim.scenarios import rollout
 
     policy = TeacherPolicy(actors, len(airframes))
     r = rollout(policy, airframes, "hover", episodes, seed=seed, device=device, config=hover_config(device),
@@ -103,7 +104,7 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
       the episodes' forces; folded as b0 += c W0[p] and W0[force] += A W0[p], so the teacher cancels the push
       it observes. The same correction as the distillation's steady-state offset correction (spec 5.2), per teacher.
     """
-    from raptor.evaluation import rollout
+    from raptor.sim.scenarios import rollout
 
     K = mlp.num
     privileged = mlp.sizes[0] >= PRIVILEGED_OBS_DIM
@@ -143,7 +144,7 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     gently near the edge of the termination box: on raptor061 (44 g, T/W 4.9), six teachers flown with g = 1.2 on
     the same 1000 starts terminated 2.7-4.7 % instead of 3.3-7.8 %, success unchanged or higher. The ranking is
     noisy at a few hundred episodes (1 point of termination is a few episodes), so the list should stay near 1."""
-    from raptor.evaluation import rollout
+    from raptor.sim.scenarios import rollout
 
     K = mlp.num
     if tuple(gains) == (1.0,):  # nothing to try: the trained actor as it is
@@ -201,7 +202,8 @@ def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 
                           device: str = "cpu") -> tuple[list[float | None], str | None]:
     """The published policy's termination rate on the same airframes and start states (same seed), and None; or
     None per airframe and the reason, where the published checkpoint cannot be loaded."""
-    from raptor.evaluation import rollout, summarize
+    from raptor.metrics import summarize
+    from raptor.sim.scenarios import rollout
 
     official, reason = load_official(device)
     if official is None:

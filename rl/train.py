@@ -28,29 +28,21 @@ from raptor.fileio import (
     read_json,
 )
 from raptor.options import with_overrides
-
-# The configuration and the run directory live in their own modules; their names stay importable from here.
-from raptor.rl.config import (  # noqa: E402,F401
-    ALGOS,
-    BACKENDS,
+from raptor.rl.config import (
     RUN_FORMAT,
     RUN_VERSION,
     TrainConfig,
     parse_ids,
     resume_config,
-    teacher_airframe,
-    training_env_config,
 )
-from raptor.rl.run import (  # noqa: E402,F401
+from raptor.rl.run import (
     RunDir,
     attempt_ids,
-    deferred_interrupts,
     run_airframes,
     shard_plan,
     status,
-    status_table,
 )
-from raptor.rl.shard import finalize_teachers, train_shard_batched, write_teachers  # noqa: F401 (API)
+from raptor.rl.shard import train_shard_batched
 from raptor.rl.teacher import teacher_score
 from raptor.sim.airframe import save_airframes
 

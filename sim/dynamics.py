@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from raptor.geometry import rotation_matrix  # noqa: F401 (the physics' rotation; re-exported)
 from raptor.sim.airframe import AirframeBatch
 
 POSITION_CLAMP = 1e5  # p, v and w are clamped to +-1e5 after each step (never triggers in practice)

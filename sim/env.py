@@ -25,13 +25,10 @@ from raptor.errors import ConfigError, InputError
 from raptor.sim import functional as F
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, AirframeBatch
-from raptor.sim.functional import (  # noqa: F401 (API)
+from raptor.sim.functional import (
     MIXED_KINDS,
     EnvState,
     Physics,
-    StepOutputs,
-    figure_eight,
-    transition,
 )
 
 TargetMode = Literal["airframe", "hover", "langevin", "figure_eight", "step", "mixed"]

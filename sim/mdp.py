@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from raptor.geometry import quaternion_multiply, rotation_matrix  # noqa: F401 (re-exported)
+from raptor.geometry import quaternion_multiply, rotation_matrix
 from raptor.sim.airframe import AirframeBatch
 
 

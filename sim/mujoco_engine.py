@@ -29,7 +29,8 @@ import torch
 
 from raptor.errors import ConfigError
 from raptor.sim.airframe import Airframe, AirframeBatch
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig, Physics
+from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.functional import Physics
 
 if "mujoco" not in sys.modules and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless: MuJoCo picks its GL back-end when first imported

@@ -70,8 +70,9 @@ def test_sitl_frames_match_the_adapter(binary, work):
 def test_policy_hovers_inside_betaflight(binary, work):
     """Three hover episodes of the race airframe with the published policy running inside Betaflight: no crash,
     and the same steady state as `raptor eval` on the same starts (success within 0.1 m for the last second)."""
-    from raptor.evaluation import rollout, summarize
+    from raptor.metrics import summarize
     from raptor.policy import load
+    from raptor.sim.scenarios import rollout
 
     m = bf.fly_sitl(binary, work / "flight", "race", "hover", episodes=3, seed=0, progress=False)
     s = m["per_airframe"]["race"]
@@ -87,8 +88,9 @@ def test_tracking_inside_betaflight_follows_the_moving_target_like_raptor_eval(b
     """The figure-eight target moves: the bridge sends position and velocity relative to it and scores against it,
     so the SITL's success and final error agree with `raptor eval` on the same starts (before, the SITL flew a hover
     at the origin and scored 100 % where eval scored 0 %)."""
-    from raptor.evaluation import rollout, summarize
+    from raptor.metrics import summarize
     from raptor.policy import load
+    from raptor.sim.scenarios import rollout
 
     m = bf.fly_sitl(binary, work / "tracking", "race", "tracking", episodes=4, seed=3, progress=False)
     s = m["per_airframe"]["race"]

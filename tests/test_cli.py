@@ -11,7 +11,7 @@ from raptor.sim.sampling import sample_airframes
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "raptor.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "raptor", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_version():
@@ -43,7 +43,7 @@ def test_sim_summary_and_bad_airframe(tmp_path):
 def test_help_is_light_and_a_bare_command_prints_it():
     """`raptor --help` and a bare `raptor` answer from the command table alone (no torch import: under a second),
     exit 0, and list every command."""
-    probe = ("import sys, raptor.cli as c\n"
+    probe = ("import sys, raptor.commands.cli as c\n"
              "try:\n    c.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
              "print('TORCH' if 'torch' in sys.modules else 'LIGHT')")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
@@ -60,7 +60,7 @@ def test_eval_defaults_to_the_shipped_policy_writes_readable_files_and_explains_
     import stat
 
     out = tmp_path / "ev"
-    r = subprocess.run([sys.executable, "-m", "raptor.cli", "eval", "--airframes", "crazyflie,flightmare",
+    r = subprocess.run([sys.executable, "-m", "raptor", "eval", "--airframes", "crazyflie,flightmare",
                         "--episodes", "3", "--out", str(out)], capture_output=True, text=True, timeout=300,
                        preexec_fn=lambda: os.umask(0o022))
     assert r.returncode == 0, r.stderr

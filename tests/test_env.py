@@ -193,7 +193,7 @@ def test_mixed_targets_give_each_episode_its_own_moving_target():
     radius and period, or a 0.5 m setpoint step; the observation is relative to that target, and `raptor train
     --targets` trains in it."""
     from raptor.rl.config import TrainConfig, training_env_config
-    from raptor.sim.env import MIXED_KINDS, figure_eight
+    from raptor.sim.functional import MIXED_KINDS, figure_eight
 
     cfg = EnvConfig(target="mixed", observation="privileged")
     env = BatchedQuadrotorEnv([named_airframe("crazyflie")], 400, cfg, seed=3)

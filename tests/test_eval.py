@@ -10,7 +10,8 @@ from importlib.util import find_spec
 import numpy as np
 import pytest
 
-from raptor.evaluation import Rollouts, episode_metrics, evaluate
+from raptor.commands.evaluate import evaluate
+from raptor.metrics import Rollouts, episode_metrics
 
 requires_official = pytest.mark.skipif(find_spec("foundation_policy") is None,
                                        reason="optional extra 'official' (foundation-policy) not installed")
@@ -63,7 +64,7 @@ def test_metric_definitions_on_synthetic_episodes():
 @requires_official
 def test_cli_writes_table_json_and_plots(tmp_path):
     out = tmp_path / "ev"
-    r = subprocess.run([sys.executable, "-m", "raptor.cli", "eval", "--policy", "official", "--airframes",
+    r = subprocess.run([sys.executable, "-m", "raptor", "eval", "--policy", "official", "--airframes",
                         "crazyflie,mrs", "--episodes", "8", "--out", str(out)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
@@ -86,7 +87,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x00" * 64)
     args = [str(corrupt) if a == "CORRUPT" else a for a in args]
-    r = subprocess.run([sys.executable, "-m", "raptor.cli", "eval", "--episodes", "2", *args], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "raptor", "eval", "--episodes", "2", *args], capture_output=True,
                        text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
@@ -99,9 +100,9 @@ def test_streamed_metrics_equal_the_trajectory_metrics(scenario):
     exactly episode_metrics of the recorded trajectories, crashes and survivors alike."""
     import dataclasses
 
-    from raptor.evaluation import rollout
     from raptor.policy import load
     from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.scenarios import rollout
 
     r = rollout(load("default"), resolve_airframes("crazyflie,x500,flightmare"), scenario, episodes=24, seed=5)
     offline = episode_metrics(r)
@@ -123,9 +124,9 @@ def test_new_scenarios_start_and_judge_as_documented():
 
     import torch
 
-    from raptor.evaluation import CRASH_BOX_M, scenario_config
     from raptor.sim.airframe import resolve_airframes
     from raptor.sim.env import BatchedQuadrotorEnv
+    from raptor.sim.scenarios import CRASH_BOX_M, scenario_config
 
     afs = resolve_airframes("crazyflie,x500")
     env = BatchedQuadrotorEnv(afs, 400, scenario_config("yaw"), seed=1)
@@ -167,7 +168,7 @@ def test_new_scenarios_start_and_judge_as_documented():
 
 @requires_official
 def test_eval_all_scenarios_with_a_comparison(tmp_path):
-    from raptor.cli import main
+    from raptor.commands.cli import main
 
     out = tmp_path / "all"
     assert main(["eval", "--scenario", "all", "--compare", "official", "--airframes", "crazyflie", "--episodes", "3",
@@ -186,9 +187,10 @@ def test_eval_all_scenarios_with_a_comparison(tmp_path):
 def test_step_scenario_judges_the_yaw_setpoint_two_seconds_after_the_last_step():
     """The default turns to each new yaw setpoint through its heading frame and is judged within 0.1 m and 10 deg
     from 2 s after the last step; without the frame it never turns and fails wherever the step exceeds 10 deg."""
-    from raptor.evaluation import STEP_SETTLE_S, rollout, summarize
+    from raptor.metrics import STEP_SETTLE_S, summarize
     from raptor.policy import load
     from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.scenarios import rollout
 
     afs = resolve_airframes("crazyflie,x500")
     r = rollout(load("default"), afs, "step", episodes=12, seed=4)

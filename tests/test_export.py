@@ -208,10 +208,10 @@ def test_exporter_refuses_bad_policy_files(tmp_path):
         default_metadata(source="test"))})
     cases = (("nan.safetensors", "input_layer.weight.*NaN"), ("shape.safetensors", r"gru.weight_hh.*\(48, 17\)"))
     for bad, message in cases:
-        r = subprocess.run([sys.executable, "-m", "raptor.cli", "export", "--policy", str(tmp_path / bad), "--out",
+        r = subprocess.run([sys.executable, "-m", "raptor", "export", "--policy", str(tmp_path / bad), "--out",
                             str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and re.search(message, r.stderr) and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "raptor.cli", "export", "--target", "nope", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "raptor", "export", "--target", "nope", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr and "rltools" in r.stderr
 
@@ -257,10 +257,10 @@ def test_raptor_eval_of_the_c_core_matches_the_torch_policy(scenario, lead):
     terminate, returns within 0.1 %, positions within 1 cm over 5 s (float32 differences of ~1e-6 per action grow in
     closed loop, to ~3 mm here). On the figure-eight with a setpoint-acceleration lead, the accelerations through
     raptor_policy_set_acceleration_setpoint."""
-    from raptor.evaluation import make_env, scenario_config
     from raptor.policy_export.core_policy import CorePolicy
     from raptor.runtime import run_episodes
     from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.scenarios import make_env, scenario_config
 
     policy = rp.load("default")
     if lead is not None:

@@ -26,7 +26,9 @@ import raptor.policy as rp
 from raptor.errors import AirframeError, ConfigError, PolicyFileError, PolicyOutputError, RaptorError
 from raptor.fileio import load_checked, save_checked
 from raptor.policy.io import default_metadata
-from raptor.rl.train import RunDir, TrainConfig, status, train
+from raptor.rl.config import TrainConfig
+from raptor.rl.run import RunDir, status
+from raptor.rl.train import train
 from raptor.sim.airframe import load_airframes, named_airframe
 
 TINY = TrainConfig(steps=4096, teachers_per_shard=1, eval_every_steps=4096, eval_episodes=8,
@@ -38,7 +40,7 @@ def cli(*args: str, limit_fsize: int | None = None, timeout: float = 300) -> sub
         if limit_fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_fsize, limit_fsize))
 
-    return subprocess.run([sys.executable, "-m", "raptor.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "raptor", *args], capture_output=True, text=True,
                           timeout=timeout, preexec_fn=pre)
 
 
@@ -93,7 +95,7 @@ def test_train_resumes_past_a_bit_flipped_checkpoint_and_status_tells_states_apa
     # a checkpoint of a second attempt, then its .prev and a bit flip: --status says so, --resume falls back
     run = rd.read_run()
     (rd.teacher_dir(1) / "eval.json").unlink()
-    from raptor.rl.train import shard_plan
+    from raptor.rl.run import shard_plan
 
     key = [k for k, ids, _ in shard_plan(run, TINY) if ids == [1]][0]
     ck = rd.checkpoints / f"{key}.pt"
@@ -114,7 +116,7 @@ def test_train_resumes_past_a_bit_flipped_checkpoint_and_status_tells_states_apa
 
 def test_ctrl_c_writes_a_checkpoint_and_status_says_interrupted(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "raptor.cli", "train", "--airframes", "crazyflie", "--out", str(out), "--steps",
+    cmd = [sys.executable, "-m", "raptor", "train", "--airframes", "crazyflie", "--out", str(out), "--steps",
            "2000000", "--envs", "32", "--threads", "1", "--checkpoint-every", "3600", "--eval-every", "16384",
            "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -304,7 +306,7 @@ def test_a_sigkill_at_a_random_moment_of_distill_loses_nothing_finished(tmp_path
     teachers = tmp_path / "t"
     train(str(teachers), "crazyflie,x500", None, TINY, progress=False)
     out = tmp_path / "s"
-    cmd = [sys.executable, "-m", "raptor.cli", "distill", "--teachers", str(teachers), "--out", str(out),
+    cmd = [sys.executable, "-m", "raptor", "distill", "--teachers", str(teachers), "--out", str(out),
            "--epochs", "8", "--bc-epochs", "2", "--episodes-per-teacher", "4", "--include-failed",
            "--eval-every", "3", "--threads", "1", "--no-progress", "--eval-episodes", "4"]
     rng = np.random.default_rng(11)

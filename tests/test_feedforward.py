@@ -45,8 +45,9 @@ def test_the_lead_takes_the_lag_out_of_tracking_a_figure_eight():
     """Physics: a policy that follows a moving setpoint settles behind it by about a_des / k. Shown the setpoint's
     acceleration as a lead, the shipped default follows a figure-eight closer on the same starts (final error
     median), and hover is unchanged (no acceleration, nothing is led)."""
-    from raptor.evaluation import rollout, summarize
+    from raptor.metrics import summarize
     from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.scenarios import rollout
 
     afs = resolve_airframes("sampled:6:4242")
     base = rp.load("default")

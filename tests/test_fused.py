@@ -7,7 +7,8 @@ import torch
 
 from raptor.sim import mdp
 from raptor.sim.airframe import AirframeBatch, named_airframe
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig, transition
+from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.functional import transition
 from raptor.sim.fused import make_transition, pack_constants
 from raptor.sim.sampling import sample_airframes
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from raptor import policy as rp
-from raptor.evaluation import scenario_config
 from raptor.runtime import run_episodes
 from raptor.sim.airframe import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.scenarios import scenario_config
 
 DEVICE = os.environ.get("RAPTOR_TEST_GPU_DEVICE", "cuda")  # "cpu" runs the same checks against itself
 pytestmark = [pytest.mark.gpu,

@@ -10,12 +10,12 @@ import torch
 
 from raptor import policy as rp
 from raptor.errors import InputError, PolicyFileError
-from raptor.evaluation import rollout, summarize
+from raptor.geometry import quaternion_multiply, rotation_matrix
+from raptor.metrics import summarize
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, rotate_observation
 from raptor.policy_export import _core
 from raptor.sim.airframe import named_airframe, resolve_airframes
-from raptor.sim.dynamics import rotation_matrix
-from raptor.sim.mdp import quaternion_multiply
+from raptor.sim.scenarios import rollout
 
 GOV = HeadingGovernor(rate_rad_s=1.5, lead_rad=0.5)
 
@@ -160,7 +160,7 @@ def test_the_default_turns_around_without_crashing_where_the_plain_frame_fails()
     policy = rp.load("default")
     from dataclasses import replace
 
-    from raptor.evaluation import scenario_config
+    from raptor.sim.scenarios import scenario_config
 
     cfg = scenario_config("hover")
     cfg = replace(cfg, init=replace(cfg.init, guidance=1.0, any_yaw_fraction=0.0))  # at rest, at the origin

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from raptor.commands.evaluate import evaluate
 from raptor.errors import ConfigError, RaptorError
-from raptor.evaluation import evaluate
 from raptor.hil import protocol as P
 from raptor.hil.link import LinkClosed, ProcessTransport, PtyProcessTransport, Transport, qemu_argv
 from raptor.hil.runner import build_device, run_hil
@@ -325,9 +325,10 @@ def test_a_device_flying_another_policy_is_refused_with_both_ids():
     """HELLO_ACK names the policy the firmware carries (its file's sha256 prefix): a host evaluating another policy
     must refuse, not compare the device against the wrong reference."""
     from raptor.hil.link import HilClient
-    from raptor.hil.runner import connect, policy_id
+    from raptor.hil.runner import connect
+    from raptor.policy_export.core_policy import POLICY_ID_LEN, policy_id
 
-    assert len(policy_id("default")) == P.POLICY_ID_LEN and policy_id("default") != policy_id("official")
+    assert len(policy_id("default")) == POLICY_ID_LEN and policy_id("default") != policy_id("official")
     client = HilClient(BootThenAnswer())
     with pytest.raises(RaptorError, match="0123456789abcdef.*" + policy_id("default")):
         connect(client, expected_policy=policy_id("default"))

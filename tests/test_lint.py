@@ -18,19 +18,71 @@ def test_ruff_clean():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-PACKAGE_DIRS = ("core", "sim", "rl", "distill", "policy_export", "hil", "firmware")
+PACKAGE_DIRS = ("core", "sim", "rl", "distill", "policy_export", "hil", "firmware", "commands")
+
+# The layer table of docs/architecture.md: each folder (its package) and the packages it may import. The floor
+# (`raptor`: conventions, errors, fileio, geometry, validate, options, policy, metrics, runtime) imports only
+# itself; each stage imports the floor and the stages before it; the roof (raptor.commands) may import anything
+# and nothing imports it.
+LAYERS = {
+    "core": ("raptor",),
+    "sim": ("raptor", "raptor.sim"),
+    "policy_export": ("raptor", "raptor.sim", "raptor.policy_export"),
+    "rl": ("raptor", "raptor.sim", "raptor.rl"),
+    "distill": ("raptor", "raptor.sim", "raptor.rl", "raptor.distill"),
+    "hil": ("raptor", "raptor.sim", "raptor.policy_export", "raptor.hil"),
+    "commands": ("raptor", "raptor.sim", "raptor.rl", "raptor.distill", "raptor.policy_export", "raptor.hil",
+                 "raptor.commands"),
+}
+STAGES = ("raptor.sim", "raptor.rl", "raptor.distill", "raptor.policy_export", "raptor.hil", "raptor.commands",
+          "raptor.firmware")
 
 
-def test_modules_stay_readable_and_layers_point_one_way():
-    """No module of the package over 500 lines (one module per concern, issue #29), and nothing but the CLI imports
-    the training CLI module."""
-    long, cli_users = [], []
+def package_of(module: str) -> str:
+    """raptor.sim.env -> raptor.sim; raptor.metrics (the floor) -> raptor."""
+    return next((p for p in STAGES if module == p or module.startswith(p + ".")), "raptor")
+
+
+def raptor_imports(path: Path) -> list[tuple[int, str, bool]]:
+    """(line, imported raptor module, at module level) for every import of a raptor module in a file."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    out = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] if node.module != "raptor" else [f"raptor.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        out += [(node.lineno, n, id(node) in top) for n in names if n == "raptor" or n.startswith("raptor.")]
+    return out
+
+
+def test_modules_stay_readable():
+    """No module of the package over 500 lines (one module per concern, issue #29)."""
+    long = []
     for d in PACKAGE_DIRS:
         for f in (REPO / d).rglob("*.py"):
-            text = f.read_text()
-            if text.count("\n") > 500:
-                long.append(f"{f.relative_to(REPO)}: {text.count(chr(10))} lines")
-            if "train_cli" in text and f.relative_to(REPO).as_posix() not in ("core/cli.py", "rl/train_cli.py"):
-                cli_users.append(str(f.relative_to(REPO)))
+            n = f.read_text().count("\n")
+            if n > 500:
+                long.append(f"{f.relative_to(REPO)}: {n} lines")
     assert not long, long
-    assert not cli_users, f"only the CLI may import raptor.rl.train_cli: {cli_users}"
+
+
+def test_layers_point_one_way():
+    """Every import of the package follows the layer table of docs/architecture.md (issue #40): the floor imports no
+    stage, no stage imports one after it, nothing imports the roof (raptor.commands)."""
+    bad = []
+    for d, allowed in LAYERS.items():
+        for f in sorted((REPO / d).rglob("*.py")):
+            if f.relative_to(REPO).as_posix() == "core/__main__.py":  # `python -m raptor`: the entry point
+                continue
+            for line, mod, _ in raptor_imports(f):
+                if package_of(mod) not in allowed:
+                    bad.append(f"{f.relative_to(REPO)}:{line} imports {mod}")
+    assert not bad, "imports against docs/architecture.md's layers:\n" + "\n".join(bad)
+    text = (REPO / "docs" / "architecture.md").read_text()
+    for d in LAYERS:  # the table the test holds is the one the document draws
+        assert f"`{d}/`" in text, f"docs/architecture.md does not draw the folder {d}/"

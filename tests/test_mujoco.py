@@ -13,8 +13,8 @@ if find_spec("mujoco") is None:
 
 from conftest import MENAGERIE  # noqa: E402
 
+from raptor.commands.evaluate import evaluate  # noqa: E402
 from raptor.errors import ConfigError  # noqa: E402
-from raptor.evaluation import evaluate  # noqa: E402
 from raptor.sim.airframe import named_airframe  # noqa: E402
 from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig  # noqa: E402
 from raptor.sim.mujoco_engine import MujocoQuadrotorEnv, gl_available, load_mapping  # noqa: E402  (sets MUJOCO_GL)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from raptor.cli import main
-from raptor.pipeline import STAGES, PipelineRun
+from raptor.commands.cli import main
+from raptor.commands.pipeline import STAGES, PipelineRun
 
 
 @pytest.fixture(scope="module")

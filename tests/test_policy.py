@@ -80,7 +80,7 @@ def test_default_student_is_shipped_with_provenance_and_hovers():
     and the x500 (hover, 40 episodes each). It is distilled from 53 CPU-trained teachers and fine-tuned once on those
     and 49 more of its failure corners, 102 in all (it flies fresh airframes better than the earlier 721-teacher
     default), so "many teachers" means >= 50 here; the provenance pipeline lists the commands, teachers first."""
-    from raptor.evaluation import evaluate
+    from raptor.commands.evaluate import evaluate
 
     pol = rp.load("default")
     meta = pol.metadata
@@ -228,7 +228,7 @@ def test_runner_commits_gru_only_at_native_steps_and_averages_history():
             mean_prev = torch.stack(prevs).mean(0)
             a, native = runner.control(p, q, v, w, prev)
             assert native == (k % 4 == 0)
-            from raptor.sim.dynamics import rotation_matrix
+            from raptor.geometry import rotation_matrix
             obs = torch.cat([p, rotation_matrix(q), v, w, mean_prev], -1)
             ref, h_new = net.step(obs, h)
             torch.testing.assert_close(a, ref.clamp(-1, 1))
@@ -238,8 +238,8 @@ def test_runner_commits_gru_only_at_native_steps_and_averages_history():
 
 
 def test_matrix_to_quaternion_round_trip():
+    from raptor.geometry import rotation_matrix
     from raptor.policy.runner import matrix_to_quaternion
-    from raptor.sim.dynamics import rotation_matrix
     from raptor.sim.mdp import sample_uniform_rotation
 
     q = sample_uniform_rotation(1000, torch.Generator().manual_seed(0), torch.zeros(1, dtype=torch.float64))

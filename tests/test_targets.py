@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import raptor.policy as rp
+from raptor.geometry import rotation_matrix
 from raptor.hil import betaflight_sitl as bf
 from raptor.policy.io import default_metadata
 from raptor.policy_export.export import export, target_module_dir
 from raptor.sim.airframe import named_airframe
-from raptor.sim.dynamics import rotation_matrix
 
 TARGETS = ("crazyflie", "px4", "betaflight")
 WARN = ["-Wall", "-Wextra", "-Werror"]

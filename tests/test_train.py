@@ -20,9 +20,11 @@ import torch
 from raptor.errors import ConfigError, PolicyFileError, RaptorError
 from raptor.fileio import load_checked
 from raptor.rl.batched import BatchedAdam, BatchedMLP
+from raptor.rl.config import TrainConfig, parse_ids
 from raptor.rl.ppo import PPOConfig, TeacherActors
+from raptor.rl.run import RunDir, status, status_table
 from raptor.rl.teacher import QualityBar, fold_position_shift, load_teacher, save_teacher
-from raptor.rl.train import RunDir, TrainConfig, keep_best_attempts, parse_ids, status, status_table, train
+from raptor.rl.train import keep_best_attempts, train
 
 TINY = TrainConfig(steps=4096, eval_every_steps=2048, eval_episodes=20, ppo=replace(PPOConfig(), envs_per_teacher=32,
                                                                                      horizon=32, minibatches=2),
@@ -134,12 +136,12 @@ def test_parse_ids_and_bad_specs():
 def test_start_position_widens_only_the_training_starts():
     """`raptor train --start-position 0.6`: the envs the trainer steps start up to 0.6 m from the target on an
     axis; the hover scenario that selects and judges the teacher keeps its 0.5 m."""
-    from raptor.cli import build_parser
-    from raptor.evaluation import scenario_config
-    from raptor.rl.train import teacher_airframe, training_env_config
-    from raptor.rl.train_cli import config_from_args
+    from raptor.commands.cli import build_parser
+    from raptor.commands.train import config_from_args
+    from raptor.rl.config import teacher_airframe, training_env_config
     from raptor.sim.airframe import named_airframe
     from raptor.sim.env import BatchedQuadrotorEnv
+    from raptor.sim.scenarios import scenario_config
 
     args = build_parser().parse_args(["train", "--airframes", "named", "--out", "x", "--start-position", "0.6"])
     cfg = config_from_args(args)
@@ -156,7 +158,7 @@ def test_start_position_widens_only_the_training_starts():
 
 
 def test_start_scale_widens_only_the_training_starts():
-    from raptor.rl.train import teacher_airframe, training_env_config
+    from raptor.rl.config import teacher_airframe, training_env_config
     from raptor.sim.airframe import named_airframe
     from raptor.sim.env import BatchedQuadrotorEnv
 
@@ -251,7 +253,7 @@ def test_resume_without_run_and_corrupt_checkpoint(tmp_path):
     run = json.loads((out / "run.json").read_text())
     run["ids"] = [0]
     (out / "checkpoints").mkdir(exist_ok=True)
-    from raptor.rl.train import shard_plan
+    from raptor.rl.run import shard_plan
 
     key = shard_plan(run, cfg)[0][0]
     (out / "teachers" / "0000" / "eval.json").unlink()
@@ -264,7 +266,7 @@ def test_resume_applies_layout_flags_and_refuses_recipe_changes(tmp_path, capsys
     """A resume applies the flags that change how a run trains (time limit, shard size, compile), says so and records
     them; a flag that would change what the teachers learn is refused in one line that names the flag, never dropped
     (a user's `--resume --time-limit 5` once trained on to the full steps, saying nothing of the limit)."""
-    from raptor.cli import main
+    from raptor.commands.cli import main
 
     out = tmp_path / "run"
     cfg = replace(TINY, steps=8192 * 4)
@@ -325,7 +327,7 @@ def test_sigkill_then_resume_continues_and_keeps_finished_teachers(tmp_path):
     """Kill `raptor train` with SIGKILL while the second of two teachers trains; --resume continues that teacher
     from its last checkpoint and leaves the finished first teacher untouched."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "raptor.cli", "train", "--airframes", "crazyflie,x500", "--out", str(out),
+    cmd = [sys.executable, "-m", "raptor", "train", "--airframes", "crazyflie,x500", "--out", str(out),
            "--steps", "300000", "--envs", "32", "--teachers-per-shard", "1", "--threads", "1",
            "--checkpoint-every", "0.3", "--eval-every", "100000", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -367,7 +369,8 @@ def test_sigkill_then_resume_continues_and_keeps_finished_teachers(tmp_path):
 def test_ray_backend_local_cluster(tmp_path):
     ray = pytest.importorskip("ray")
     from raptor.rl.ray_backend import train_ray
-    from raptor.rl.train import shard_plan, start_or_resume
+    from raptor.rl.run import shard_plan
+    from raptor.rl.train import start_or_resume
 
     cfg = replace(TINY, backend="ray", teachers_per_shard=1)
     rd, run, cfg = start_or_resume(str(tmp_path / "run"), "crazyflie,x500", None, cfg, False)
@@ -456,7 +459,7 @@ def test_langevin_fraction_sets_the_share_of_moving_target_episodes():
     import torch
 
     from raptor.errors import ConfigError
-    from raptor.rl.train import TrainConfig, teacher_airframe, training_env_config
+    from raptor.rl.config import TrainConfig, teacher_airframe, training_env_config
     from raptor.sim.airframe import resolve_airframes
     from raptor.sim.env import BatchedQuadrotorEnv
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig
 from raptor.errors import ConfigError, RaptorError
-from raptor.evaluation import SCENARIOS as EVAL_SCENARIOS  # every scenario of raptor eval
 from raptor.fileio import atomic_write_text, check_writable_folder, lock_alive, process_lock, read_json
 from raptor.options import Flag, add_flags, given
 from raptor.rl.config import LAYOUT_FIELDS, TRAIN_FLAGS, TrainConfig
+from raptor.sim.scenarios import SCENARIOS as EVAL_SCENARIOS  # every scenario of raptor eval
 
 PIPELINE_FORMAT = "raptor-pipeline"
 PIPELINE_VERSION = 1
@@ -109,9 +109,9 @@ def full_config(**over) -> PipelineConfig:
 
 
 def train_config(pc: PipelineConfig):
+    from raptor.rl.config import TrainConfig
     from raptor.rl.ppo import PPOConfig
     from raptor.rl.teacher import QualityBar
-    from raptor.rl.train import TrainConfig
 
     d = dict(pc.train)
     kw: dict = {"device": pc.device, "seed": pc.seed}
@@ -176,7 +176,7 @@ def _stage_line(i: int, name: str, state: str, detail: str = "") -> str:
 
 
 def _teacher_summary(run: PipelineRun) -> tuple[str, int, int, int]:
-    from raptor.rl.train import RunDir, status
+    from raptor.rl.run import RunDir, status
 
     rows = status(RunDir(run.teachers))
     done = [r for r in rows if r["state"] == "finished"]
@@ -204,7 +204,8 @@ def stage_teachers(run: PipelineRun, pc: PipelineConfig, progress: bool, layout:
 
 def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: bool,
                   layout: dict | None = None) -> str:
-    from raptor.rl.train import RunDir, status, train
+    from raptor.rl.run import RunDir, status
+    from raptor.rl.train import train
 
     st = record["stages"].setdefault("retrain", {})
     rounds = st.get("rounds_done", 0)
@@ -228,7 +229,7 @@ def stage_retrain(run: PipelineRun, pc: PipelineConfig, record: dict, progress: 
 
 def stage_distill(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
     from raptor.distill.dagger import distill
-    from raptor.rl.train import RunDir, status
+    from raptor.rl.run import RunDir, status
 
     cfg = distill_config(pc)
     rows = status(RunDir(run.teachers))
@@ -259,7 +260,7 @@ def check_fresh(pc: PipelineConfig, teachers: list) -> list:
 
 
 def stage_evaluate(run: PipelineRun, pc: PipelineConfig, progress: bool) -> tuple[str, dict]:
-    from raptor.evaluation import evaluate
+    from raptor.commands.evaluate import evaluate
     from raptor.rl.run import RunDir
 
     fresh = check_fresh(pc, RunDir(run.teachers).airframes())
@@ -358,7 +359,7 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
             raise ConfigError("--airframes is required to start a pipeline run")
         if (run.teachers / "run.json").exists() or (run.student / "config.json").exists():
             raise ConfigError(f"'{out}' holds stage folders but no pipeline.json; choose another --out")
-        from raptor.rl.train import parse_ids
+        from raptor.rl.config import parse_ids
         from raptor.sim.airframe import resolve_airframes
 
         train_config(pc).check_machine()
@@ -372,7 +373,7 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
                   "git_commit": git_commit(), "stages": {}}
         run.write(record)
     if all(record["stages"].get(s, {}).get("state") == "done" for s in STAGES):
-        from raptor.pipeline_status import status_lines
+        from raptor.commands.pipeline_status import status_lines
 
         print("\n".join(status_lines(run)))  # stage lines in every mode; --no-progress drops progress bars only
         print(f"nothing to do: the run is finished ({run.policy}, {run.report})")
@@ -454,7 +455,7 @@ def _command(args: argparse.Namespace) -> str:
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     if args.status:
-        from raptor.pipeline_status import status_lines
+        from raptor.commands.pipeline_status import status_lines
 
         print("\n".join(status_lines(PipelineRun(args.status))))
         return 0

@@ -1,6 +1,8 @@
-"""The `raptor` command: one console script with subcommands.
+"""The `raptor` command: one console script with subcommands (`python -m raptor` is the same).
 
-Every subcommand lives in the module that owns the work and registers itself here through `add_parser`.
+The roof of the package: every subcommand is a module of raptor.commands that registers itself here through
+`add_parser` and calls the library below it (raptor, raptor.sim, raptor.rl, raptor.distill, raptor.policy_export,
+raptor.hil); nothing below imports a command module (tests/test_lint.py holds the layers of docs/architecture.md).
 Errors the user can fix (RaptorError) are printed as one line with a non-zero exit, never a traceback.
 """
 
@@ -97,13 +99,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str | None, str]] = {
     "sample": (None, "sample randomized airframes (RAPTOR domain randomization) into a file"),
     "sim": (None, "a short batched rollout with a summary (hover or random actions)"),
-    "eval": ("raptor.evaluation", "fly a policy on airframes and scenarios: tables, JSON, plots"),
-    "train": ("raptor.rl.train_cli", "train one RL teacher per airframe (batched; sb3 or ray backends)"),
-    "distill": ("raptor.distill.dagger", "distill teachers into the 2084-parameter student (BC, then DAgger)"),
-    "export": ("raptor.policy_export.export",
+    "eval": ("raptor.commands.evaluate", "fly a policy on airframes and scenarios: tables, JSON, plots"),
+    "train": ("raptor.commands.train", "train one RL teacher per airframe (batched; sb3 or ray backends)"),
+    "distill": ("raptor.commands.distill", "distill teachers into the 2084-parameter student (BC, then DAgger)"),
+    "export": ("raptor.commands.export",
                "export a policy for a flight controller (crazyflie, px4, betaflight), as portable C, or ONNX"),
-    "pipeline": ("raptor.pipeline", "the whole mission in one command: teachers, retrain, distill, evaluate"),
-    "hil": ("raptor.hil.runner", "hardware in the loop: simulator here, policy on a board, QEMU MCU or SITL"),
+    "pipeline": ("raptor.commands.pipeline", "the whole mission in one command: teachers, retrain, distill, evaluate"),
+    "hil": ("raptor.commands.hil", "hardware in the loop: simulator here, policy on a board, QEMU MCU or SITL"),
 }
 EXTRAS = {"serial": "hil", "mujoco": "mujoco", "stable_baselines3": "rl", "ray": "ray", "onnx": "onnx",
           "h5py": "official", "foundation_policy": "official"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from raptor.commands.pipeline import STAGES, PipelineRun, _stage_line, distill_config
 from raptor.fileio import lock_alive, read_json
-from raptor.pipeline import STAGES, PipelineRun, _stage_line, distill_config
 
 
 def _hours(seconds: float) -> str:
@@ -14,8 +14,8 @@ def _teacher_progress(run: PipelineRun) -> tuple[str, float | None]:
     """What the teacher stages have done and what remains, with the CPU time left at the pace this run's finished
     teachers were trained at (their shard's training wall time over the shard's teachers; None where none is
     finished)."""
+    from raptor.rl.config import TrainConfig
     from raptor.rl.run import RunDir, status
-    from raptor.rl.train import TrainConfig
 
     rd = RunDir(run.teachers)
     rows = status(rd)

@@ -1,0 +1,48 @@
+"""`raptor distill`: the command over raptor.distill.dagger (BC, then DAgger, then a held-out report)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from raptor.commands.evaluate import evaluate
+from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig, distill, stored_config
+from raptor.metrics import markdown_table
+from raptor.options import add_flags, given
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="distill teachers into the 2084-parameter student (BC, then DAgger)")
+    p.add_argument("--teachers", required=True, help="a raptor train output directory")
+    p.add_argument("--out", required=True, help="output directory (student, log, checkpoint, eval report)")
+    add_flags(p, DistillConfig, DISTILL_FLAGS)
+    p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
+    p.add_argument("--eval-episodes", type=int, default=100, help="episodes per airframe of the final report")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
+    p.set_defaults(func=_cmd_distill)
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    kw = given(args, DISTILL_FLAGS)
+    if args.include_failed:
+        kw["only_passed"] = False
+    if args.init_from is not None and args.disturbance_aux is None and not args.resume:
+        kw["disturbance_aux_weight"] = 0.0
+        print("--init-from: the disturbance auxiliary loss is off (--disturbance-aux 0); a fresh head would pull the "
+              "trained student's hidden state before it has learned to read it")
+    cfg = DistillConfig(**kw)
+    t0 = time.perf_counter()
+    last = distill(args.teachers, args.out, cfg, resume=args.resume, progress=not args.no_progress,
+                   epochs=args.epochs if args.resume else None)
+    if args.resume:
+        cfg = stored_config(Path(args.out))
+    student = str(Path(args.out) / "student.safetensors")
+    metrics = evaluate(student, cfg.holdout, "hover", args.eval_episodes, 0, cfg.device, str(Path(args.out) / "eval"),
+                       progress=not args.no_progress)
+    print(markdown_table(metrics, f"student, hover, held-out airframes {cfg.holdout}"))
+    print(f"last epoch: {json.dumps(last)}")
+    print(f"({time.perf_counter() - t0:.0f} s; student in {student}, report in {args.out}/eval)")
+    return 0
