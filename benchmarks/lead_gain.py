@@ -23,7 +23,7 @@ import torch
 from raptor.metrics import summarize
 from raptor.policy import load
 from raptor.policy.feedforward import SetpointLead
-from raptor.sim.airframe import resolve_airframes
+from raptor.sim.airframe_files import resolve_airframes
 from raptor.sim.scenarios import rollout
 
 

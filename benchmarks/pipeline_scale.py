@@ -50,8 +50,9 @@ def main() -> None:
     from raptor.rl.shard import finalize_teachers
     from raptor.rl.teachers import TeacherSet
     from raptor.sim import mdp
-    from raptor.sim.airframe import resolve_airframes, save_airframes
-    from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+    from raptor.sim.airframe_files import resolve_airframes, save_airframes
+    from raptor.sim.config import EnvConfig
+    from raptor.sim.env import BatchedQuadrotorEnv
 
     K, dev = args.k, args.device
     cfg = TrainConfig(device=dev, teachers_per_shard=K, steps=args.steps)

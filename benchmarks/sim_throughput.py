@@ -36,7 +36,8 @@ def _rate(fn, n: int, seconds: float) -> float:
 def ours(n: int, compiled: bool, device: str, seconds: float) -> float:
     import torch
 
-    from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+    from raptor.sim.config import EnvConfig
+    from raptor.sim.env import BatchedQuadrotorEnv
     from raptor.sim.sampling import sample_airframes
 
     n_af = min(n, 1024)

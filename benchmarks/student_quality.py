@@ -33,7 +33,8 @@ from raptor import policy as rp
 from raptor.metrics import episode_metrics
 from raptor.policy.io import save_policy
 from raptor.rl.run import RunDir, status
-from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes
+from raptor.sim.airframe import Airframe
+from raptor.sim.airframe_files import load_airframes, resolve_airframes
 from raptor.sim.scenarios import SCENARIOS, rollout
 
 SLOW_RISE_S, SLOW_FALL_S = 0.08, 0.25

@@ -23,7 +23,7 @@ import torch
 from raptor.rl.config import TrainConfig, teacher_airframe, training_env_config
 from raptor.rl.ppo import BatchedPPO
 from raptor.rl.teacher import evaluate_teachers, trimmed_copy
-from raptor.sim.airframe import resolve_airframes
+from raptor.sim.airframe_files import resolve_airframes
 
 
 class Timers:

@@ -17,7 +17,8 @@ from raptor.rl.config import TrainConfig
 from raptor.rl.ppo import PPOConfig
 from raptor.rl.run import RunDir, status, status_table
 from raptor.rl.train import train
-from raptor.sim.airframe import Airframe, named_airframe, save_airframes
+from raptor.sim.airframe import Airframe, named_airframe
+from raptor.sim.airframe_files import save_airframes
 from raptor.sim.sampling import sample_airframes
 
 

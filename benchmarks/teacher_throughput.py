@@ -22,8 +22,9 @@ import torch
 from raptor.rl.config import TrainConfig, teacher_airframe
 from raptor.rl.ppo import BatchedPPO, PPOConfig
 from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, trimmed_copy
-from raptor.sim.airframe import named_airframe, resolve_airframes
-from raptor.sim.env import EnvConfig
+from raptor.sim.airframe import named_airframe
+from raptor.sim.airframe_files import resolve_airframes
+from raptor.sim.config import EnvConfig
 
 BAR = QualityBar()
 SEED = 1_000_003

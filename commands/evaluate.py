@@ -30,7 +30,8 @@ from raptor.metrics import SUCCESS_RADIUS_M, Rollouts, markdown_table, summarize
 from raptor.policy import load as load_policy
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
-from raptor.sim.airframe import Airframe, limit_thrust_to_weight, resolve_airframes
+from raptor.sim.airframe import Airframe, limit_thrust_to_weight
+from raptor.sim.airframe_files import resolve_airframes
 from raptor.sim.scenarios import SCENARIOS, SIMULATORS, envelope_notes, rollout, scenario_config
 
 HEADING_CHOICES = ("policy", "on", "off")

@@ -7,7 +7,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from raptor.hil.betaflight_sitl import run_sitl_cli
 from raptor.hil.link import ProcessTransport, PtyProcessTransport, SerialTransport, Transport, qemu_argv
+from raptor.hil.px4_sitl import run_sitl_cli as run_px4
 from raptor.hil.runner import build_device, run_hil
 from raptor.metrics import markdown_table
 from raptor.policy import load as load_policy
@@ -47,12 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_hil(args: argparse.Namespace) -> int:
     if args.sitl == "px4":
-        from raptor.hil.px4_sitl import run_sitl_cli as run_px4
-
         return run_px4(args)
     if args.sitl:
-        from raptor.hil.betaflight_sitl import run_sitl_cli
-
         return run_sitl_cli(args)
     args.airframes = args.airframes or "crazyflie"
     policy = load_policy(args.policy)  # once: the export, the device check and the records use it

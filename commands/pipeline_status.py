@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from raptor.commands.pipeline import STAGES, PipelineRun, _stage_line, distill_config
+from raptor.commands.pipeline_run import STAGES, PipelineRun, _stage_line, distill_config
 from raptor.fileio import lock_alive, read_json
+from raptor.rl.config import TrainConfig
+from raptor.rl.run import RunDir, status
 
 
 def _hours(seconds: float) -> str:
@@ -14,9 +16,6 @@ def _teacher_progress(run: PipelineRun) -> tuple[str, float | None]:
     """What the teacher stages have done and what remains, with the CPU time left at the pace this run's finished
     teachers were trained at (their shard's training wall time over the shard's teachers; None where none is
     finished)."""
-    from raptor.rl.config import TrainConfig
-    from raptor.rl.run import RunDir, status
-
     rd = RunDir(run.teachers)
     rows = status(rd)
     done = [r for r in rows if r["state"] == "finished"]
@@ -70,7 +69,6 @@ def status_lines(run: PipelineRun) -> list[str]:
 def _trainer_alive(run: PipelineRun) -> bool:
     alive = lock_alive(run.lock_file)
     if alive is None and (run.teachers / "run.json").is_file():  # a run started by a raptor without pipeline.lock
-        from raptor.rl.run import RunDir
 
         alive = RunDir(run.teachers).trainer_alive()
     return bool(alive)

@@ -49,6 +49,11 @@ OBS_PREV_ACTION = slice(18, 22)
 OBS_MOTORS = slice(22, 26)
 OBS_FORCE = slice(26, 29)
 
+# A target (setpoint), 6 values: [p_des(3) m world, v_des(3) m/s world] (env.target()).
+TARGET_DIM = 6
+TARGET_P = slice(0, 3)
+TARGET_V = slice(3, 6)
+
 STUDENT_OBS_LAYOUT = "Position.OrientationRotationMatrix.LinearVelocity.AngularVelocityDelayed(0).ActionHistory(1)"
 
 MOTOR_ORDER = ("front_right", "back_right", "back_left", "front_left")

@@ -1,6 +1,8 @@
 """Fly a policy in l2f itself (the reference simulator, optional: `pip install l2f==2.0.18`): its vector env's
 crazyflie and `init_90_deg` starts, optionally each turned about world z by a uniform random yaw, 500 steps, judged
-as `raptor eval` (not terminated by l2f's own `terminated`, within 0.1 m of the origin for the last second).
+by raptor.metrics as `raptor eval` (not terminated by l2f's own `terminated`, within 0.1 m of the origin for the
+last second). l2f's vector env is stepped through its own API (its C++ state objects), so this is its own loop; the
+judgement is the one metrics module's.
 benchmarks/l2f_yaw.py prints it for several policies; tests/test_l2f.py (marker l2f) checks it.
 """
 
@@ -11,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from raptor.metrics import SUCCESS_RADIUS_M
-from raptor.metrics import SUCCESS_WINDOW_STEPS as WINDOW
+from raptor.conventions import DT_NATIVE_S, STUDENT_OBS_DIM
+from raptor.metrics import Rollouts, episode_metrics
 
 STEPS = 500
 
@@ -53,16 +55,25 @@ def fly_l2f(policy, n: int, seed: int, yaw: bool) -> dict:
     obs = np.zeros((n, env.OBSERVATION_DIM), np.float32)
     term = np.zeros(n, bool)
     alive = np.ones(n, bool)
-    last_out = np.full(n, -1)
+    first_term = np.full(n, -1)
+
+    def error(st) -> np.ndarray:  # (n,) m: l2f's target is the origin
+        return np.linalg.norm(np.array([s.position for s in st.states]), axis=-1)
+
+    errors = [error(state)]
     policy.reset(n)
     for t in range(STEPS):
         vec.observe(dev, env, params, state, obs, rng)
-        a = policy.step(torch.as_tensor(obs[:, :22])).clamp(-1, 1).numpy().astype(np.float32)
+        a = policy.step(torch.as_tensor(obs[:, :STUDENT_OBS_DIM])).clamp(-1, 1).numpy().astype(np.float32)
         vec.step(dev, env, params, state, a, nxt, rng)
         vec.terminated(dev, env, params, nxt, term, rng)
+        first_term = np.where(term & alive, t, first_term)
         alive &= ~term
-        err = np.linalg.norm(np.array([s.position for s in nxt.states]), axis=-1)
-        last_out = np.where(err >= SUCCESS_RADIUS_M, t + 1, last_out)
+        errors.append(error(nxt))
         state, nxt = nxt, state
-    success = alive & (last_out < STEPS + 1 - WINDOW)
-    return {"success": float(success.mean()), "terminated": float((~alive).mean()), "episodes": n}
+    # judged by raptor.metrics, as raptor eval judges our simulator's episodes
+    r = Rollouts(airframe_names=["l2f crazyflie"], airframe_index=np.zeros(n, int), position=None, target=None,
+                 position_error=np.stack(errors), terminated=first_term >= 0, first_termination=first_term,
+                 returns=np.zeros(n), action_change=np.zeros(n), dt_s=DT_NATIVE_S)
+    m = episode_metrics(r)
+    return {"success": float(m["success"].mean()), "terminated": float(m["terminated"].mean()), "episodes": n}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from raptor.conventions import DT_NATIVE_S, Q
 from raptor.geometry import yaw
 
 SUCCESS_RADIUS_M = 0.1
@@ -96,7 +97,7 @@ class MetricStream:
 
 def heading_error(state: torch.Tensor, yaw_setpoint: torch.Tensor) -> torch.Tensor:
     """(B,) rad in [0, pi]: the angle between the body x axis's heading (state (B, 17)) and the yaw setpoint (B,)."""
-    d = yaw(state[:, 3:7].double()) - yaw_setpoint.double()
+    d = yaw(state[:, Q].double()) - yaw_setpoint.double()
     return torch.atan2(torch.sin(d), torch.cos(d)).abs()
 
 
@@ -158,6 +159,22 @@ def summarize(r: Rollouts) -> dict:
         if (r.airframe_index == i).any():  # (a partial HIL run may have none of an airframe's episodes)
             per[key] = aggregate(m, r.airframe_index == i)
     return {"overall": aggregate(m, np.ones_like(m["success"], dtype=bool)), "per_airframe": per}
+
+
+def judge_timed(t_s: np.ndarray, error_m: np.ndarray, terminated: bool, episode_s: float) -> dict:
+    """One episode sampled at irregular times (a SITL's telemetry: t_s (N,) s from its start, error_m (N,) m), judged
+    as episode_metrics judges a 100 Hz record: success = not terminated and within SUCCESS_RADIUS_M at every sample
+    of the last second (SUCCESS_WINDOW_STEPS * DT_NATIVE_S) before episode_s; settling_s = the time of the first
+    sample after which the error stays within the radius (None if it never does); final and RMS error."""
+    t, e = np.asarray(t_s, dtype=np.float64), np.asarray(error_m, dtype=np.float64)
+    if not len(e):
+        return {"success": False, "settling_s": None, "final": 1e9, "rms": 1e9}
+    last = t >= episode_s - SUCCESS_WINDOW_STEPS * DT_NATIVE_S
+    outside = np.flatnonzero(e >= SUCCESS_RADIUS_M)
+    first_inside = 0 if not len(outside) else outside[-1] + 1
+    return {"success": bool(not terminated and last.any() and (e[last] < SUCCESS_RADIUS_M).all()),
+            "settling_s": float(t[first_inside]) if first_inside < len(t) else None,
+            "final": float(e[-1]), "rms": float(np.sqrt((e ** 2).mean()))}
 
 
 def markdown_table(metrics: dict, title: str = "") -> str:

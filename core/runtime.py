@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from raptor.conventions import TARGET_P, P
 from raptor.metrics import STEP_SETTLE_S, MetricStream, Rollouts, heading_error
 
 
@@ -75,10 +76,10 @@ def run_episodes(policy, env, steps: int, *, hooks: Sequence = (), native_every:
     after = [h.after_step for h in hooks if hasattr(h, "after_step")]
 
     alive = torch.ones(E, dtype=torch.bool, device=dev)
-    p_rec = env.state[:, 0:3].clone()  # the recorded position: frozen at the terminal state
+    p_rec = env.state[:, P].clone()  # the recorded position: frozen at the terminal state
 
     def record(s: int, alive_now: torch.Tensor) -> None:  # native step s (0: the start)
-        g = env.target()[:, 0:3]
+        g = env.target()[:, TARGET_P]
         he = heading_error(env.state, env.target_yaw()) if has_yaw else None
         acc.add(s, p_rec, g, alive_now, he)
         if trajectories:
@@ -124,7 +125,7 @@ def run_episodes(policy, env, steps: int, *, hooks: Sequence = (), native_every:
             newly = term & alive
             ret += torch.where(alive if boundary else newly, rew.double(), 0.0)
             first_term = torch.where(newly, torch.full_like(first_term, t), first_term)
-            p_rec = torch.where(alive[:, None], env.state[:, 0:3], p_rec)
+            p_rec = torch.where(alive[:, None], env.state[:, P], p_rec)
             alive = alive & ~term
             for f in after:
                 f(k, env, a, rew, term, alive)

@@ -31,11 +31,6 @@ def check_device(device: str, what: str = "--device") -> str:
     return device
 
 
-def check_positive(value, what: str) -> None:
-    if isinstance(value, bool) or not value > 0:
-        raise ConfigError(f"{what} must be positive (got {value!r})")
-
-
 def memory_bytes(device: str) -> int | None:
     """Physical memory of the device (None where it cannot be read)."""
     try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from raptor.conventions import OBS_FORCE, OBS_P
+from raptor.conventions import OBS_FORCE, OBS_P, TARGET_P, P
 from raptor.metrics import episode_metrics
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.network import RaptorPolicyNet
@@ -69,7 +69,7 @@ class Labeller:
 
     def after_step(self, t, env, action, reward, terminated, alive) -> None:
         if t >= self.T // 2:
-            self.final_pos[t - self.T // 2] = env.state[:, 0:3] - env.target()[:, 0:3]
+            self.final_pos[t - self.T // 2] = env.state[:, P] - env.target()[:, TARGET_P]
 
     def reset(self, batch_size: int) -> None:
         pass

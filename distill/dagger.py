@@ -40,14 +40,17 @@ from raptor.fileio import atomic_write_text, check_writable_folder, load_checked
 from raptor.metrics import summarize
 from raptor.options import Flag
 from raptor.policy import Policy
+from raptor.policy import load as load_policy
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.io import default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
 from raptor.rl.teachers import TeacherSet
 from raptor.sim import mdp
-from raptor.sim.airframe import Airframe, resolve_airframes
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe import Airframe
+from raptor.sim.airframe_files import resolve_airframes
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.scenarios import rollout
 
 DISTILL_TARGETS = ("hover", "step", "figure_eight", "langevin")
@@ -221,8 +224,6 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         cfg = dataclasses.replace(cfg, epochs=epochs)
     warm = None  # the warm start, read before anything is written (a resume takes the checkpoint's weights)
     if cfg.init_from is not None and not resume:
-        from raptor.policy import load as load_policy
-
         warm = load_policy(cfg.init_from).net
     teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)

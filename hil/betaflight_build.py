@@ -31,6 +31,7 @@ from raptor.hil.betaflight_packets import (
     pack_rc,
     rc_channels,
 )
+from raptor.policy_export.export import export
 
 # ----------------------------------------------------------------------------------------------------------------
 # Building the SITL with our glue
@@ -76,8 +77,6 @@ def firmware_tree() -> Path:
 
 def build_sitl(policy_name: str, log=print) -> Path:
     """Export the betaflight target for the policy, apply it to the tree, `make TARGET=SITL`; the binary's path."""
-    from raptor.policy_export.export import export
-
     fw = firmware_tree()
     glue = fw / "src" / "main" / "raptor"
     tmp = cache_dir() / "export"

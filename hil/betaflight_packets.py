@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from raptor.conventions import MOTOR_INDEX
+from raptor.conventions import MOTOR_INDEX, P, Q, V, W
 from raptor.errors import RaptorError
 
 BETAFLIGHT_VERSION = "4.6.0"
@@ -60,7 +60,7 @@ SITL_CLI = ("aux 0 0 4 1700 2100 0 0", "set motor_idle = 0", "set runaway_takeof
 
 def pack_fdm(t_s: float, state: np.ndarray, specific_force_flu: np.ndarray, pressure_pa: float = 101325.0) -> bytes:
     """state (17,) ours: p (3, FLU world m), q (4, w x y z), v (3), w (3, FLU body rad/s), motors -> FDM packet."""
-    p, q, v, w = state[0:3], state[3:7], state[7:10], state[10:13]
+    p, q, v, w = state[P], state[Q], state[V], state[W]
     gyro_frd = (w[0], -w[1], -w[2])
     return struct.pack(FDM_FORMAT, t_s, *gyro_frd, *(-np.asarray(specific_force_flu)), *q, *v, *p, pressure_pa)
 

@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from raptor.conventions import OBS_P, OBS_V, P, Q, V, W
 from raptor.errors import ConfigError, RaptorError
+from raptor.fileio import atomic_write_text
 from raptor.hil.betaflight_build import (
     SitlProcess,
     build_sitl,
@@ -50,6 +52,13 @@ from raptor.hil.betaflight_packets import (
     pack_rc,
     rc_channels,
 )
+from raptor.metrics import markdown_table, summarize
+from raptor.policy import load
+from raptor.runtime import concatenate, run_episodes
+from raptor.sim.airframe import Airframe
+from raptor.sim.airframe_files import resolve_airframes
+from raptor.sim.env import BatchedQuadrotorEnv
+from raptor.sim.scenarios import rollout, scenario_config
 
 # ----------------------------------------------------------------------------------------------------------------
 # The bridge
@@ -111,8 +120,6 @@ class SitlBridge:
 
 
 def _sitl_airframe(name: str):
-    from raptor.sim.airframe import Airframe, resolve_airframes
-
     afs = resolve_airframes(name)
     if len(afs) != 1:
         raise ConfigError(f"--airframes for the SITL flight must name one airframe, got {len(afs)}")
@@ -141,14 +148,14 @@ class BetaflightPolicy:
         # policy off for 50 ms (the next activation is a rising edge: the glue resets the policy)
         st = self.env.state[0].numpy().astype(np.float64)
         o = self.env.observe()[0].numpy().astype(np.float64)  # p and v relative to the (moving) target
-        off = rc_channels(o[0:3], o[12:15], active=False, armed=True)
+        off = rc_channels(o[OBS_P], o[OBS_V], active=False, armed=True)
         for _ in range(10):
             self.tick(st, self.accel, off)
 
     def step(self, obs: torch.Tensor) -> torch.Tensor:
         st = self.env.state[0].numpy().astype(np.float64)
         o = obs[0].numpy().astype(np.float64)
-        a = self.tick(st, self.accel, rc_channels(o[0:3], o[12:15], active=True, armed=True))
+        a = self.tick(st, self.accel, rc_channels(o[OBS_P], o[OBS_V], active=True, armed=True))
         if self.on_action is not None:
             self.on_action(self.episode, st, a)
         return torch.as_tensor(a, dtype=self.env.state.dtype)[None]
@@ -158,11 +165,6 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
              seed: int = 0, speed: float = 1.0, progress: bool = True, log=print, record: list | None = None) -> dict:
     """Configure, arm and fly `episodes` episodes of `scenario` (the same starts as `raptor eval --seed`); metrics
     with raptor eval's definitions, plus the bridge's counters."""
-    from raptor.metrics import summarize
-    from raptor.runtime import concatenate, run_episodes
-    from raptor.sim.env import BatchedQuadrotorEnv
-    from raptor.sim.scenarios import scenario_config
-
     plain, af = _sitl_airframe(airframe)
     cfg = scenario_config(scenario, "cpu")
     starts_env = BatchedQuadrotorEnv([plain], episodes, cfg, seed=seed)  # the eval's start states
@@ -189,9 +191,10 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     t_virtual = 1.0  # continued from the start-up stream below
     t0_wall = time.monotonic()
     rest = starts[0].clone()
-    rest[0:3] = 0.0
-    rest[3:7] = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=rest.dtype)
-    rest[7:13] = 0.0
+    rest[P] = 0.0
+    rest[Q] = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=rest.dtype)
+    rest[V] = 0.0
+    rest[W] = 0.0
     # the accelerometer: 1 g up in the body frame. The glue reads no accelerometer and the 4.6.0 SITL takes its
     # attitude from the FDM quaternion, so Betaflight's use of it (crash and landing heuristics) only needs sanity.
     g = np.array([0.0, 0.0, GRAVITY])
@@ -292,11 +295,6 @@ def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: f
 
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl betaflight`: build, fly, and compare with `raptor eval` on the same airframe and starts."""
-    from raptor.fileio import atomic_write_text
-    from raptor.metrics import markdown_table, summarize
-    from raptor.policy import load
-    from raptor.sim.scenarios import rollout
-
     airframe = args.airframes or "race"
     binary = build_sitl(args.policy)
     out = Path(args.out) if args.out else cache_dir() / "sitl-run"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from raptor import fileio
 from raptor.errors import ConfigError, RaptorError
+from raptor.policy_export.export import export
 
 
 def cache_dir() -> Path:
@@ -93,8 +94,6 @@ def python_env(tree: Path, log=print) -> Path:
 
 def build_sitl(policy_name: str, tree: Path, log=print) -> Path:
     """Export the px4 target for the policy and build PX4 SITL with it; the build folder."""
-    from raptor.policy_export.export import export
-
     if shutil.which("make") is None or shutil.which("cmake") is None:
         raise ConfigError("building PX4 needs make, cmake, ninja and a C++ compiler (apt install build-essential "
                           "cmake ninja-build)")

@@ -34,8 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from raptor.errors import ConfigError, RaptorError
+from raptor.fileio import atomic_write_text
 from raptor.hil.px4_build import build_sitl, cache_dir, px4_source, px4_tree
-from raptor.metrics import SUCCESS_RADIUS_M, SUCCESS_WINDOW_STEPS
+from raptor.metrics import aggregate, judge_timed, markdown_table, summarize
+from raptor.policy import load
+from raptor.sim import mdp
+from raptor.sim.airframe import Airframe
+from raptor.sim.scenarios import rollout, scenario_config
 
 PX4_VERSION = "v1.15"
 EPISODE_S = 5.0
@@ -53,8 +58,6 @@ def sih_airframe():
     diag(0.025, 0.025, 0.03) kg m^2, rotors at (+-0.2, +-0.2) m, thrust 5 N x command per motor (linear), yaw
     torque 0.1 Nm x command (0.02 m per N), first-order motors with tau 0.05 s. SIH's linear drag (1 N per m/s) is
     not modelled. Motor order FR, BR, BL, FL (the policy's); yaw torque signs as PX4's Quad-X."""
-    from raptor.sim.airframe import Airframe
-
     pos = [[0.2, -0.2, 0.0], [-0.2, -0.2, 0.0], [-0.2, 0.2, 0.0], [0.2, 0.2, 0.0]]
     dyn = {"rotor_positions": pos, "rotor_thrust_directions": [[0.0, 0.0, 1.0]] * 4,
            "rotor_torque_directions": [[0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0]],
@@ -270,19 +273,14 @@ def yaw_turn(sih: Sih, position_ned: np.ndarray, truth: bool, log=print, turn_de
 
 
 def _episode(samples: list[tuple[float, float, float]], left_offboard: bool) -> dict:
+    """One SITL episode from its samples (t s, error on the position the policy flies on, error on the other), judged
+    by raptor.metrics as `raptor eval` judges ours."""
     t = np.array([s[0] for s in samples])
-    e = np.array([s[1] for s in samples])
-    g = np.array([s[2] for s in samples])
-    last = t >= EPISODE_S - SUCCESS_WINDOW_STEPS * 0.01  # the last second, as raptor eval
-    outside = np.flatnonzero(e >= SUCCESS_RADIUS_M)
-    first_inside = 0 if not len(outside) else outside[-1] + 1  # after it, the error stays within the radius
-    settle = float(t[first_inside]) if first_inside < len(t) else None
-    ok = bool(len(e) and not left_offboard and last.any() and (e[last] < SUCCESS_RADIUS_M).all())
-    return {"samples": len(t), "success": ok, "terminated": left_offboard, "final": float(e[-1]) if len(e) else 1e9,
-            "final_other": float(g[-1]) if len(g) else 1e9, "rms": float(np.sqrt((e ** 2).mean())) if len(e) else 1e9,
-            "rms_other": float(np.sqrt((g ** 2).mean())) if len(g) else 1e9,
-            "settling_s": settle,
-            "success_other": bool(len(g) and not left_offboard and (g[last] < SUCCESS_RADIUS_M).all())}
+    own = judge_timed(t, np.array([s[1] for s in samples]), left_offboard, EPISODE_S)
+    other = judge_timed(t, np.array([s[2] for s in samples]), left_offboard, EPISODE_S)
+    return {"samples": len(t), "success": own["success"], "terminated": left_offboard, "final": own["final"],
+            "final_other": other["final"], "rms": own["rms"], "rms_other": other["rms"],
+            "settling_s": own["settling_s"], "success_other": other["success"]}
 
 
 def hand_back_checks(sih: Sih, log=print) -> dict:
@@ -328,9 +326,6 @@ def hand_back_checks(sih: Sih, log=print) -> dict:
 def rest_config():
     """The SITL's task in our simulator: level, yaw 0 (PX4's vehicle faces north), at rest, within +-0.5 m of the
     setpoint: `raptor eval`'s hover scenario with the attitude and velocity ranges at zero."""
-    from raptor.sim import mdp
-    from raptor.sim.scenarios import scenario_config
-
     init = mdp.InitialStateConfig(attitude="max_angle", linear_velocity_scale=0.0, angular_velocity_scale=0.0,
                                   max_position_m=0.5, guidance=0.0)
     return replace(scenario_config("hover"), init=init)
@@ -339,8 +334,6 @@ def rest_config():
 def sitl_metrics(flight: dict, name: str) -> dict:
     """The SITL episodes in `raptor eval`'s metrics.json shape (success on the position the policy flies on; the
     other one, estimate or ground truth, beside)."""
-    from raptor.metrics import aggregate
-
     rows = flight["episodes"]
     m = {"success": np.array([r["success"] for r in rows]), "terminated": np.array([r["terminated"] for r in rows]),
          "final_position_error": np.array([np.nan if r["terminated"] else r["final"] for r in rows]),
@@ -355,11 +348,6 @@ def sitl_metrics(flight: dict, name: str) -> dict:
 
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl px4`: build, fly in SIH, hand-back checks, the same task in our simulator."""
-    from raptor.fileio import atomic_write_text
-    from raptor.metrics import markdown_table, summarize
-    from raptor.policy import load
-    from raptor.sim.scenarios import rollout
-
     tree = px4_tree(px4_source(getattr(args, "px4_tree", None)))
     build = build_sitl(args.policy, tree)
     out = Path(args.out) if args.out else cache_dir() / "sitl-run"

@@ -33,7 +33,7 @@ from raptor.policy import load as load_policy
 from raptor.policy_export.core_policy import core_for, firmware_observation, policy_id
 from raptor.policy_export.export import export
 from raptor.runtime import concatenate, run_episodes
-from raptor.sim.airframe import resolve_airframes
+from raptor.sim.airframe_files import resolve_airframes
 from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.scenarios import scenario_config
 

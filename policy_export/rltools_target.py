@@ -4,18 +4,17 @@ RLtools checkpoint: raptor.policy.rltools), with a README that says how to uploa
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from pathlib import Path
 
 from raptor.policy.rltools import EXAMPLE_BATCH, EXAMPLE_STEPS, checkpoint_name, write_tar
+from raptor.policy_export.core_policy import file_sha256
+from raptor.policy_export.sequences import self_test_sequence
 
 
 def export_rltools(policy, policy_name: str, source: Path | None, out: Path) -> list[Path]:
     """policy.tar (weights, checkpoint name, the example mc_raptor replays, our metadata) and README.md in `out`."""
-    from raptor.policy_export.export import self_test_sequence
-
     out.mkdir(parents=True, exist_ok=True)
-    sha = hashlib.sha256(source.read_bytes()).hexdigest() if source is not None and source.is_file() else "n/a"
+    sha = file_sha256(source)
     name = checkpoint_name(f"raptor/{policy.name}@{sha[:12]}" if sha != "n/a" else f"raptor/{policy.name}")
     # the example: two 5 s hover flights of this policy in our simulator (a crazyflie), the network's inputs
     x, _ = self_test_sequence(policy, steps=EXAMPLE_STEPS, batch=EXAMPLE_BATCH)

@@ -14,7 +14,7 @@ from raptor.rl.teacher import (
 )
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, default_trajectory
-from raptor.sim.env import EnvConfig
+from raptor.sim.config import EnvConfig
 from raptor.sim.functional import MIXED_KINDS
 from raptor.validate import check_device, check_fits, check_seed
 

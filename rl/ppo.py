@@ -27,7 +27,8 @@ from raptor.conventions import ACTION_DIM, TEACHER_OBS_DIM
 from raptor.errors import ConfigError
 from raptor.rl.batched import BatchedAdam, BatchedMLP
 from raptor.sim.airframe import Airframe
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 
 OBS_DIM, ACT_DIM = TEACHER_OBS_DIM, ACTION_DIM  # the reference teacher observation; the privileged one is 29
 

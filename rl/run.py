@@ -19,7 +19,8 @@ from raptor.fileio import (
     read_json,
 )
 from raptor.rl.config import RUN_FORMAT, TrainConfig, migrate_run
-from raptor.sim.airframe import Airframe, load_airframes, resolve_airframes, save_airframes
+from raptor.sim.airframe import Airframe
+from raptor.sim.airframe_files import load_airframes, resolve_airframes, save_airframes
 
 # ----------------------------------------------------------------------------------------------------------------
 # The run directory

@@ -25,7 +25,8 @@ from raptor.rl.ppo import ACT_DIM, OBS_DIM, TeacherActors
 from raptor.rl.shard import write_teachers
 from raptor.rl.teacher import evaluate_teachers, teacher_score
 from raptor.sim.airframe import Airframe
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 
 try:
     from stable_baselines3.common.callbacks import BaseCallback

@@ -14,8 +14,9 @@ import torch
 
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, load_checked, save_checked
+from raptor.rl.batched import BatchedMLP
 from raptor.rl.config import TrainConfig, teacher_airframe, training_env_config
-from raptor.rl.ppo import BatchedPPO, TeacherActors
+from raptor.rl.ppo import ACT_DIM, BatchedPPO, TeacherActors
 from raptor.rl.run import RunDir, deferred_interrupts
 from raptor.rl.teacher import (
     calibrate_gain,
@@ -227,9 +228,6 @@ def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], e
                   picked: list[dict], seed: int) -> list[dict]:
     """Each teacher's candidates (C consecutive snapshots of `everyone`), trimmed and gain-calibrated, merged into
     one actor that starts from the first-ranked (`picked`): raptor.rl.teacher.merge_candidates."""
-    from raptor.rl.batched import BatchedMLP
-    from raptor.rl.ppo import ACT_DIM
-
     sizes = (int(everyone[0]["layer0.weight"].shape[1]), *cfg.ppo.actor_hidden, ACT_DIM)
     cands = BatchedMLP(len(everyone), sizes).to(cfg.device)
     for k, st in enumerate(everyone):
@@ -263,9 +261,6 @@ def finalize_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], airframes: l
                       best: dict, curves: list[list[dict]], elapsed_s: float,
                       trained_steps: int | list[int] | None = None) -> list[dict]:
     """Final evaluation of the best snapshots (>= bar.episodes episodes, fresh starts) and the teacher files."""
-    from raptor.rl.batched import BatchedMLP
-    from raptor.rl.ppo import ACT_DIM
-
     K = len(ids)
     obs_dim = int(best["actor"][0]["layer0.weight"].shape[1])
     mlp = BatchedMLP(K, (obs_dim, *cfg.ppo.actor_hidden, ACT_DIM)).to(cfg.device)

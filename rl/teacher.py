@@ -16,12 +16,16 @@ from pathlib import Path
 
 import torch
 
-from raptor.conventions import OBS_FORCE, OBS_P, PRIVILEGED_OBS_DIM
-from raptor.errors import PolicyFileError
+from raptor.conventions import ACTION_DIM, OBS_FORCE, OBS_P, PRIVILEGED_OBS_DIM
+from raptor.errors import PolicyFileError, RaptorError
 from raptor.fileio import atomic_write
+from raptor.metrics import summarize
+from raptor.policy import load
 from raptor.rl.batched import BatchedMLP
 from raptor.rl.ppo import TeacherActors
 from raptor.sim.airframe import Airframe
+from raptor.sim.env import BatchedQuadrotorEnv
+from raptor.sim.scenarios import rollout, scenario_config
 
 TEACHER_FILE_FORMAT = "raptor-teacher"
 TEACHER_FILE_VERSION = 1
@@ -68,8 +72,6 @@ class TeacherPolicy:
 
 
 def hover_config(device: str = "cpu"):
-    from raptor.sim.scenarios import scenario_config
-
     return replace(scenario_config("hover", device), observation="privileged")
 
 
@@ -78,9 +80,6 @@ def evaluate_teachers(actors: torch.nn.Module, airframes: list[Airframe], episod
                       device: str = "cpu") -> list[dict]:
     """Per-teacher metrics (success_rate, termination_rate, mean_return, mean_action_change, ...) on the hover
     scenario, exactly as `raptor eval` computes them."""
-    from raptor.metrics import summarize
-    from raptor.sim.scenarios import rollout
-
     policy = TeacherPolicy(actors, len(airframes))
     r = rollout(policy, airframes, "hover", episodes, seed=seed, device=device, config=hover_config(device),
                 trajectories=False)
@@ -104,8 +103,6 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
       the episodes' forces; folded as b0 += c W0[p] and W0[force] += A W0[p], so the teacher cancels the push
       it observes. The same correction as the distillation's steady-state offset correction (spec 5.2), per teacher.
     """
-    from raptor.sim.scenarios import rollout
-
     K = mlp.num
     privileged = mlp.sizes[0] >= PRIVILEGED_OBS_DIM
     weight = torch.tensor([a.weight_n for a in airframes], dtype=torch.float64)  # (K,) N
@@ -144,8 +141,6 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     gently near the edge of the termination box: on raptor061 (44 g, T/W 4.9), six teachers flown with g = 1.2 on
     the same 1000 starts terminated 2.7-4.7 % instead of 3.3-7.8 %, success unchanged or higher. The ranking is
     noisy at a few hundred episodes (1 point of termination is a few episodes), so the list should stay near 1."""
-    from raptor.sim.scenarios import rollout
-
     K = mlp.num
     if tuple(gains) == (1.0,):  # nothing to try: the trained actor as it is
         return [1.0] * K
@@ -153,7 +148,7 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
 
     class Recorder(torch.nn.Module):
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
-            y = mlp(obs[..., :mlp.sizes[0]])[..., :4]
+            y = mlp(obs[..., :mlp.sizes[0]])[..., :ACTION_DIM]
             pre.append(y)
             return torch.tanh(y) if output == "tanh" else y.clamp(-1.0, 1.0)
 
@@ -202,9 +197,6 @@ def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 
                           device: str = "cpu") -> tuple[list[float | None], str | None]:
     """The published policy's termination rate on the same airframes and start states (same seed), and None; or
     None per airframe and the reason, where the published checkpoint cannot be loaded."""
-    from raptor.metrics import summarize
-    from raptor.sim.scenarios import rollout
-
     official, reason = load_official(device)
     if official is None:
         return [None] * len(airframes), reason
@@ -216,9 +208,6 @@ def load_official(device: str):
     """(the published policy, None), or (None, why) with the reason printed once to stderr: the quality bar then
     falls back to QualityBar.fallback_max_termination, and eval.json says so."""
     import sys
-
-    from raptor.errors import RaptorError
-    from raptor.policy import load
 
     try:
         return load("official", device=device), None
@@ -292,8 +281,6 @@ def merge_candidates(candidates: BatchedMLP, init: BatchedMLP, airframes: list[A
     and fits 4 epochs of MSE (Adam 3e-4, minibatches of 4096 states per teacher). On raptor061 (44 g, T/W 4.9) the
     merged actor of five gain-calibrated PPO seeds crashed 2.0-2.4 % of hover starts (the published policy 1.4-1.9 %
     on the same starts), the best single seed 2.9-3.2 %: seeds crash on different starts, their mean on fewer."""
-    from raptor.sim.env import BatchedQuadrotorEnv
-
     K = init.num
     C = candidates.num // K
     if C * K != candidates.num or len(airframes) != K:

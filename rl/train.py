@@ -44,7 +44,7 @@ from raptor.rl.run import (
 )
 from raptor.rl.shard import train_shard_batched
 from raptor.rl.teacher import teacher_score
-from raptor.sim.airframe import save_airframes
+from raptor.sim.airframe_files import save_airframes
 
 # ----------------------------------------------------------------------------------------------------------------
 # Entry points

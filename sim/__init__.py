@@ -7,16 +7,11 @@
 - `raptor.sim.env`: the batched torch environment; `raptor.sim.gym_env`: gymnasium adapters
 """
 
-from raptor.sim.airframe import (
-                                 Airframe,
-                                 AirframeBatch,
-                                 load_airframes,
-                                 named_airframe,
-                                 named_airframe_names,
-                                 resolve_airframes,
-                                 save_airframes,
-)
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe import Airframe, named_airframe, named_airframe_names
+from raptor.sim.airframe_batch import AirframeBatch
+from raptor.sim.airframe_files import load_airframes, resolve_airframes, save_airframes
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.sampling import sample_airframes
 
 __all__ = ["Airframe", "AirframeBatch", "BatchedQuadrotorEnv", "EnvConfig", "load_airframes", "named_airframe",

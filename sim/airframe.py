@@ -1,8 +1,9 @@
-"""Airframes as data: one airframe's parameters (l2f JSON layout), a batched torch view, and the airframe file.
+"""Airframes as data: one airframe's parameters (l2f JSON layout), their defaults and validation, and the named
+airframes shipped with the package.
 
 An airframe is the l2f parameter dictionary (`dynamics`, `integration`, `mdp`, `disturbances`, `trajectory`), so
-files written by the reference tools load unchanged. `AirframeBatch` is the same data as tensors with a leading
-batch axis, which the pure physics functions in `raptor.sim.dynamics` and `raptor.sim.mdp` consume.
+files written by the reference tools load unchanged. Files and specs: raptor.sim.airframe_files; the same data as
+tensors with a leading batch axis (what the pure physics functions consume): raptor.sim.airframe_batch.
 """
 
 from __future__ import annotations
@@ -11,22 +12,13 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from raptor.errors import AirframeError
-from raptor.fileio import atomic_write_text
-
-AIRFRAME_FILE_FORMAT = "raptor-airframes"
-AIRFRAME_FILE_VERSION = 1
 
 # Named airframes; "x500" is RAPTOR's name for x500_real, "fs" for fs_base.
 NAMED_ALIASES = {"x500": "x500_real", "fs_base": "fs"}
@@ -89,7 +81,8 @@ _FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 
 
-def _get(d: dict, path: str) -> Any:
+def parameter(d: dict, path: str) -> Any:
+    """The value at a dotted path of an airframe's parameter dictionary ("dynamics.mass"), or AirframeError."""
     cur: Any = d
     for key in path.split("."):
         if not isinstance(cur, dict) or key not in cur:
@@ -134,7 +127,7 @@ class Airframe:
         validate_parameters(self.parameters, where=f"airframe '{self.name}'")
 
     def array(self, path: str) -> np.ndarray:
-        return np.asarray(_get(self.parameters, path), dtype=np.float64)
+        return np.asarray(parameter(self.parameters, path), dtype=np.float64)
 
     @property
     def dynamics_key(self) -> str:
@@ -215,7 +208,7 @@ def validate_parameters(p: dict, where: str = "airframe") -> None:
         raise AirframeError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; the known blocks are "
                             f"{', '.join(KNOWN_BLOCKS)} and dynamics holds {', '.join(KNOWN_DYNAMICS)}")
     for path, shape in _FIELDS:
-        raw = _get(p, path)
+        raw = parameter(p, path)
         if _has_bool(raw):
             raise AirframeError(f"{where}: field '{path}' is {json.dumps(raw)}, a boolean; write a number")
         try:
@@ -228,7 +221,7 @@ def validate_parameters(p: dict, where: str = "airframe") -> None:
             raise AirframeError(f"{where}: field '{path}' is not finite: {value.tolist()}")
 
     def positive(path: str, diag: bool = False) -> None:
-        v = np.asarray(_get(p, path), dtype=np.float64)
+        v = np.asarray(parameter(p, path), dtype=np.float64)
         v = np.diag(v) if diag else v
         if not np.all(v > 0):
             raise AirframeError(f"{where}: field '{path}' must be positive, got {v.tolist()}")
@@ -239,23 +232,23 @@ def validate_parameters(p: dict, where: str = "airframe") -> None:
         positive(path)
     positive("dynamics.J", diag=True)
     positive("dynamics.J_inv", diag=True)
-    lo, hi = float(_get(p, "dynamics.action_limit.min")), float(_get(p, "dynamics.action_limit.max"))
+    lo, hi = float(parameter(p, "dynamics.action_limit.min")), float(parameter(p, "dynamics.action_limit.max"))
     if not hi > lo:
         raise AirframeError(f"{where}: dynamics.action_limit.max ({hi}) must exceed action_limit.min ({lo})")
-    mass = float(_get(p, "dynamics.mass"))
+    mass = float(parameter(p, "dynamics.mass"))
     if not 1e-3 <= mass <= 100.0:
         raise AirframeError(f"{where}: dynamics.mass = {mass} kg is outside the sane range [0.001, 100] kg")
-    dt = float(_get(p, "integration.dt"))
+    dt = float(parameter(p, "integration.dt"))
     if not 1e-4 <= dt <= 0.1:
         raise AirframeError(f"{where}: integration.dt = {dt} s is outside [1e-4, 0.1] s")
     for name in ("rising", "falling"):
-        tau = np.asarray(_get(p, f"dynamics.rotor_time_constants_{name}"))
+        tau = np.asarray(parameter(p, f"dynamics.rotor_time_constants_{name}"))
         if np.any(tau > 10.0):
             raise AirframeError(f"{where}: dynamics.rotor_time_constants_{name} {tau.tolist()} s exceed 10 s")
     for path in ("disturbances.random_force.std", "disturbances.random_torque.std"):
-        if float(_get(p, path)) < 0:
+        if float(parameter(p, path)) < 0:
             raise AirframeError(f"{where}: field '{path}' must be >= 0")
-    mix = np.asarray(_get(p, "trajectory.mixture"), dtype=np.float64)
+    mix = np.asarray(parameter(p, "trajectory.mixture"), dtype=np.float64)
     if mix.shape != (2,) or np.any(mix < 0) or not np.isfinite(mix).all() or mix.sum() <= 0:
         raise AirframeError(f"{where}: trajectory.mixture must be two non-negative weights, got {mix.tolist()}")
 
@@ -286,203 +279,3 @@ def named_airframe(name: str) -> Airframe:
     entry = table[key]
     params = {"dynamics": copy.deepcopy(entry["dynamics"]), "integration": {"dt": 0.01}}
     return Airframe(name, params, {"kind": "named", "source": entry["source"]})
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Airframe files
-
-
-def save_airframes(path: str | os.PathLike, airframes: Sequence[Airframe], meta: dict | None = None) -> None:
-    """Write a versioned airframe file atomically (temporary file, then rename)."""
-    doc = {"format": AIRFRAME_FILE_FORMAT, "version": AIRFRAME_FILE_VERSION, "meta": meta or {},
-           "airframes": [a.to_json() for a in airframes]}
-    atomic_write_text(path, json.dumps(doc, indent=1))
-
-
-def load_airframes(path: str | os.PathLike) -> list[Airframe]:
-    """Load and validate an airframe file written by `raptor sample` (or a list of {name, parameters})."""
-    path = Path(path)
-    if not path.is_file():
-        raise AirframeError(f"airframe file '{path}' does not exist")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AirframeError(f"airframe file '{path}' is not valid JSON: {e}") from None
-    except RecursionError:
-        raise AirframeError(f"airframe file '{path}' nests too deeply to be an airframe file") from None
-    except OSError as e:
-        raise AirframeError(f"airframe file '{path}' cannot be read: {e.strerror or e}") from None
-    if isinstance(doc, dict):
-        if doc.get("format") != AIRFRAME_FILE_FORMAT:
-            raise AirframeError(f"'{path}' is not a raptor airframe file (format is {doc.get('format')!r}, "
-                                f"expected '{AIRFRAME_FILE_FORMAT}'); make one with `raptor sample`")
-        if doc.get("version") != AIRFRAME_FILE_VERSION:
-            raise AirframeError(f"'{path}': airframe file version {doc.get('version')!r} is not supported "
-                                f"(this raptor reads version {AIRFRAME_FILE_VERSION})")
-        entries = doc.get("airframes")
-    else:
-        entries = doc
-    if not isinstance(entries, list) or not entries:
-        raise AirframeError(f"'{path}': 'airframes' must be a non-empty list")
-    out = []
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict) or "parameters" not in e:
-            raise AirframeError(f"'{path}': airframe #{i} has no 'parameters'")
-        name = str(e.get("name", f"airframe_{i}"))
-        if not isinstance(e["parameters"], dict) or not isinstance(e.get("meta", {}), dict):
-            raise AirframeError(f"'{path}': airframe #{i} ('{name}'): 'parameters' and 'meta' must be objects")
-        try:
-            out.append(Airframe(name, e["parameters"], dict(e.get("meta", {}))))
-        except AirframeError as err:
-            raise AirframeError(f"'{path}', airframe #{i} ('{name}'): {err}") from None
-    weak = [f"{a.name} ({a.thrust_to_weight:.2f})" for a in out if a.thrust_to_weight < 1.0]
-    if weak:
-        print(f"raptor: warning: {path}: thrust-to-weight below 1, these airframes cannot hover: "
-              f"{', '.join(weak[:5])}{' ...' if len(weak) > 5 else ''}", file=sys.stderr, flush=True)
-    return out
-
-
-def resolve_airframes(spec: str) -> list[Airframe]:
-    """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, 'sampled:N:SEED', or 'sampled:N:SEED:race' (the
-    race-class option: thrust-to-weight up to 12, raptor.sim.sampling.RACE_RANGES); 'SPEC+SPEC' joins specs in order
-    (e.g. 'sampled:1000:0+sampled:1000:1:race': ids 0-999 the first, 1000-1999 the second)."""
-    spec = spec.strip()
-    if "+" in spec:
-        parts = [p.strip() for p in spec.split("+")]
-        if not all(parts):
-            raise AirframeError(f"bad airframe spec '{spec}': an empty part around '+'; write e.g. "
-                                "sampled:1000:0+sampled:200:1:race")
-        joined = [a for p in parts for a in resolve_airframes(p)]
-        names = [a.name for a in joined]
-        if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})[:3]
-            raise AirframeError(f"bad airframe spec '{spec}': its parts share airframes ({', '.join(dup)}); join "
-                                "different sets (another seed, or the race sampler)")
-        return joined
-    if spec == "named":
-        return [named_airframe(n) for n in NAMED_SET]
-    if spec.startswith("sampled:"):
-        parts = spec.split(":")
-        try:
-            n, seed = int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
-            if len(parts) > 4 or (len(parts) == 4 and parts[3] != "race"):
-                raise ValueError
-        except (ValueError, IndexError):
-            raise AirframeError(f"bad airframe spec '{spec}': use sampled:N:SEED or sampled:N:SEED:race, e.g. "
-                                "sampled:100:1") from None
-        if n <= 0:
-            raise AirframeError(f"bad airframe spec '{spec}': N must be positive")
-        from raptor.sim.sampling import RACE_RANGES, RandomizationRanges, sample_airframes
-
-        race = len(parts) == 4
-        afs = sample_airframes(n, seed, RACE_RANGES if race else RandomizationRanges())
-        if race:  # distinct names: the same seed's default airframes are other airframes
-            afs = [Airframe(a.name.replace("dr", "race", 1), a.parameters, {**a.meta, "ranges": "race"})
-                   for a in afs]
-        return afs
-    if os.path.sep in spec or spec.endswith(".json") or Path(spec).is_file():
-        return load_airframes(spec)
-    return [named_airframe(n.strip()) for n in spec.split(",") if n.strip()]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Batched tensors
-
-
-@dataclass(frozen=True)
-class AirframeBatch:
-    """Airframe parameters as tensors with a leading batch axis B (one row per env)."""
-
-    rotor_positions: torch.Tensor  # (B, 4, 3) m, body
-    rotor_thrust_directions: torch.Tensor  # (B, 4, 3) unit, body
-    rotor_torque_directions: torch.Tensor  # (B, 4, 3) unit, body (spin sign on z)
-    rotor_thrust_coefficients: torch.Tensor  # (B, 4, 3) N per motor-state unit^k, k = 0, 1, 2
-    rotor_torque_constants: torch.Tensor  # (B, 4) m (yaw torque per newton of thrust)
-    tau_rise: torch.Tensor  # (B, 4) s
-    tau_fall: torch.Tensor  # (B, 4) s
-    mass: torch.Tensor  # (B,) kg
-    gravity: torch.Tensor  # (B, 3) m/s^2, world
-    J: torch.Tensor  # (B, 3, 3) kg m^2, body (gyroscopic term only)
-    J_inv: torch.Tensor  # (B, 3, 3) 1/(kg m^2), body
-    hovering_throttle_relative: torch.Tensor  # (B,) in [0, 1]
-    action_min: torch.Tensor  # (B,) motor-command units
-    action_max: torch.Tensor  # (B,) motor-command units
-    dt: torch.Tensor  # (B,) s
-    init_guidance: torch.Tensor  # (B,) probability of the guided (hover at origin) start
-    init_max_position: torch.Tensor  # (B,) m
-    init_max_angle: torch.Tensor  # (B,) rad (ignored by the reference sampler, see spec 4.2)
-    init_max_linear_velocity: torch.Tensor  # (B,) m/s
-    init_max_angular_velocity: torch.Tensor  # (B,) rad/s
-    init_min_rpm: torch.Tensor  # (B,) relative motor range start
-    init_max_rpm: torch.Tensor  # (B,) relative motor range end
-    term_position: torch.Tensor  # (B,) m, per axis
-    term_linear_velocity: torch.Tensor  # (B,) m/s, per axis
-    term_angular_velocity: torch.Tensor  # (B,) rad/s, per axis
-    term_enabled: torch.Tensor  # (B,) bool
-    force_mean: torch.Tensor  # (B,) N, world, per axis
-    force_std: torch.Tensor  # (B,) N
-    torque_mean: torch.Tensor  # (B,) N m, body
-    torque_std: torch.Tensor  # (B,) N m
-    langevin_fraction: torch.Tensor  # (B,) probability that an episode tracks a Langevin target
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.mass.shape[0])
-
-    @staticmethod
-    def from_airframes(airframes: Sequence[Airframe], device: str | torch.device = "cpu",
-                       dtype: torch.dtype = torch.float32) -> AirframeBatch:
-        if not airframes:
-            raise AirframeError("no airframes given")
-
-        def stack(path: str) -> torch.Tensor:
-            return torch.as_tensor(np.stack([a.array(path) for a in airframes]), dtype=dtype, device=device)
-
-        def mix(a: Airframe) -> float:
-            m = a.array("trajectory.mixture")
-            return float(m[1] / m.sum())
-
-        return AirframeBatch(
-            rotor_positions=stack("dynamics.rotor_positions"),
-            rotor_thrust_directions=stack("dynamics.rotor_thrust_directions"),
-            rotor_torque_directions=stack("dynamics.rotor_torque_directions"),
-            rotor_thrust_coefficients=stack("dynamics.rotor_thrust_coefficients"),
-            rotor_torque_constants=stack("dynamics.rotor_torque_constants"),
-            tau_rise=stack("dynamics.rotor_time_constants_rising"),
-            tau_fall=stack("dynamics.rotor_time_constants_falling"),
-            mass=stack("dynamics.mass"),
-            gravity=stack("dynamics.gravity"),
-            J=stack("dynamics.J"),
-            J_inv=stack("dynamics.J_inv"),
-            hovering_throttle_relative=stack("dynamics.hovering_throttle_relative"),
-            action_min=stack("dynamics.action_limit.min"),
-            action_max=stack("dynamics.action_limit.max"),
-            dt=stack("integration.dt"),
-            init_guidance=stack("mdp.init.guidance"),
-            init_max_position=stack("mdp.init.max_position"),
-            init_max_angle=stack("mdp.init.max_angle"),
-            init_max_linear_velocity=stack("mdp.init.max_linear_velocity"),
-            init_max_angular_velocity=stack("mdp.init.max_angular_velocity"),
-            init_min_rpm=stack("mdp.init.min_rpm"),
-            init_max_rpm=stack("mdp.init.max_rpm"),
-            term_position=stack("mdp.termination.position_threshold"),
-            term_linear_velocity=stack("mdp.termination.linear_velocity_threshold"),
-            term_angular_velocity=stack("mdp.termination.angular_velocity_threshold"),
-            term_enabled=torch.as_tensor([bool(_get(a.parameters, "mdp.termination.enabled")) for a in airframes],
-                                         device=device),
-            force_mean=stack("disturbances.random_force.mean"),
-            force_std=stack("disturbances.random_force.std"),
-            torque_mean=stack("disturbances.random_torque.mean"),
-            torque_std=stack("disturbances.random_torque.std"),
-            langevin_fraction=torch.as_tensor([mix(a) for a in airframes], dtype=dtype, device=device),
-        )
-
-    def index(self, idx: torch.Tensor) -> AirframeBatch:
-        """Rows `idx` of every field (e.g. repeat each airframe M times with idx = arange(N).repeat_interleave(M))."""
-        return AirframeBatch(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
-
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> AirframeBatch:
-        def conv(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
-
-        return AirframeBatch(**{f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from raptor.sim.airframe import AirframeBatch
+from raptor.conventions import M, P, Q, V, W
+from raptor.sim.airframe_batch import AirframeBatch
 
 POSITION_CLAMP = 1e5  # p, v and w are clamped to +-1e5 after each step (never triggers in practice)
 
@@ -49,7 +50,7 @@ def derivative(params: AirframeBatch, x: torch.Tensor, command: torch.Tensor,
     force_w (B, 3) N world, torque_b (B, 3) N m body. The motor lag uses the rising time constant where the
     command is at or above the motor state and the falling one elsewhere, chosen per evaluation (per RK4 stage).
     """
-    q, v, w, m = x[:, 3:7], x[:, 7:10], x[:, 10:13], x[:, 13:17]
+    q, v, w, m = x[:, Q], x[:, V], x[:, W], x[:, M]
     thrust_b, tau_b = rotor_wrench(params, m)
     mass = params.mass[:, None]
     q_dot = 0.5 * torch.stack([
@@ -80,18 +81,19 @@ def integrate(params: AirframeBatch, x: torch.Tensor, command: torch.Tensor,
 
 def post_integration(params: AirframeBatch, x: torch.Tensor) -> torch.Tensor:
     """Renormalize q, clamp p, v, w to +-1e5 and the motor state to the action limits."""
-    p, q, vw, m = x[:, 0:3], x[:, 3:7], x[:, 7:13], x[:, 13:17]
+    p, q, v, w, m = x[:, P], x[:, Q], x[:, V], x[:, W], x[:, M]
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     m = torch.maximum(torch.minimum(m, params.action_max[:, None]), params.action_min[:, None])
     return torch.cat([p.clamp(-POSITION_CLAMP, POSITION_CLAMP), q,
-                      vw.clamp(-POSITION_CLAMP, POSITION_CLAMP), m], dim=-1)
+                      v.clamp(-POSITION_CLAMP, POSITION_CLAMP), w.clamp(-POSITION_CLAMP, POSITION_CLAMP), m],
+                     dim=-1)
 
 
 def step(params: AirframeBatch, x: torch.Tensor, action: torch.Tensor,
          force_w: torch.Tensor | None = None, torque_b: torch.Tensor | None = None) -> torch.Tensor:
     """next_state (B, 17) = one 10 ms step of state x (B, 17) under normalized action (B, 4)."""
     if force_w is None:
-        force_w = torch.zeros_like(x[:, :3])
+        force_w = torch.zeros_like(x[:, P])
     if torque_b is None:
-        torque_b = torch.zeros_like(x[:, :3])
+        torque_b = torch.zeros_like(x[:, W])
     return integrate(params, x, motor_command(params, action), force_w, torque_b)

@@ -15,17 +15,18 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
 
 import torch
 
-from raptor.conventions import OBS_FORCE
+from raptor.conventions import OBS_FORCE, OBS_P, OBS_R, OBS_V, OBS_W, M
 from raptor.sim import dynamics, mdp
-from raptor.sim.airframe import AirframeBatch
+from raptor.sim.airframe_batch import AirframeBatch
+from raptor.sim.config import MIXED_KINDS, EnvConfig
 
-if TYPE_CHECKING:
-    from raptor.sim.env import EnvConfig
-
+# The Langevin target process's rows (EnvState.target_state, transposed (B, 12)): the raw and the smoothed target.
+LANGEVIN_RAW_V = slice(3, 6)
+LANGEVIN_SMOOTH = slice(6, 12)  # [x_s, v_s]: the tracked target (p_des, v_des)
+LANGEVIN_SMOOTH_V = slice(9, 12)
 
 @dataclass(frozen=True)
 class EnvState:
@@ -38,7 +39,7 @@ class EnvState:
     gust: torch.Tensor  # (3, B) N world, Ornstein-Uhlenbeck gust
     last_action: torch.Tensor  # (4, B) previous action in [-1, 1] (the reward's d_action); 0 after a reset
     prev_action_obs: torch.Tensor  # (4, B) the observed previous action; the normalized motors after a reset
-    target_state: torch.Tensor  # (12, B) Langevin target process [x_raw, v_raw, x_s, v_s], m and m/s world
+    target_state: torch.Tensor  # (12, B) Langevin target process [x_raw, v_raw, x_s, v_s] (LANGEVIN_*), m, m/s world
     langevin: torch.Tensor  # (B,) bool: the episode tracks the Langevin target (target "airframe" / "langevin")
     steps: torch.Tensor  # (B,) long: env steps since the episode started
     step_time: torch.Tensor  # (B,) s: when the position setpoint steps (target "step")
@@ -92,7 +93,6 @@ class EnvState:
         return EnvState(**out)
 
 
-MIXED_KINDS = ("hover", "langevin", "figure_eight", "step")  # target "mixed": EnvState.kind indexes this
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,9 @@ def target(params: AirframeBatch, config: EnvConfig, s: EnvState, steps: torch.T
         jump = torch.cat([jump, torch.zeros_like(jump)], -1)
         k = s.kind[:, None]
         zero = torch.zeros_like(eight)
-        return torch.where(k == 1, s.target_state.t()[:, 6:12], torch.where(k == 2, eight, torch.where(k == 3, jump,
-                                                                                                       zero)))
-    tgt = s.target_state.t()[:, 6:12]
+        langevin = s.target_state.t()[:, LANGEVIN_SMOOTH]
+        return torch.where(k == 1, langevin, torch.where(k == 2, eight, torch.where(k == 3, jump, zero)))
+    tgt = s.target_state.t()[:, LANGEVIN_SMOOTH]
     return torch.where(s.langevin[:, None], tgt, torch.zeros_like(tgt))
 
 
@@ -169,7 +169,7 @@ def target_acceleration(params: AirframeBatch, config: EnvConfig, s: EnvState) -
 
     def langevin() -> torch.Tensor:
         ts = s.target_state.t()
-        return config.langevin.alpha * (ts[:, 3:6] - ts[:, 9:12]) / params.dt[:, None]
+        return config.langevin.alpha * (ts[:, LANGEVIN_RAW_V] - ts[:, LANGEVIN_SMOOTH_V]) / params.dt[:, None]
 
     if config.target == "figure_eight":
         return figure_eight_acceleration(t, config.figure_eight_radius_m, config.figure_eight_period_s)
@@ -224,7 +224,7 @@ def add_noise(config: EnvConfig, obs: torch.Tensor, gen: torch.Generator) -> tor
     if not noise.enabled:
         return obs
     std = torch.zeros(obs.shape[-1], dtype=obs.dtype, device=obs.device)
-    std[0:3], std[3:12], std[12:15], std[15:18] = (noise.position, noise.orientation,
+    std[OBS_P], std[OBS_R], std[OBS_V], std[OBS_W] = (noise.position, noise.orientation,
                                                    noise.linear_velocity, noise.angular_velocity)
     return obs + std * torch.randn(obs.shape, generator=gen, device=obs.device, dtype=obs.dtype)
 
@@ -280,7 +280,7 @@ def new_episodes(params: AirframeBatch, config: EnvConfig, gen: torch.Generator)
         eight_radius, eight_period = r0 + (r1 - r0) * u[:, 0], p0 + (p1 - p0) * u[:, 1]
         langevin = kind == MIXED_KINDS.index("langevin")
     return EnvState(x.t().contiguous(), force.t().contiguous(), torque.t().contiguous(), gust.t().contiguous(),
-                    z.last_action, mdp.normalized_motors(params, x[:, 13:17]).t().contiguous(), z.target_state,
+                    z.last_action, mdp.normalized_motors(params, x[:, M]).t().contiguous(), z.target_state,
                     langevin, z.steps, step_time, step_offset, yaw_step_time, yaw_step, kind, eight_radius,
                     eight_period)
 
@@ -293,7 +293,7 @@ def restart(params: AirframeBatch, s: EnvState, x: torch.Tensor, force: torch.Te
     z = EnvState.zeros(s.batch_size, s.x.dtype, s.x.device)
     return dataclasses.replace(s, x=x.t().contiguous(), force=force.t().contiguous(), torque=torque.t().contiguous(),
                                gust=z.gust, last_action=z.last_action,
-                               prev_action_obs=mdp.normalized_motors(params, x[:, 13:17]).t().contiguous(),
+                               prev_action_obs=mdp.normalized_motors(params, x[:, M]).t().contiguous(),
                                target_state=z.target_state, langevin=s.langevin.clone(), steps=z.steps)
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from raptor.sim.airframe import AirframeBatch
+from raptor.conventions import M, P, Q, V, W
+from raptor.sim.airframe_batch import AirframeBatch
 from raptor.sim.mdp import RewardConfig
 
 Rows = list[torch.Tensor]
@@ -58,9 +59,10 @@ def make_transition(index: dict[str, int], reward_cfg: RewardConfig, observation
         return C[index[name]]
 
     def derivative(C: torch.Tensor, s: Rows, u: Rows, fw: Rows, tb: Rows) -> Rows:
-        qw, qx, qy, qz = s[3:7]
-        vx, vy, vz, wx, wy, wz = s[7:13]
-        m = s[13:17]
+        qw, qx, qy, qz = s[Q]
+        vx, vy, vz = s[V]
+        wx, wy, wz = s[W]
+        m = s[M]
         Fx = Fy = Fz = Tx = Ty = Tz = None
         dm = []
         for i in range(4):
@@ -113,9 +115,9 @@ def make_transition(index: dict[str, int], reward_cfg: RewardConfig, observation
         k3 = derivative(C, [si + 0.5 * dt * ki for si, ki in zip(s, k2)], u, fw, tb)
         k4 = derivative(C, [si + dt * ki for si, ki in zip(s, k3)], u, fw, tb)
         n = [si + dt / 6.0 * (a1 + 2.0 * a2 + 2.0 * a3 + a4) for si, a1, a2, a3, a4 in zip(s, k1, k2, k3, k4)]
-        qn = norm(n[3:7])
-        nxt = ([r.clamp(-1e5, 1e5) for r in n[0:3]] + [r / qn for r in n[3:7]]
-               + [r.clamp(-1e5, 1e5) for r in n[7:13]] + [torch.minimum(torch.maximum(r, lo), hi) for r in n[13:17]])
+        qn = norm(n[Q])
+        nxt = ([r.clamp(-1e5, 1e5) for r in n[P]] + [r / qn for r in n[Q]] + [r.clamp(-1e5, 1e5) for r in n[V]]
+               + [r.clamp(-1e5, 1e5) for r in n[W]] + [torch.minimum(torch.maximum(r, lo), hi) for r in n[M]])
 
         # termination of the post-step state, per axis
         term = None
@@ -139,7 +141,7 @@ def make_transition(index: dict[str, int], reward_cfg: RewardConfig, observation
         if cfg.linear_velocity:
             cost = cost + cfg.linear_velocity * norm([s[7 + i] - tg[3 + i] for i in range(3)])
         if cfg.angular_velocity:
-            cost = cost + cfg.angular_velocity * norm(s[10:13])
+            cost = cost + cfg.angular_velocity * norm(s[W])
         if cfg.linear_acceleration:
             cost = cost + cfg.linear_acceleration * norm([nxt[7 + i] - s[7 + i] for i in range(3)]) / dt
         if cfg.angular_acceleration:
@@ -152,12 +154,12 @@ def make_transition(index: dict[str, int], reward_cfg: RewardConfig, observation
         r = torch.where(term, torch.full_like(r, cfg.termination_penalty), r)
 
         # observation of the post-step state
-        p, v = nxt[0:3], nxt[7:10]
+        p, v = nxt[P], nxt[V]
         if relative:
             nt = list(next_target.unbind(0))
             p = [p[i] - nt[i] for i in range(3)]
             v = [v[i] - nt[3 + i] for i in range(3)]
-        obs = p + rotation_rows(nxt[3:7]) + v + nxt[10:13] + act
+        obs = p + rotation_rows(nxt[Q]) + v + nxt[W] + act
         if observation in ("teacher", "privileged"):
             obs = obs + [2 * (nxt[13 + i] - lo) / (hi - lo) - 1 for i in range(4)]
         if observation == "privileged":  # external force in g: f / (m |g|)

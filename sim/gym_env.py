@@ -22,8 +22,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from raptor.errors import InputError
-from raptor.sim.airframe import Airframe, named_airframe, resolve_airframes
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe import Airframe, named_airframe
+from raptor.sim.airframe_files import resolve_airframes
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 
 
 def _as_airframes(airframes: str | Airframe | Sequence[Airframe]) -> list[Airframe]:

@@ -12,8 +12,9 @@ from typing import Literal
 
 import torch
 
+from raptor.conventions import TARGET_P, TARGET_V, M, P, Q, V, W
 from raptor.geometry import quaternion_multiply, rotation_matrix
-from raptor.sim.airframe import AirframeBatch
+from raptor.sim.airframe_batch import AirframeBatch
 
 
 @dataclass(frozen=True)
@@ -176,16 +177,16 @@ def observe_student(state: torch.Tensor, prev_action: torch.Tensor,
 
     target (B, 6) = (p_des, v_des) in world; None means the origin at rest (the reference's absolute p, v).
     """
-    p, v = state[:, 0:3], state[:, 7:10]
+    p, v = state[:, P], state[:, V]
     if target is not None:
-        p, v = p - target[:, 0:3], v - target[:, 3:6]
-    return torch.cat([p, rotation_matrix(state[:, 3:7]), v, state[:, 10:13], prev_action], -1)
+        p, v = p - target[:, TARGET_P], v - target[:, TARGET_V]
+    return torch.cat([p, rotation_matrix(state[:, Q]), v, state[:, W], prev_action], -1)
 
 
 def observe_teacher(params: AirframeBatch, state: torch.Tensor, prev_action: torch.Tensor,
                     target: torch.Tensor) -> torch.Tensor:
     """Teacher observation (B, 26): the student's, relative to the target, plus the motor state in [-1, 1]."""
-    return torch.cat([observe_student(state, prev_action, target), normalized_motors(params, state[:, 13:17])], -1)
+    return torch.cat([observe_student(state, prev_action, target), normalized_motors(params, state[:, M])], -1)
 
 
 def observe_privileged(params: AirframeBatch, state: torch.Tensor, prev_action: torch.Tensor, target: torch.Tensor,
@@ -207,9 +208,9 @@ def observe_privileged(params: AirframeBatch, state: torch.Tensor, prev_action: 
 
 def terminated(params: AirframeBatch, state: torch.Tensor) -> torch.Tensor:
     """(B,) bool: any |p_i|, |v_i|, |w_i| above its per-axis threshold (applied to the post-step state)."""
-    bad = (state[:, 0:3].abs() > params.term_position[:, None]).any(-1)
-    bad |= (state[:, 7:10].abs() > params.term_linear_velocity[:, None]).any(-1)
-    bad |= (state[:, 10:13].abs() > params.term_angular_velocity[:, None]).any(-1)
+    bad = (state[:, P].abs() > params.term_position[:, None]).any(-1)
+    bad |= (state[:, V].abs() > params.term_linear_velocity[:, None]).any(-1)
+    bad |= (state[:, W].abs() > params.term_angular_velocity[:, None]).any(-1)
     return bad & params.term_enabled
 
 
@@ -217,9 +218,9 @@ def reward(params: AirframeBatch, cfg: RewardConfig, state: torch.Tensor, action
            next_state: torch.Tensor, last_action: torch.Tensor, target: torch.Tensor | None,
            is_terminated: torch.Tensor) -> torch.Tensor:
     """(B,) reward of the step state -> next_state under action (spec 4.5); costs use the pre-step state."""
-    p, v, w = state[:, 0:3], state[:, 7:10], state[:, 10:13]
+    p, v, w = state[:, P], state[:, V], state[:, W]
     if target is not None:
-        p, v = p - target[:, 0:3], v - target[:, 3:6]
+        p, v = p - target[:, TARGET_P], v - target[:, TARGET_V]
     c_pos = torch.linalg.vector_norm(p, dim=-1)
     if cfg.position_clip > 0:
         c_pos = c_pos.clamp_max(cfg.position_clip)
@@ -235,9 +236,9 @@ def reward(params: AirframeBatch, cfg: RewardConfig, state: torch.Tensor, action
         cost = cost + cfg.angular_velocity * torch.linalg.vector_norm(w, dim=-1)
     if cfg.linear_acceleration or cfg.angular_acceleration:
         dt = params.dt
-        dv = torch.linalg.vector_norm(next_state[:, 7:10] - state[:, 7:10], dim=-1)
+        dv = torch.linalg.vector_norm(next_state[:, V] - state[:, V], dim=-1)
         cost = cost + cfg.linear_acceleration * dv / dt
-        cost = cost + cfg.angular_acceleration * torch.linalg.vector_norm(next_state[:, 10:13] - w, dim=-1) / dt
+        cost = cost + cfg.angular_acceleration * torch.linalg.vector_norm(next_state[:, W] - w, dim=-1) / dt
     if cfg.action:
         cost = cost + cfg.action * (((action + 1) / 2 - params.hovering_throttle_relative[:, None]) ** 2).sum(-1)
     r = -cfg.scale * cost + cfg.constant
@@ -262,7 +263,7 @@ def langevin_step(target_state: torch.Tensor, dt_s: torch.Tensor, gen: torch.Gen
                   cfg: LangevinConfig = LangevinConfig()) -> torch.Tensor:
     """Advance the target process (B, 12) = [x_raw, v_raw, x_s, v_s] (each (B, 3) world) by one step.
 
-    The tracked target (p_des, v_des) is target_state[:, 6:12].
+    The tracked target (p_des, v_des) is target_state[:, raptor.sim.functional.LANGEVIN_SMOOTH].
     """
     x_raw, v_raw, x_s, v_s = target_state.split(3, dim=-1)
     dt = dt_s[:, None]

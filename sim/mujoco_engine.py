@@ -27,10 +27,18 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from raptor.conventions import M, P, Q, V, W
 from raptor.errors import ConfigError
-from raptor.sim.airframe import Airframe, AirframeBatch
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe import Airframe, named_airframe
+from raptor.sim.airframe_batch import AirframeBatch
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.functional import Physics
+
+# MuJoCo's free joint (the adapter's side of the conversion): qpos [position(3) world, quaternion(4) wxyz], qvel and
+# the body wrench [linear(3), angular(3)]; our state's fields are raptor.conventions' P, Q, V, W, M.
+MJ_POS, MJ_QUAT = slice(0, 3), slice(3, 7)
+MJ_LIN, MJ_ANG = slice(0, 3), slice(3, 6)
 
 if "mujoco" not in sys.modules and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless: MuJoCo picks its GL back-end when first imported
@@ -139,19 +147,19 @@ class MujocoEngine:
         u = command.detach().double().cpu().numpy()
         fw, tb = force_w.detach().double().cpu().numpy(), torque_b.detach().double().cpu().numpy()
         qpos, qvel = d.qpos.reshape(B, 7), d.qvel.reshape(B, 6)
-        qpos[:, 0:3], qpos[:, 3:7] = xs[:, 0:3], xs[:, 3:7]
-        qvel[:, 0:3], qvel[:, 3:6] = xs[:, 7:10], xs[:, 10:13]
+        qpos[:, MJ_POS], qpos[:, MJ_QUAT] = xs[:, P], xs[:, Q]
+        qvel[:, MJ_LIN], qvel[:, MJ_ANG] = xs[:, V], xs[:, W]
         ctrl = d.ctrl.reshape(B, 6)
-        d.xfrc_applied[1:, 0:3] = fw  # constant world-frame disturbance force
-        m = xs[:, 13:17].copy()
+        d.xfrc_applied[1:, MJ_LIN] = fw  # constant world-frame disturbance force
+        m = xs[:, M].copy()
         for _ in range(self.substeps):
             f, m, _ = self.motors.substep(m, u, self.h)
             force_b, tau_b = self.motors.wrench(f)
-            ctrl[:, 0:3], ctrl[:, 3:6] = force_b, tau_b + tb  # body frame, turns with the body
+            ctrl[:, MJ_LIN], ctrl[:, MJ_ANG] = force_b, tau_b + tb  # body frame, turns with the body
             mj.mj_step(self.model, d)
-        q = qpos[:, 3:7] / np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
+        q = qpos[:, MJ_QUAT] / np.linalg.norm(qpos[:, MJ_QUAT], axis=1, keepdims=True)
         m = np.clip(m, self.motors.lo, self.motors.hi)
-        out = np.concatenate([qpos[:, 0:3], q, qvel[:, 0:3], qvel[:, 3:6], m], 1)
+        out = np.concatenate([qpos[:, MJ_POS], q, qvel[:, MJ_LIN], qvel[:, MJ_ANG], m], 1)
         return torch.as_tensor(out, dtype=x.dtype, device=x.device)
 
 
@@ -219,8 +227,6 @@ def _load_external(mapping: dict, models_dir, timestep_s: float):
 
 def external_airframe(mapping: dict, models_dir, timestep_s: float = 0.001) -> Airframe:
     """The airframe the external model represents: its mass and inertia, the mapping's rotors and motor model."""
-    from raptor.sim.airframe import named_airframe
-
     mj = _require_mujoco()
     model = _load_external(mapping, models_dir, timestep_s)
     body = mj.mj_name2id(model, mj.mjtObj.mjOBJ_BODY, mapping["body"])
@@ -292,17 +298,17 @@ class ExternalMujocoEngine:
         fw, tb = force_w.detach().double().cpu().numpy(), torque_b.detach().double().cpu().numpy()
         out = np.empty_like(xs)
         for b, d in enumerate(self.datas):
-            q = xs[b, 3:7] / np.linalg.norm(xs[b, 3:7])
+            q = xs[b, Q] / np.linalg.norm(xs[b, Q])
             R = quat_to_matrix(q[None])[0]
             off = R @ self.ipos  # centre of mass relative to the body origin, world
-            w_world = R @ xs[b, 10:13]
-            d.qpos[self.qadr:self.qadr + 3] = xs[b, 0:3] - off
+            w_world = R @ xs[b, W]
+            d.qpos[self.qadr:self.qadr + 3] = xs[b, P] - off
             d.qpos[self.qadr + 3:self.qadr + 7] = q
-            d.qvel[self.vadr:self.vadr + 3] = xs[b, 7:10] - np.cross(w_world, off)
-            d.qvel[self.vadr + 3:self.vadr + 6] = xs[b, 10:13]
-            d.xfrc_applied[self.body, 0:3] = fw[b]
-            d.xfrc_applied[self.body, 3:6] = R @ tb[b]
-            m = xs[b:b + 1, 13:17].copy()
+            d.qvel[self.vadr:self.vadr + 3] = xs[b, V] - np.cross(w_world, off)
+            d.qvel[self.vadr + 3:self.vadr + 6] = xs[b, W]
+            d.xfrc_applied[self.body, MJ_LIN] = fw[b]
+            d.xfrc_applied[self.body, MJ_ANG] = R @ tb[b]
+            m = xs[b:b + 1, M].copy()
             for _ in range(self.substeps):
                 f, m, _ = self.motors.substep(m, u[b:b + 1], self.h)
                 if self.mapping["actuation"] == "rotors":
@@ -317,11 +323,11 @@ class ExternalMujocoEngine:
             R = quat_to_matrix(qn[None])[0]
             off = R @ self.ipos
             w_body = d.qvel[self.vadr + 3:self.vadr + 6]
-            out[b, 0:3] = d.qpos[self.qadr:self.qadr + 3] + off
-            out[b, 3:7] = qn
-            out[b, 7:10] = d.qvel[self.vadr:self.vadr + 3] + np.cross(R @ w_body, off)
-            out[b, 10:13] = w_body
-            out[b, 13:17] = np.clip(m[0], self.motors.lo[b], self.motors.hi[b])
+            out[b, P] = d.qpos[self.qadr:self.qadr + 3] + off
+            out[b, Q] = qn
+            out[b, V] = d.qvel[self.vadr:self.vadr + 3] + np.cross(R @ w_body, off)
+            out[b, W] = w_body
+            out[b, M] = np.clip(m[0], self.motors.lo[b], self.motors.hi[b])
         return torch.as_tensor(out, dtype=x.dtype, device=x.device)
 
 
@@ -352,7 +358,7 @@ def render_episodes(env: MujocoQuadrotorEnv, frames: list[np.ndarray], out_dir, 
     written = []
     for k, xs in enumerate(frames):
         qpos = data.qpos.reshape(env.num_envs, 7)
-        qpos[:, 0:3], qpos[:, 3:7] = xs[:, 0:3], xs[:, 3:7]
+        qpos[:, MJ_POS], qpos[:, MJ_QUAT] = xs[:, P], xs[:, Q]
         mj.mj_forward(model, data)
         renderer.update_scene(data, camera=cam)
         path = out_dir / f"frame_{k:04d}.png"

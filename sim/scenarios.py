@@ -27,7 +27,8 @@ from raptor.metrics import Rollouts
 from raptor.runtime import run_episodes
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe
-from raptor.sim.env import BatchedQuadrotorEnv, DisturbanceConfig, EnvConfig
+from raptor.sim.config import DisturbanceConfig, EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.sampling import RandomizationRanges
 
 SCENARIOS = ("hover", "yaw", "step", "recovery", "thrown", "tracking", "disturbance")

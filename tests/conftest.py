@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from raptor.sim.airframe import Airframe, AirframeBatch
+from raptor.sim.airframe import Airframe
+from raptor.sim.airframe_batch import AirframeBatch
 
 REPO = Path(__file__).resolve().parents[1]
 MENAGERIE = REPO / "tests" / "data" / "mujoco_menagerie"  # Menagerie's Crazyflie 2 and Skydio X2 (PROVENANCE.md)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from raptor import __version__
-from raptor.sim.airframe import load_airframes
+from raptor.sim.airframe_files import load_airframes
 from raptor.sim.sampling import sample_airframes
 
 

@@ -23,8 +23,9 @@ from raptor.rl.teacher import QualityBar, load_teacher
 from raptor.rl.teachers import TeacherSet
 from raptor.rl.train import train
 from raptor.sim import mdp
-from raptor.sim.airframe import resolve_airframes
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe_files import resolve_airframes
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import raptor  # noqa: F401  (registers raptor/Quadrotor-v0)
 from raptor.errors import InputError
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, named_airframe
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.gym_env import QuadrotorVectorEnv
 from raptor.sim.sampling import sample_airframes
 

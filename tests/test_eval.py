@@ -101,7 +101,7 @@ def test_streamed_metrics_equal_the_trajectory_metrics(scenario):
     import dataclasses
 
     from raptor.policy import load
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
     from raptor.sim.scenarios import rollout
 
     r = rollout(load("default"), resolve_airframes("crazyflie,x500,flightmare"), scenario, episodes=24, seed=5)
@@ -124,7 +124,7 @@ def test_new_scenarios_start_and_judge_as_documented():
 
     import torch
 
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
     from raptor.sim.env import BatchedQuadrotorEnv
     from raptor.sim.scenarios import CRASH_BOX_M, scenario_config
 
@@ -189,7 +189,7 @@ def test_step_scenario_judges_the_yaw_setpoint_two_seconds_after_the_last_step()
     from 2 s after the last step; without the frame it never turns and fails wherever the step exceeds 10 deg."""
     from raptor.metrics import STEP_SETTLE_S, summarize
     from raptor.policy import load
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
     from raptor.sim.scenarios import rollout
 
     afs = resolve_airframes("crazyflie,x500")
@@ -217,3 +217,27 @@ def test_a_race_quad_capped_into_the_envelope_flies():
     plain = evaluate("default", "flightmare", "hover", episodes=10, seed=1)
     m = evaluate("default", "flightmare", "hover", episodes=10, seed=1, max_thrust_to_weight=5.0)
     assert plain["overall"]["success_rate"] < 0.5 and m["overall"]["success_rate"] >= 0.9
+
+
+def test_timed_samples_are_judged_as_a_100_hz_record():
+    """raptor.metrics.judge_timed (a SITL's telemetry, irregular times) agrees with episode_metrics on the same
+    errors sampled at 100 Hz: success, settling time, final and RMS error."""
+    from raptor.metrics import judge_timed
+
+    rng = np.random.default_rng(3)
+    T = 500
+    for case in range(40):
+        settle = int(rng.integers(0, T + 1))
+        err = np.where(np.arange(T + 1) < settle, rng.uniform(0.1, 0.5, T + 1), rng.uniform(0.0, 0.099, T + 1))
+        term = bool(case % 7 == 0)
+        r = Rollouts(["x"], np.zeros(1, int), None, None, err[:, None], np.array([term]),
+                     np.array([T if term else -1]), np.zeros(1), np.zeros(1), 0.01)
+        m = episode_metrics(r)
+        j = judge_timed(np.arange(T + 1) * 0.01, err, term, T * 0.01)
+        assert j["success"] == bool(m["success"][0]), (settle, term)
+        if not term:
+            want = m["settling_time_s"][0]
+            assert (j["settling_s"] is None) == bool(np.isnan(want)), (settle, want)
+            if j["settling_s"] is not None:
+                assert j["settling_s"] == pytest.approx(want)
+        assert j["final"] == pytest.approx(err[-1]) and j["rms"] == pytest.approx(np.sqrt((err ** 2).mean()))

@@ -17,7 +17,8 @@ import raptor.policy as rp
 from raptor.policy.io import default_metadata
 from raptor.policy.network import PARAMETER_LAYOUT
 from raptor.policy_export import _core
-from raptor.policy_export.export import export, parity_sequence
+from raptor.policy_export.export import export
+from raptor.policy_export.sequences import parity_sequence
 
 REPO = Path(__file__).resolve().parents[1]
 has_official = find_spec("foundation_policy") is not None
@@ -174,7 +175,7 @@ def test_metadata_reaches_c_as_exact_escaped_strings(tmp_path):
     """Provenance and names holding comment delimiters, quotes, backslashes, trigraphs, newlines and non-ASCII text
     compile with -Wall -Wextra -Werror -pedantic, and the string constants hold the exact text (cut past the C99
     minimum literal length, saying so)."""
-    from raptor.policy_export.export import weights_header
+    from raptor.policy_export.c_headers import weights_header
 
     policy = _policy("random")
     (tmp_path / "raptor_policy_weights.h").write_text(weights_header(policy, None, "a */ path /* \\ é.safetensors"))
@@ -259,7 +260,7 @@ def test_raptor_eval_of_the_c_core_matches_the_torch_policy(scenario, lead):
     raptor_policy_set_acceleration_setpoint."""
     from raptor.policy_export.core_policy import CorePolicy
     from raptor.runtime import run_episodes
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
     from raptor.sim.scenarios import make_env, scenario_config
 
     policy = rp.load("default")

@@ -29,7 +29,8 @@ from raptor.policy.io import default_metadata
 from raptor.rl.config import TrainConfig
 from raptor.rl.run import RunDir, status
 from raptor.rl.train import train
-from raptor.sim.airframe import load_airframes, named_airframe
+from raptor.sim.airframe import named_airframe
+from raptor.sim.airframe_files import load_airframes
 
 TINY = TrainConfig(steps=4096, teachers_per_shard=1, eval_every_steps=4096, eval_episodes=8,
                    feedback_gains=(1.0,), calibration_episodes=8, gain_episodes=8)
@@ -175,7 +176,7 @@ def test_resume_with_new_envs_is_taken_before_progress_and_refused_after(tmp_pat
 
 def test_holdout_overlap_is_found_by_airframe_not_by_name(tmp_path):
     from raptor.distill.dagger import DistillConfig, distill
-    from raptor.sim.airframe import save_airframes
+    from raptor.sim.airframe_files import save_airframes
     from raptor.sim.sampling import sample_airframes
 
     out = tmp_path / "run"

@@ -46,7 +46,7 @@ def test_the_lead_takes_the_lag_out_of_tracking_a_figure_eight():
     acceleration as a lead, the shipped default follows a figure-eight closer on the same starts (final error
     median), and hover is unchanged (no acceleration, nothing is led)."""
     from raptor.metrics import summarize
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
     from raptor.sim.scenarios import rollout
 
     afs = resolve_airframes("sampled:6:4242")

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from raptor.sim import mdp
-from raptor.sim.airframe import AirframeBatch, named_airframe
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe import named_airframe
+from raptor.sim.airframe_batch import AirframeBatch
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.functional import transition
 from raptor.sim.fused import make_transition, pack_constants
 from raptor.sim.sampling import sample_airframes

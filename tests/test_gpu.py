@@ -12,8 +12,9 @@ import torch
 
 from raptor import policy as rp
 from raptor.runtime import run_episodes
-from raptor.sim.airframe import resolve_airframes
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig
+from raptor.sim.airframe_files import resolve_airframes
+from raptor.sim.config import EnvConfig
+from raptor.sim.env import BatchedQuadrotorEnv
 from raptor.sim.scenarios import scenario_config
 
 DEVICE = os.environ.get("RAPTOR_TEST_GPU_DEVICE", "cuda")  # "cpu" runs the same checks against itself

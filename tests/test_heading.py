@@ -14,7 +14,8 @@ from raptor.geometry import quaternion_multiply, rotation_matrix
 from raptor.metrics import summarize
 from raptor.policy.heading import HeadingFrame, HeadingGovernor, rotate_observation
 from raptor.policy_export import _core
-from raptor.sim.airframe import named_airframe, resolve_airframes
+from raptor.sim.airframe import named_airframe
+from raptor.sim.airframe_files import resolve_airframes
 from raptor.sim.scenarios import rollout
 
 GOV = HeadingGovernor(rate_rad_s=1.5, lead_rad=0.5)

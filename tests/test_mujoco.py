@@ -16,7 +16,8 @@ from conftest import MENAGERIE  # noqa: E402
 from raptor.commands.evaluate import evaluate  # noqa: E402
 from raptor.errors import ConfigError  # noqa: E402
 from raptor.sim.airframe import named_airframe  # noqa: E402
-from raptor.sim.env import BatchedQuadrotorEnv, EnvConfig  # noqa: E402
+from raptor.sim.config import EnvConfig  # noqa: E402
+from raptor.sim.env import BatchedQuadrotorEnv  # noqa: E402
 from raptor.sim.mujoco_engine import MujocoQuadrotorEnv, gl_available, load_mapping  # noqa: E402  (sets MUJOCO_GL)
 from raptor.sim.sampling import sample_airframes  # noqa: E402
 

@@ -17,7 +17,8 @@ import torch
 
 from raptor import policy as rp
 from raptor.errors import PolicyFileError
-from raptor.policy_export.export import export, self_test_sequence
+from raptor.policy_export.export import export
+from raptor.policy_export.sequences import self_test_sequence
 
 SHARED = Path(os.environ.get("RAPTOR_SHARED_FIRMWARE", Path(__file__).resolve().parents[2] / "shared" / "firmware"))
 RLTOOLS = SHARED / "rl-tools-9acdf5c8.tar.xz"

@@ -10,7 +10,8 @@ from conftest import load_npz
 from scipy import stats
 
 from raptor.errors import AirframeError
-from raptor.sim.airframe import Airframe, load_airframes, named_airframe, save_airframes
+from raptor.sim.airframe import Airframe, named_airframe
+from raptor.sim.airframe_files import load_airframes, save_airframes
 from raptor.sim.sampling import LATENT_NAMES, derive_parameters, latents, sample_airframes
 
 
@@ -126,7 +127,7 @@ def test_named_airframes_match_spec_table():
 def test_race_option_extends_thrust_to_weight_only():
     """sampled:N:SEED:race reaches flightmare-class thrust-to-weight; the default spec is unchanged (the golden
     fixtures pin it bit-exact to the reference)."""
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
 
     race = resolve_airframes("sampled:300:5:race")
     plain = resolve_airframes("sampled:300:5")
@@ -141,7 +142,7 @@ def test_race_option_extends_thrust_to_weight_only():
 def test_joined_spec_concatenates_in_order_and_refuses_overlap():
     """'A+B' is A's airframes then B's, each bit-exact with its own spec (a run's ids index the joined list), and
     joining a set with itself is refused in one line (its teachers would be trained twice)."""
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
 
     joined = resolve_airframes("sampled:5:0+sampled:3:1:race")
     assert [a.parameters for a in joined] == ([a.parameters for a in resolve_airframes("sampled:5:0")]

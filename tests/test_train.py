@@ -108,7 +108,7 @@ def test_sb3_actor_conversion_matches_predict(algo):
     pytest.importorskip("stable_baselines3")
     from raptor.rl.sb3_backend import Sb3VecEnv, actor_from_sb3, sb3_model
     from raptor.sim.airframe import named_airframe
-    from raptor.sim.env import EnvConfig
+    from raptor.sim.config import EnvConfig
 
     env = Sb3VecEnv(named_airframe("crazyflie"), 1 if algo == "sac" else 4, EnvConfig(observation="teacher"))
     model = sb3_model(algo, env, seed=0, device="cpu")
@@ -460,7 +460,7 @@ def test_langevin_fraction_sets_the_share_of_moving_target_episodes():
 
     from raptor.errors import ConfigError
     from raptor.rl.config import TrainConfig, teacher_airframe, training_env_config
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
     from raptor.sim.env import BatchedQuadrotorEnv
 
     def share(spec: str, fraction: float | None) -> tuple[float, BatchedQuadrotorEnv]:
@@ -488,7 +488,7 @@ def test_chunked_update_equals_the_update_over_all_teachers(monkeypatch):
     at once (to float summation order), and chunks of one teacher equal it too."""
     from raptor.rl import ppo as ppo_mod
     from raptor.rl.config import teacher_airframe, training_env_config
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
 
     cfg = replace(TINY, steps=8192)
     afs = [teacher_airframe(a, cfg) for a in resolve_airframes("sampled:5:3")]
@@ -576,7 +576,7 @@ def test_keep_continues_the_kept_teachers_with_their_own_state():
     rates exactly; the batch shrinks and trains on."""
     from raptor.rl.config import teacher_airframe, training_env_config
     from raptor.rl.ppo import BatchedPPO
-    from raptor.sim.airframe import resolve_airframes
+    from raptor.sim.airframe_files import resolve_airframes
 
     afs = [teacher_airframe(a, TINY) for a in resolve_airframes("sampled:3:2")]
     p = BatchedPPO(afs, TINY.ppo, training_env_config(TINY), seed=1)

@@ -25,6 +25,7 @@ from raptor.policy.io import (
     save_policy,
 )
 from raptor.policy.network import NUM_PARAMETERS, PARAMETER_LAYOUT, RaptorPolicyNet
+from raptor.policy.rltools import read_tar
 from raptor.policy.runner import DeploymentRunner
 
 __all__ = ["Policy", "load", "RaptorPolicyNet", "DeploymentRunner", "NUM_PARAMETERS", "PARAMETER_LAYOUT",
@@ -150,7 +151,6 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
         net, meta = load_official_checkpoint(name)
         meta["name"] = Path(name).stem
     elif name.endswith(".tar"):  # an RLtools checkpoint (PX4 mc_raptor's policy.tar): ours round-trips its metadata
-        from raptor.policy.rltools import read_tar
 
         net, meta, facts = read_tar(name)
         if meta:

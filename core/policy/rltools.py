@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 from raptor.errors import PolicyFileError
+from raptor.fileio import atomic_write
+from raptor.policy.io import net_from_tensors
 from raptor.policy.network import HIDDEN_DIM, INPUT_DIM, OUTPUT_DIM, RaptorPolicyNet
 
 EXAMPLE_STEPS, EXAMPLE_BATCH = 500, 2  # the example shape mc_raptor's compiled type expects (px4-blob policy.h)
@@ -75,8 +77,6 @@ def write_tar(path: str | Path, net: RaptorPolicyNet, name: str, example_input: 
               metadata: dict | None = None) -> dict:
     """Write `net` as an RLtools checkpoint with the example `example_input` (500, 2, 22) replayed by the network
     itself (float32, from h0); returns {"checkpoint_name", "example_max_abs"} (0: the example is the net's own)."""
-    from raptor.fileio import atomic_write
-
     x = np.ascontiguousarray(example_input, dtype=np.float32)
     if x.shape != (EXAMPLE_STEPS, EXAMPLE_BATCH, INPUT_DIM):
         raise PolicyFileError(f"the RLtools example must be {EXAMPLE_STEPS} x {EXAMPLE_BATCH} x {INPUT_DIM} (the "
@@ -187,7 +187,6 @@ def read_tar(path: str | Path) -> tuple[RaptorPolicyNet, dict, dict]:
             raise PolicyFileError(f"{where}: layer {i} is {got}, expected {want} (the 22-16-GRU16-4 RAPTOR student)")
     if "actor/layers/3/meta" in files:
         raise PolicyFileError(f"{where}: the actor has more than 3 layers; not the 22-16-GRU16-4 RAPTOR student")
-    from raptor.policy.io import net_from_tensors
 
     net = net_from_tensors({key: tensor(p, shape) for p, key, shape in TENSORS}, where)
     if "example/input/meta" not in files or "example/output/meta" not in files:

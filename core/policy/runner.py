@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from raptor.conventions import RESET_ACTION_HISTORY  # the executor's history after a reset
+from raptor.conventions import (  # the executor's history after a reset
+    OBS_P,
+    OBS_PREV_ACTION,
+    OBS_R,
+    OBS_V,
+    OBS_W,
+    RESET_ACTION_HISTORY,
+)
 from raptor.errors import InputError
 from raptor.geometry import rotation_matrix
 from raptor.policy.feedforward import SetpointLead
@@ -81,8 +88,8 @@ class DeploymentRunner:
     def control_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """The same from a 22-dim observation whose last 4 entries are the previous action and rotation matrix
         entries 3:12 (row-major); the quaternion is recovered from the matrix."""
-        q = matrix_to_quaternion(obs[:, 3:12])
-        return self.control(obs[:, 0:3], q, obs[:, 12:15], obs[:, 15:18], obs[:, 18:22])
+        q = matrix_to_quaternion(obs[:, OBS_R])
+        return self.control(obs[:, OBS_P], q, obs[:, OBS_V], obs[:, OBS_W], obs[:, OBS_PREV_ACTION])
 
 
 def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
