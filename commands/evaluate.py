@@ -26,7 +26,7 @@ import torch
 
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write, atomic_write_text, check_writable_folder
-from raptor.metrics import SUCCESS_RADIUS_M, Rollouts, markdown_table, summarize
+from raptor.metrics import SUCCESS_RADIUS_M, Rollouts, markdown_table, success_in_envelope, summarize
 from raptor.policy import load as load_policy
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
@@ -106,18 +106,22 @@ def plot(r: Rollouts, metrics: dict, out: Path, title: str) -> list[Path]:
     if len(per) <= 40:
         bars = ax.bar(range(len(per)), [100 * s["success_rate"] for s in per.values()],
                       color=["tab:gray" if s.get("envelope_note") else "tab:blue" for s in per.values()])
-        ax.bar_label(bars, fmt="%.0f%%", fontsize=7)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=7)  # every bar labelled, 0 % included
         ax.set_xticks(range(len(per)), [k + (" (*)" if v.get("envelope_note") else "") for k, v in per.items()],
                       rotation=60, ha="right", fontsize=7)
         ax.set_ylim(0, 112)
         ax.set_ylabel("success [%]")
         if any(v.get("envelope_note") for v in per.values()):
-            ax.set_xlabel("(*) gray: outside the training envelope (see metrics.md)", fontsize=7)
+            ax.set_xlabel("(*) outside the training envelope (see metrics.md)", fontsize=7)
     else:
         ax.hist([100 * s["success_rate"] for s in per.values()], bins=20)
         ax.set_xlabel("success per airframe [%]")
         ax.set_ylabel("airframes")
-    ax.set_title(f"{title}: success per airframe (overall {100 * metrics['overall']['success_rate']:.1f} %)")
+    inside = success_in_envelope(metrics)
+    envelope = ("" if inside is None or not any(v.get("envelope_note") for v in per.values())
+                else f", inside the envelope {100 * inside[0]:.1f} %")
+    ax.set_title(f"{title}: success per airframe (overall {100 * metrics['overall']['success_rate']:.1f} %"
+                 f"{envelope})", fontsize=10)
     fig.tight_layout()
     files.append(out / "success.png")
     atomic_write(files[-1], lambda tmp: fig.savefig(tmp, dpi=90, format="png"))

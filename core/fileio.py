@@ -7,10 +7,18 @@ crash or a full disk never leaves a half-written file under the real name, and n
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
+import json
 import os
+import socket
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from raptor.errors import RaptorError
 
@@ -98,11 +106,6 @@ def _previous(path: Path) -> Path:
 
 def save_checked(obj, path: str | os.PathLike, keep_previous: bool = True) -> Path:
     """torch.save `obj` behind a checksum header, atomically; the file it replaces becomes NAME.prev."""
-    import hashlib
-    import io
-
-    import torch
-
     path = Path(path)
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -122,11 +125,6 @@ def save_checked(obj, path: str | os.PathLike, keep_previous: bool = True) -> Pa
 def read_checked(path: Path, map_location="cpu"):
     """The object in `path`, or ValueError(reason) for a damaged file. Files without the header (written before
     checksums) are loaded as they are."""
-    import hashlib
-    import io
-
-    import torch
-
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -153,8 +151,6 @@ def read_checked(path: Path, map_location="cpu"):
 def load_checked(path: str | os.PathLike, map_location="cpu", what: str = "checkpoint", fix: str = ""):
     """Load a file written by save_checked. A damaged file is moved aside (NAME.corrupt) and its previous version
     loaded instead, with a warning naming both; with no good version left, a RaptorError says what to do."""
-    import sys
-
     path = Path(path)
     try:
         return read_checked(path, map_location)
@@ -177,8 +173,6 @@ def load_checked(path: str | os.PathLike, map_location="cpu", what: str = "check
 
 def read_json(path: str | os.PathLike, what: str = "file", fix: str = ""):
     """json.loads of a file, or a RaptorError that names it (missing, cut short, not JSON)."""
-    import json
-
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -209,10 +203,6 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 
 @contextlib.contextmanager
 def process_lock(path: str | os.PathLike):
-    import json
-    import socket
-    import time
-
     path = Path(path)
     atomic_write_text(path, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
     try:
@@ -224,9 +214,6 @@ def process_lock(path: str | os.PathLike):
 def lock_alive(path: str | os.PathLike) -> bool | None:
     """True: a live process on this host holds the lock (or one on another host, which cannot be checked); False: the
     process that held it is gone; None: no lock."""
-    import json
-    import socket
-
     try:
         lock = json.loads(Path(path).read_text())
         pid, host = int(lock["pid"]), str(lock["host"])

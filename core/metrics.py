@@ -177,6 +177,14 @@ def judge_timed(t_s: np.ndarray, error_m: np.ndarray, terminated: bool, episode_
             "final": float(e[-1]), "rms": float(np.sqrt((e ** 2).mean()))}
 
 
+def success_in_envelope(metrics: dict) -> tuple[float, int] | None:
+    """(success rate, episodes) over the airframes without an envelope note (inside the training envelope), or None
+    where every airframe has one; the overall figure where none has."""
+    inside = [v for v in metrics["per_airframe"].values() if not v.get("envelope_note")]
+    eps = sum(v["episodes"] for v in inside)
+    return (sum(v["success_rate"] * v["episodes"] for v in inside) / eps, eps) if eps else None
+
+
 def markdown_table(metrics: dict, title: str = "") -> str:
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)
@@ -194,10 +202,8 @@ def markdown_table(metrics: dict, title: str = "") -> str:
                     f"| {s['mean_return']:.1f} |")
     notes = [f"(*) {k}: {v['envelope_note']}" for k, v in metrics["per_airframe"].items() if v.get("envelope_note")]
     if notes:
-        inside = [v for v in metrics["per_airframe"].values() if not v.get("envelope_note")]
-        if inside:
-            eps = sum(v["episodes"] for v in inside)
-            rate = sum(v["success_rate"] * v["episodes"] for v in inside) / eps
-            notes.append(f"Success within the training envelope: {100 * rate:.1f}% of {eps} episodes.")
+        inside = success_in_envelope(metrics)
+        if inside is not None:
+            notes.append(f"Success within the training envelope: {100 * inside[0]:.1f}% of {inside[1]} episodes.")
         rows += [""] + notes
     return "\n".join(rows).strip() + "\n"

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -207,8 +208,6 @@ def reference_termination(airframes: list[Airframe], episodes: int, seed: int = 
 def load_official(device: str):
     """(the published policy, None), or (None, why) with the reason printed once to stderr: the quality bar then
     falls back to QualityBar.fallback_max_termination, and eval.json says so."""
-    import sys
-
     try:
         return load("official", device=device), None
     except (RaptorError, ImportError, OSError) as e:

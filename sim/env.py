@@ -25,6 +25,7 @@ from raptor.sim.airframe import Airframe
 from raptor.sim.airframe_batch import AirframeBatch
 from raptor.sim.config import EnvConfig
 from raptor.sim.functional import EnvState, Physics
+from raptor.sim.fused import make_transition, pack_constants
 
 _REWARD_WARNED: set[tuple[str, str]] = set()
 
@@ -86,8 +87,6 @@ class BatchedQuadrotorEnv:
         if physics is None:
             physics = Physics()
             if config.compile:
-                from raptor.sim.fused import make_transition, pack_constants
-
                 relative = config.teacher_observation or config.student_target_relative
                 constants, index = pack_constants(self.params)
                 physics = Physics("fused", fused=torch.compile(

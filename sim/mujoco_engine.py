@@ -20,9 +20,12 @@ state is integrated exactly per substep (ours: RK4 over 10 ms).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -189,9 +192,6 @@ def mapping_names() -> list[str]:
 
 def load_mapping(name_or_path: str) -> dict:
     """A shipped mapping ('bitcraze_crazyflie_2', 'skydio_x2') or a mapping JSON file."""
-    import json
-    from importlib import resources
-    from pathlib import Path
 
     path = Path(name_or_path)
     if path.suffix == ".json" and path.is_file():

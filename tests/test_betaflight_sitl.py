@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from raptor.hil import betaflight_build as bfb
+from raptor.hil import betaflight_packets as bfp
 from raptor.hil import betaflight_sitl as bf
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("patch") is None,
@@ -31,7 +33,7 @@ def settled(read, expected, atol: float, timeout_s: float = 5.0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def binary():
-    return bf.build_sitl("official", log=lambda *_: None)
+    return bfb.build_sitl("official", log=lambda *_: None)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,8 @@ def work(tmp_path_factory):
 def test_sitl_frames_match_the_adapter(binary, work):
     """What the glue reads (Betaflight's gyro and attitude) is our FLU state: FLU rates arrive as FLU deg/s, and
     a rotation about FLU x, y, z shows as Betaflight roll, pitch (nose down = negative), yaw."""
-    with bf.SitlProcess(binary, work / "frames") as sitl:
-        msp = bf.Msp()
+    with bfb.SitlProcess(binary, work / "frames") as sitl:
+        msp = bfp.Msp()
         try:
             for axis in range(3):
                 w = np.zeros(3)
@@ -62,7 +64,7 @@ def test_sitl_frames_match_the_adapter(binary, work):
                 np.testing.assert_allclose(got, expected[axis], atol=0.6)
             # RC: the bridge's AETR packet lands in Betaflight's internal order (roll, pitch, yaw, throttle, AUX...)
             rc = msp.rc()
-            assert rc[3] == 1000 and rc[bf.RC_ACTIVATE] == 1000 and rc[bf.RC_ARM] == 1000  # rest stream: z = -1 m
+            assert rc[3] == 1000 and rc[bfp.RC_ACTIVATE] == 1000 and rc[bfp.RC_ARM] == 1000  # rest stream: z = -1 m
         finally:
             msp.close()
 

@@ -15,7 +15,7 @@ import torch
 
 import raptor.policy as rp
 from raptor.geometry import rotation_matrix
-from raptor.hil import betaflight_sitl as bf
+from raptor.hil import betaflight_packets as bf
 from raptor.policy.io import default_metadata
 from raptor.policy_export.export import export, target_module_dir
 from raptor.sim.airframe import named_airframe

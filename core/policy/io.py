@@ -11,6 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,6 @@ def net_from_tensors(tensors: dict[str, np.ndarray | torch.Tensor], where: str) 
 
 def load_policy_file(path: str | os.PathLike) -> tuple[RaptorPolicyNet, dict]:
     """Load and validate one of our policy files."""
-    import struct
-
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
