@@ -122,7 +122,7 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
             reg = 1e-6 * torch.eye(4, dtype=torch.float64)
             coef = torch.linalg.solve(X.transpose(1, 2) @ X + reg, X.transpose(1, 2) @ Y)  # (K, 4, 3)
             enough = ok.sum(1) >= 8  # a 4-parameter fit per axis needs episodes to spare; else the mean only
-            A = torch.where(enough[:, None, None], coef[:, 0:3], 0.0)
+            A = torch.where(enough[:, None, None], coef[:, :3], 0.0)  # force coefficients (row 3: the offset)
             c = torch.where(enough[:, None], coef[:, 3], c)
         fold_position_shift(mlp, c, A)
         total += c
@@ -177,7 +177,7 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
 
 @torch.no_grad()
 def fold_position_shift(mlp: BatchedMLP, c: torch.Tensor, A: torch.Tensor | None = None) -> None:
-    """Make teacher k read position p + c_k (+ f A_k, f = observation[26:29]) instead of p, in place: the first
+    """Make teacher k read position p + c_k (+ f A_k, f = the observation's OBS_FORCE) instead of p, in place: the first
     layer x W0 + b0 becomes exactly the old layer applied to the shifted input. c (K, 3) m; A (K, 3, 3)."""
     W0, b0 = mlp.weights[0].data, mlp.biases[0].data
     if A is not None:

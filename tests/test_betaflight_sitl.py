@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from raptor.conventions import Q, W
 from raptor.hil import betaflight_build as bfb
 from raptor.hil import betaflight_packets as bfp
 from raptor.hil import betaflight_sitl as bf
@@ -50,16 +51,16 @@ def test_sitl_frames_match_the_adapter(binary, work):
             for axis in range(3):
                 w = np.zeros(3)
                 w[axis] = 0.5
-                sitl.stream._state[10:13] = w
+                sitl.stream._state[W] = w
                 got = settled(lambda: msp.raw_gyro() * RAW_GYRO_DPS_PER_LSB, np.degrees(w), 0.5)
                 np.testing.assert_allclose(got, np.degrees(w), atol=0.5)
-            sitl.stream._state[10:13] = 0.0
+            sitl.stream._state[W] = 0.0
             half = np.radians(10.0) / 2
             expected = {0: [10, 0, 0], 1: [0, -10, 0], 2: [0, 0, 10]}
             for axis in range(3):
                 q = np.zeros(4)
                 q[0], q[1 + axis] = np.cos(half), np.sin(half)
-                sitl.stream._state[3:7] = q
+                sitl.stream._state[Q] = q
                 got = settled(msp.attitude, expected[axis], 0.6)
                 np.testing.assert_allclose(got, expected[axis], atol=0.6)
             # RC: the bridge's AETR packet lands in Betaflight's internal order (roll, pitch, yaw, throttle, AUX...)

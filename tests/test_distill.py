@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from raptor.conventions import OBS_P, OBS_V
+from raptor.conventions import OBS_P, OBS_V, TARGET_P, P
 from raptor.distill.collect import Dataset, collect
 from raptor.distill.dagger import AUX_SCALE, DistillConfig, distill, student_sequence, train_epoch
 from raptor.errors import ConfigError, PolicyFileError
@@ -192,11 +192,11 @@ def test_moving_target_episodes_are_labelled_relative_to_the_target(teachers):
         obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, tgt, env.external_force())
         labels.append(ts(obs.reshape(ts.K, -1, obs.shape[-1])).reshape(-1, 4))
         env.physics_step(labels[-1].to(env.state.dtype))  # BC: the teachers fly
-    moved = torch.linalg.vector_norm(env.target()[:, 0:3], dim=-1)
+    moved = torch.linalg.vector_norm(env.target()[:, TARGET_P], dim=-1)
     assert torch.allclose(moved, torch.full_like(moved, 0.5), atol=1e-5)  # the setpoint stepped by 0.5 m
     alive = data.mask[-1]
     torch.testing.assert_close(data.labels[:, alive], torch.stack(labels)[:, alive].to(data.labels.dtype))
-    rel = env.state[:, 0:3] - env.target()[:, 0:3]
+    rel = env.state[:, P] - env.target()[:, TARGET_P]
     torch.testing.assert_close(data.final_position[-1][alive], rel[alive].to(data.final_position.dtype))
     with pytest.raises(ConfigError, match="--targets"):
         DistillConfig(targets=("circle",))

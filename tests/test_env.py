@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import raptor  # noqa: F401  (registers raptor/Quadrotor-v0)
+from raptor.conventions import OBS_FORCE, OBS_MOTORS, OBS_P, OBS_PREV_ACTION, TARGET_P, M, P, Q, V
 from raptor.errors import InputError
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe, named_airframe
@@ -89,18 +90,18 @@ def test_initial_state_distribution_reference_and_full_attitude():
     af = [named_airframe("crazyflie")]
     env = BatchedQuadrotorEnv(af, 4000, EnvConfig(dtype="float64"), seed=0)
     env.reset()
-    q = env.state[:, 3:7]
+    q = env.state[:, Q]
     tilt = 2 * torch.acos(q[:, 0].abs().clamp(max=1))
     assert tilt.max() <= 1.0 + 1e-9  # the reference ignores max_angle: angle ~ U(0, 1 rad)
     guided = (env.state[:, :3].abs().sum(-1) == 0)
     assert 0.07 < guided.double().mean() < 0.13  # guidance 0.1
     assert env.state[:, :3].abs().max() <= 0.5
-    m = env.state[:, 13:17]
+    m = env.state[:, M]
     assert m.min() >= 0 and m.max() <= 0.5  # motors ~ U(min, min + (max - min) / 2)
     full = BatchedQuadrotorEnv(af, 4000, EnvConfig(dtype="float64", init=mdp.InitialStateConfig(attitude="full")),
                                seed=0)
     full.reset()
-    q = full.state[:, 3:7]
+    q = full.state[:, Q]
     yaw = torch.atan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2))
     assert (yaw.abs() > 2.5).double().mean() > 0.1  # any yaw
     assert (2 * torch.acos(q[:, 0].abs()) > 2.0).double().mean() > 0.2
@@ -111,12 +112,13 @@ def test_teacher_observation_and_langevin_target():
                               seed=0)
     obs = env.reset()
     assert obs.shape == (16, 26)
-    torch.testing.assert_close(obs[:, 22:26], obs[:, 18:22])  # after reset the history is the normalized motors
+    # after reset the history is the normalized motors
+    torch.testing.assert_close(obs[:, OBS_MOTORS], obs[:, OBS_PREV_ACTION])
     for _ in range(100):
         obs, *_ = env.step(torch.zeros(16, 4))
     tgt = env.target()
     assert tgt.abs().max() > 1e-3  # the target moves
-    torch.testing.assert_close(obs[:, 0:3], env.state[:, 0:3] - tgt[:, 0:3])
+    torch.testing.assert_close(obs[:, OBS_P], env.state[:, P] - tgt[:, TARGET_P])
 
 
 def test_privileged_observation_is_the_teacher_one_plus_the_force_the_dynamics_apply():
@@ -128,21 +130,21 @@ def test_privileged_observation_is_the_teacher_one_plus_the_force_the_dynamics_a
     for _ in range(3):
         torch.testing.assert_close(o_p[:, :26], o_t)
         weight = priv.params.mass * 9.81
-        torch.testing.assert_close(o_p[:, 26:29] * weight[:, None], priv.force, rtol=1e-3, atol=1e-12)
+        torch.testing.assert_close(o_p[:, OBS_FORCE] * weight[:, None], priv.force, rtol=1e-3, atol=1e-12)
         a = torch.full((32, 4), 0.1, dtype=torch.float64)
         o_p, *_ = priv.step(a)
         o_t, *_ = teach.step(a)
     # the force is what the dynamics apply: the same start without it falls slower or faster by f/m
     x0 = priv.state.clone()
     priv.set_state(x0, force=priv.force)
-    v0 = priv.state[:, 7:10].clone()
+    v0 = priv.state[:, V].clone()
     priv.physics_step(a)
-    dv_force = priv.state[:, 7:10] - v0
+    dv_force = priv.state[:, V] - v0
     priv.set_state(x0)
     priv.physics_step(a)
-    dv_none = priv.state[:, 7:10] - v0
+    dv_none = priv.state[:, V] - v0
     torch.testing.assert_close((dv_force - dv_none) / priv.params.dt[:, None],
-                               o_p[:, 26:29] * 9.81, rtol=2e-3, atol=1e-9)
+                               o_p[:, OBS_FORCE] * 9.81, rtol=2e-3, atol=1e-9)
 
 
 def test_float32_and_float64_agree():
@@ -212,11 +214,11 @@ def test_mixed_targets_give_each_episode_its_own_moving_target():
     assert torch.allclose(tgt[f8].double(), eight[f8], atol=1e-5)
     assert (env.s.eight_radius[f8] >= 0.25).all() and (env.s.eight_radius[f8] <= 1.0).all()
     step = kind == MIXED_KINDS.index("step")
-    assert torch.allclose(tgt[step, 0:3].norm(dim=-1), torch.full((int(step.sum()),), 0.5), atol=1e-5)
+    assert torch.allclose(tgt[step, TARGET_P].norm(dim=-1), torch.full((int(step.sum()),), 0.5), atol=1e-5)
     assert (tgt[kind == MIXED_KINDS.index("hover")] == 0).all()
-    assert (tgt[kind == MIXED_KINDS.index("langevin"), 0:3].norm(dim=-1) > 1e-4).all()
+    assert (tgt[kind == MIXED_KINDS.index("langevin"), TARGET_P].norm(dim=-1) > 1e-4).all()
     obs = env.observe()
-    assert torch.allclose(obs[:, 0:3], env.state[:, 0:3] - tgt[:, 0:3], atol=1e-6)
+    assert torch.allclose(obs[:, OBS_P], env.state[:, P] - tgt[:, TARGET_P], atol=1e-6)
     tc = TrainConfig(targets=("figure_eight", "step"))
     ec = training_env_config(tc)
     assert ec.target == "mixed" and ec.mixed_targets == ("figure_eight", "step")
@@ -252,4 +254,4 @@ def test_the_targets_acceleration_is_felt_as_a_push_by_privileged_teachers(targe
     assert torch.allclose(dv[~smooth], 0.5 * (a0 + a1)[~smooth], atol=2e-3)
     assert a1.abs().max() > 0.1  # the targets do accelerate
     g = 9.81
-    assert torch.allclose(o_ff[:, 26:29], o_plain[:, 26:29] - a1 / g, atol=1e-9)
+    assert torch.allclose(o_ff[:, OBS_FORCE], o_plain[:, OBS_FORCE] - a1 / g, atol=1e-9)

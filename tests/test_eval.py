@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from raptor.commands.evaluate import evaluate
+from raptor.conventions import TARGET_P, P, Q, V, W
 from raptor.metrics import Rollouts, episode_metrics
 
 requires_official = pytest.mark.skipif(find_spec("foundation_policy") is None,
@@ -131,7 +132,7 @@ def test_new_scenarios_start_and_judge_as_documented():
     afs = resolve_airframes("crazyflie,x500")
     env = BatchedQuadrotorEnv(afs, 400, scenario_config("yaw"), seed=1)
     env.reset()
-    q = env.state[:, 3:7]
+    q = env.state[:, Q]
     yaw = torch.atan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2))
     assert (yaw.abs() > 2.5).float().mean() > 0.1  # headings far from the reference's +-1 rad tilt-only starts
 
@@ -143,7 +144,7 @@ def test_new_scenarios_start_and_judge_as_documented():
     hover = torch.as_tensor([a.hover_action for a in afs])[env.airframe_index][:, None].expand(-1, 4)
     for _ in range(300):
         env.physics_step(hover.to(env.state.dtype))
-    after = env.target()[:, 0:3]
+    after = env.target()[:, TARGET_P]
     assert torch.allclose(torch.linalg.vector_norm(after, dim=-1), torch.full((env.num_envs,), 0.5), atol=1e-5)
     yaw_sp = env.target_yaw()  # and a yaw setpoint step U(-180, 180) deg at its own time in 1-3 s
     assert bool((env.s.yaw_step_time >= 1.0).all() & (env.s.yaw_step_time <= 3.0).all())
@@ -155,12 +156,12 @@ def test_new_scenarios_start_and_judge_as_documented():
     x = env.state
     tilt = torch.acos((1 - 2 * (x[:, 4] ** 2 + x[:, 5] ** 2)).clamp(-1, 1))  # angle of body z from world z
     assert float(tilt.max()) > 0.9 * math.pi and float((tilt > math.pi / 2).float().mean()) > 0.3
-    assert float(x[:, 7:10].abs().max()) <= 3.0 + 1e-6 and float(x[:, 7:10].abs().max()) > 2.0
-    assert float(x[:, 10:13].abs().max()) <= 10.0 + 1e-6 and float(x[:, 10:13].abs().max()) > 8.0
+    assert float(x[:, V].abs().max()) <= 3.0 + 1e-6 and float(x[:, V].abs().max()) > 2.0
+    assert float(x[:, W].abs().max()) <= 10.0 + 1e-6 and float(x[:, W].abs().max()) > 8.0
     from raptor.sim import mdp
 
     probe = x.clone()
-    probe[:, 0:3], probe[:, 7:10], probe[:, 10:13] = 0.0, 5.0, 40.0  # fast, but inside the box
+    probe[:, P], probe[:, V], probe[:, W] = 0.0, 5.0, 40.0  # fast, but inside the box
     assert not bool(mdp.terminated(env.params, probe).any())
     probe[:, 0] = CRASH_BOX_M + 0.01
     assert bool(mdp.terminated(env.params, probe).all())

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import raptor.policy as rp
+from raptor.conventions import FW_P, FW_PREV_ACTION, FW_Q, FW_V, FW_W
 from raptor.policy.io import default_metadata
 from raptor.policy.network import PARAMETER_LAYOUT
 from raptor.policy_export import _core
@@ -67,8 +68,8 @@ def test_pybind_core_matches_torch_runner(kind, rate_hz):
     runner = policy.runner(native_every)
     runner.reset(1)
     o = torch.as_tensor(obs)
-    ref = torch.stack([runner.control(o[t:t + 1, 0:3], o[t:t + 1, 3:7], o[t:t + 1, 7:10], o[t:t + 1, 10:13],
-                                      o[t:t + 1, 13:17])[0][0] for t in range(len(o))]).numpy()
+    ref = torch.stack([runner.control(o[t:t + 1, FW_P], o[t:t + 1, FW_Q], o[t:t + 1, FW_V], o[t:t + 1, FW_W],
+                                      o[t:t + 1, FW_PREV_ACTION])[0][0] for t in range(len(o))]).numpy()
     assert np.abs(actions - ref).max() <= 1e-5
     native = (status & _core.STATUS_NATIVE_STEP) != 0
     np.testing.assert_array_equal(native, np.arange(500) % native_every == 0)

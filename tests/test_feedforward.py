@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from raptor import policy as rp
+from raptor.conventions import OBS_P
 from raptor.errors import InputError, PolicyFileError
 from raptor.policy.feedforward import SetpointLead
 
@@ -16,7 +17,7 @@ def test_the_lead_shifts_only_the_position_error_by_a_over_k_within_its_limit():
     obs = torch.randn(3, 22)
     a = torch.tensor([[1.0, -0.5, 0.0], [10.0, 0.0, -10.0], [0.0, 0.0, 0.0]])
     out = lead.apply(obs, a)
-    assert torch.allclose(out[:, 0:3], obs[:, 0:3] - torch.tensor([[0.2, -0.1, 0.0], [0.3, 0.0, -0.3], [0, 0, 0]]))
+    assert torch.allclose(out[:, OBS_P], obs[:, OBS_P] - torch.tensor([[0.2, -0.1, 0.0], [0.3, 0.0, -0.3], [0, 0, 0]]))
     assert torch.equal(out[:, 3:], obs[:, 3:]) and torch.equal(lead.apply(obs, None), obs)
     assert torch.equal(out[2], obs[2])  # no acceleration: nothing changes (hover, steps)
 
@@ -29,7 +30,7 @@ def test_policy_step_applies_its_lead_and_refuses_bad_accelerations():
     obs = torch.randn(4, 22) * 0.2
     a = torch.randn(4, 3)
     shifted = obs.clone()
-    shifted[:, 0:3] -= (a * np.float32(1 / 6.0)).clamp(-0.3, 0.3)
+    shifted[:, OBS_P] -= (a * np.float32(1 / 6.0)).clamp(-0.3, 0.3)
     led.reset(4)
     base.reset(4)
     assert torch.allclose(led.step(obs, acceleration_setpoint=a), base.step(shifted), atol=1e-6)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from raptor import policy as rp
+from raptor.conventions import OBS_P, OBS_PREV_ACTION, OBS_R, OBS_V, OBS_W, P, Q
 from raptor.errors import InputError, PolicyFileError
 from raptor.geometry import quaternion_multiply, rotation_matrix
 from raptor.metrics import summarize
@@ -103,10 +104,10 @@ def test_rotation_is_the_frame_change_of_p_v_and_r():
     c, s = torch.cos(yaw), torch.sin(yaw)
     rz_t = torch.stack([torch.stack([c, s, 0 * c], -1), torch.stack([-s, c, 0 * c], -1),
                         torch.tensor([0.0, 0.0, 1.0]).expand(5, 3)], -2)  # Rz(yaw)^T
-    assert torch.allclose(out[:, 0:3], (rz_t @ obs[:, 0:3, None])[..., 0], atol=1e-6)
-    assert torch.allclose(out[:, 12:15], (rz_t @ obs[:, 12:15, None])[..., 0], atol=1e-6)
-    assert torch.allclose(out[:, 3:12], (rz_t @ obs[:, 3:12].reshape(5, 3, 3)).reshape(5, 9), atol=1e-6)
-    assert torch.equal(out[:, 15:22], obs[:, 15:22])
+    assert torch.allclose(out[:, OBS_P], (rz_t @ obs[:, OBS_P, None])[..., 0], atol=1e-6)
+    assert torch.allclose(out[:, OBS_V], (rz_t @ obs[:, OBS_V, None])[..., 0], atol=1e-6)
+    assert torch.allclose(out[:, OBS_R], (rz_t @ obs[:, OBS_R].reshape(5, 3, 3)).reshape(5, 9), atol=1e-6)
+    assert torch.equal(out[:, OBS_W], obs[:, OBS_W]) and torch.equal(out[:, OBS_PREV_ACTION], obs[:, OBS_PREV_ACTION])
 
 
 @pytest.mark.parametrize("native_every", [1, 4])
@@ -172,7 +173,7 @@ def test_the_default_turns_around_without_crashing_where_the_plain_frame_fails()
         env = BatchedQuadrotorEnv(afs, 1, cfg, seed=0)
         env.reset()
         x = env.state.clone()
-        x[:, 3:7] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # yaw 180 deg
+        x[:, Q] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # yaw 180 deg
         env.set_state(x)
         obs = env.observe()
         pol.reset(env.num_envs)
@@ -180,9 +181,9 @@ def test_the_default_turns_around_without_crashing_where_the_plain_frame_fails()
         for _ in range(500):
             sp = None if name == "hold" else torch.zeros(env.num_envs)
             _, term, obs = env.physics_step(pol.step(obs, yaw_setpoint=sp) if pol.governor else pol.step(obs))
-            worst = torch.maximum(worst, torch.where(term, torch.inf, env.state[:, 0:3].norm(dim=-1)))
-        r = rotation_matrix(env.state[:, 3:7])
-        results[name] = (worst, torch.atan2(r[:, 3], r[:, 0]).abs(), env.state[:, 0:3].norm(dim=-1))
+            worst = torch.maximum(worst, torch.where(term, torch.inf, env.state[:, P].norm(dim=-1)))
+        r = rotation_matrix(env.state[:, Q])
+        results[name] = (worst, torch.atan2(r[:, 3], r[:, 0]).abs(), env.state[:, P].norm(dim=-1))
     worst, heading, final = results["frame"]
     assert (worst < 0.3).all() and (final < 0.1).all() and (heading < 0.05).all(), results
     assert torch.isinf(results["plain"][0]).all(), results

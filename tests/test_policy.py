@@ -10,6 +10,7 @@ import torch
 from conftest import batch_for, load_npz
 
 import raptor.policy as rp
+from raptor.conventions import OBS_R, M
 from raptor.errors import InputError, PolicyFileError
 from raptor.policy.io import default_metadata
 from raptor.sim import dynamics, mdp
@@ -61,7 +62,7 @@ def test_official_policy_flies_in_our_simulator_like_in_l2f(fixtures):
     pol = rp.load("official", dtype=torch.float64)
     x = torch.as_tensor(d["states"][:, 0], dtype=torch.float64)
     pol.reset(x.shape[0])
-    prev = mdp.normalized_motors(params, x[:, 13:17])
+    prev = mdp.normalized_motors(params, x[:, M])
     steps = d["actions"].shape[1]
     end = np.where(d["first_termination"] < 0, steps, d["first_termination"])
     worst = 0.0
@@ -206,7 +207,7 @@ def test_runner_at_native_rate_is_the_clamped_policy():
         for _ in range(20):
             p, q, v, w, prev = _rand_inputs(gen, 4)
             a, native = runner.control(p, q, v, w, prev)
-            obs = torch.cat([p, mdp.observe_student(torch.cat([p, q, v, w, torch.zeros(4, 4)], -1), prev)[:, 3:12],
+            obs = torch.cat([p, mdp.observe_student(torch.cat([p, q, v, w, torch.zeros(4, 4)], -1), prev)[:, OBS_R],
                              v, w, prev], -1)
             ref, h = net.step(obs, h)
             assert native

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from conftest import batch_for, load_npz, rel_err
 
+from raptor.conventions import M
 from raptor.sim import dynamics, mdp
 
 F64 = torch.float64
@@ -61,7 +62,7 @@ def test_student_observation_matches_first_22_of_l2f(fixtures):
     prev = np.concatenate([np.zeros_like(d["actions"][:, :1]), d["actions"]], 1)
     prev = t64(prev.reshape(e * (t + 1), 4))
     first = torch.arange(e * (t + 1)) % (t + 1) == 0
-    prev = torch.where(first[:, None], mdp.normalized_motors(params, states[:, 13:17]), prev)
+    prev = torch.where(first[:, None], mdp.normalized_motors(params, states[:, M]), prev)
     obs = mdp.observe_student(states, prev)
     ref = d["observations"].reshape(e * (t + 1), -1)[:, :22]
     np.testing.assert_allclose(obs.numpy(), ref, atol=2e-6)

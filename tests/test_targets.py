@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import raptor.policy as rp
+from raptor.conventions import Q, W
 from raptor.geometry import rotation_matrix
 from raptor.hil import betaflight_packets as bf
 from raptor.policy.io import default_metadata
@@ -211,11 +212,11 @@ def test_fdm_packet_round_trip_in_the_4_6_0_frames():
     pkt = bf.pack_fdm(2.5, state, f)
     assert len(pkt) == 144
     d = bf.unpack_fdm(pkt)
-    np.testing.assert_allclose(d["angular_velocity_flu"], state[10:13])
-    np.testing.assert_allclose(d["orientation"], state[3:7])
+    np.testing.assert_allclose(d["angular_velocity_flu"], state[W])
+    np.testing.assert_allclose(d["orientation"], state[Q])
     np.testing.assert_allclose(d["specific_force_flu"], f)
     raw = np.frombuffer(pkt, dtype="<f8")
-    np.testing.assert_allclose(raw[1:4], F @ state[10:13])  # FRD gyro on the wire, 4.6.0 maps (x, -y, -z) back
+    np.testing.assert_allclose(raw[1:4], F @ state[W])  # FRD gyro on the wire, 4.6.0 maps (x, -y, -z) back
 
 
 def test_crazyflie_conversions_round_trip(lib):

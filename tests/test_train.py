@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from raptor.conventions import OBS_FORCE, OBS_P, TARGET_P, P, V, W
 from raptor.errors import ConfigError, PolicyFileError, RaptorError
 from raptor.fileio import load_checked
 from raptor.rl.batched import BatchedAdam, BatchedMLP
@@ -94,7 +95,7 @@ def test_position_shift_folds_exactly_into_the_first_layer():
     fold_position_shift(mlp, c, A)
     x = torch.randn(2, 50, 29, generator=gen)
     shifted = x.clone()
-    shifted[..., 0:3] += c[:, None].float() + x[..., 26:29] @ A.float()
+    shifted[..., OBS_P] += c[:, None].float() + x[..., OBS_FORCE] @ A.float()
     torch.testing.assert_close(TeacherActors(mlp)(x), before(shifted), rtol=1e-5, atol=1e-5)
     # a reference teacher (26 inputs) reads the first 26 values of the privileged observation
     old = TeacherActors(BatchedMLP(2, (26, 16, 4), gen))
@@ -151,7 +152,7 @@ def test_start_position_widens_only_the_training_starts():
     for name, env_cfg in (("trained", training_env_config(cfg)), ("judged", scenario_config("hover"))):
         env = BatchedQuadrotorEnv([af], 4000, env_cfg, seed=0)
         env.reset(seed=0)
-        reach[name] = env.state[:, 0:3].abs().max().item()
+        reach[name] = env.state[:, P].abs().max().item()
     assert 0.58 < reach["trained"] <= 0.6 + 1e-6 and 0.48 < reach["judged"] <= 0.5 + 1e-6
     with pytest.raises(ConfigError, match="--start-position must be positive"):
         TrainConfig(init_min_position_m=0.0, init_max_position_m=0.0)
@@ -167,7 +168,7 @@ def test_start_scale_widens_only_the_training_starts():
     for scale in (1.0, 2.0):
         env = BatchedQuadrotorEnv([af], 2000, training_env_config(TrainConfig(start_velocity_scale=scale)), seed=0)
         env.reset(seed=0)
-        speeds[scale] = (env.state[:, 7:10].abs().max().item(), env.state[:, 10:13].abs().max().item())
+        speeds[scale] = (env.state[:, V].abs().max().item(), env.state[:, W].abs().max().item())
     assert max(speeds[1.0]) <= 1.0 + 1e-6
     assert 1.9 < speeds[2.0][0] <= 2.0 + 1e-6 and 1.9 < speeds[2.0][1] <= 2.0 + 1e-6
     with pytest.raises(ConfigError, match="--start-scale"):
@@ -477,7 +478,7 @@ def test_langevin_fraction_sets_the_share_of_moving_target_episodes():
     assert abs(f - 0.25) < 0.06
     for _ in range(50):
         env.physics_step(torch.zeros(env.num_envs, 4))
-    assert torch.equal(torch.linalg.vector_norm(env.target()[:, 0:3], dim=-1) > 1e-3, env.langevin)
+    assert torch.equal(torch.linalg.vector_norm(env.target()[:, TARGET_P], dim=-1) > 1e-3, env.langevin)
     with pytest.raises(ConfigError, match="langevin"):
         TrainConfig(langevin_fraction=1.5)
 
