@@ -75,14 +75,15 @@ def firmware_tree() -> Path:
     return fw
 
 
-def build_sitl(policy_name: str, log=print) -> Path:
-    """Export the betaflight target for the policy, apply it to the tree, `make TARGET=SITL`; the binary's path."""
+def build_sitl(policy_name: str, log=print, policy=None) -> Path:
+    """Export the betaflight target for the policy, apply it to the tree, `make TARGET=SITL`; the binary's path.
+    policy: the same policy already loaded (raptor.policy.load(policy_name))."""
     fw = firmware_tree()
     glue = fw / "src" / "main" / "raptor"
     tmp = cache_dir() / "export"
     if tmp.exists():
         shutil.rmtree(tmp)
-    export(policy_name, "betaflight", tmp)
+    export(policy_name, "betaflight", tmp, policy=policy)
     patch = tmp / "betaflight-4.6.0.patch"
     if not (fw / ".raptor-patched").is_file():
         r = subprocess.run(["patch", "-p1", "--forward", "-i", str(patch)], cwd=fw, capture_output=True, text=True)

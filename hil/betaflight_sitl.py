@@ -296,12 +296,13 @@ def boot_until_armable(binary: Path, workdir: Path, attempts: int = 3, wait_s: f
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl betaflight`: build, fly, and compare with `raptor eval` on the same airframe and starts."""
     airframe = args.airframes or "race"
-    binary = build_sitl(args.policy)
+    policy = load(args.policy)  # once: the export and the comparison flight share it
+    binary = build_sitl(args.policy, policy=policy)
     out = Path(args.out) if args.out else cache_dir() / "sitl-run"
     sitl = fly_sitl(binary, out / "sitl", airframe, args.scenario, args.episodes, args.seed)
     plain, _ = _sitl_airframe(airframe)
     # judged as the SITL is: by position (Betaflight's glue has no yaw channel)
-    ours = summarize(rollout(load(args.policy), [plain], args.scenario, args.episodes, seed=args.seed, heading=False))
+    ours = summarize(rollout(policy, [plain], args.scenario, args.episodes, seed=args.seed, heading=False))
     a, b = sitl["per_airframe"][plain.name], ours["per_airframe"][plain.name]
     print(markdown_table(sitl, f"{args.policy} inside Betaflight {BETAFLIGHT_VERSION} SITL, {args.scenario}"))
     print(markdown_table(ours, f"{args.policy}, raptor eval (same airframe, starts and seed)"))

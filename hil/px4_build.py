@@ -92,8 +92,9 @@ def python_env(tree: Path, log=print) -> Path:
     return py.parent
 
 
-def build_sitl(policy_name: str, tree: Path, log=print) -> Path:
-    """Export the px4 target for the policy and build PX4 SITL with it; the build folder."""
+def build_sitl(policy_name: str, tree: Path, log=print, policy=None) -> Path:
+    """Export the px4 target for the policy and build PX4 SITL with it; the build folder. policy: the same policy
+    already loaded (raptor.policy.load(policy_name))."""
     if shutil.which("make") is None or shutil.which("cmake") is None:
         raise ConfigError("building PX4 needs make, cmake, ninja and a C++ compiler (apt install build-essential "
                           "cmake ninja-build)")
@@ -101,7 +102,7 @@ def build_sitl(policy_name: str, tree: Path, log=print) -> Path:
     ext = cache_dir() / "export"
     if ext.exists():
         shutil.rmtree(ext)
-    export(policy_name, "px4", ext)
+    export(policy_name, "px4", ext, policy=policy)
     board = "px4_sitl_raptor" if (tree / "boards" / "px4" / "sitl" / "raptor.px4board").is_file() else \
         "px4_sitl_default"
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "GIT_SUBMODULES_ARE_EVIL": "1"}

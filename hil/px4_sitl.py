@@ -349,7 +349,8 @@ def sitl_metrics(flight: dict, name: str) -> dict:
 def run_sitl_cli(args) -> int:
     """`raptor hil --sitl px4`: build, fly in SIH, hand-back checks, the same task in our simulator."""
     tree = px4_tree(px4_source(getattr(args, "px4_tree", None)))
-    build = build_sitl(args.policy, tree)
+    policy = load(args.policy)  # once: the export and the comparison flight share it
+    build = build_sitl(args.policy, tree, policy=policy)
     out = Path(args.out) if args.out else cache_dir() / "sitl-run"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -362,7 +363,7 @@ def run_sitl_cli(args) -> int:
         sih.stop()
     af = sih_airframe()
     sitl = sitl_metrics(flight, af.name)
-    ours = summarize(rollout(load(args.policy), [af], "hover", max(args.episodes, 50), seed=args.seed,
+    ours = summarize(rollout(policy, [af], "hover", max(args.episodes, 50), seed=args.seed,
                              config=rest_config()))
     a, b = sitl["overall"], ours["overall"]
     src = "SIH's ground truth (RPT_POS_SRC 1)" if truth else "PX4's estimate (EKF2 on SIH's GPS)"
