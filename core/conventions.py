@@ -52,11 +52,8 @@ OBS_FORCE = slice(26, 29)
 # The firmware's input (the C core, every target, HIL), 17 values: [p - p_des(3) m, q(4) wxyz body->world,
 # v - v_des(3) m/s, w(3) rad/s body, previous action(4)] (raptor.policy_export.core_policy.firmware_observation).
 FIRMWARE_OBS_DIM = 17
-FW_P = slice(0, 3)
-FW_Q = slice(3, 7)
-FW_V = slice(7, 10)
-FW_W = slice(10, 13)
-FW_PREV_ACTION = slice(13, 17)
+FW_P, FW_Q, FW_V, FW_W = P, Q, V, W  # where the state holds p, q, v and w (relative to the target for p and v)
+FW_PREV_ACTION = slice(13, 17)  # the previous action (where the state holds the motor state)
 
 # A target (setpoint), 6 values: [p_des(3) m world, v_des(3) m/s world] (env.target()).
 TARGET_DIM = 6
