@@ -66,12 +66,16 @@ def stage_flags(flags: tuple[Flag, ...], fields: tuple[str, ...], recipe: dict |
 
 
 def quick_config(**over) -> PipelineConfig:
-    """A tiny end-to-end run: a few PPO iterations per teacher, short evaluations, four distillation epochs, the
-    teachers distilled whether or not they reach the bar."""
+    """A tiny end-to-end run: a few PPO iterations per teacher, short evaluations, four distillation epochs (the
+    full recipe's targets and setpoint lead, so every code path of the real run is exercised), the teachers
+    distilled whether or not they reach the bar."""
     train = {"steps": 6 * 8192, "eval_every_steps": 3 * 8192, "eval_episodes": 16, "calibration_episodes": 8,
              "feedback_gains": [1.0, 1.2], "gain_episodes": 32, "bar": {"episodes": 50}, "teachers_per_shard": 4}
+    full = full_config().distill
     distill = {"epochs": 4, "bc_epochs": 2, "episodes_per_teacher": 4, "holdout": "sampled:4:4242",
-               "holdout_episodes": 4, "eval_every": 1, "only_passed": False}
+               "holdout_episodes": 4, "eval_every": 1, "only_passed": False,
+               "targets": ["hover", "figure_eight", "step", "langevin"],
+               **{k: full[k] for k in ("lead_gain_s2", "lead_max_m")}}
     return PipelineConfig(**{"quick": True, "fresh": "sampled:6:2027", "fresh_episodes": 4, "train": train,
                              "distill": distill, **over})
 
