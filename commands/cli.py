@@ -9,6 +9,7 @@ Errors the user can fix (RaptorError) are printed as one line with a non-zero ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from raptor import __version__
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"raptor {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`raptor ... | head`): not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":
