@@ -68,7 +68,7 @@ class CorePolicy:
 
     def __init__(self, policy) -> None:
         self.policy = policy
-        self.lead = policy.lead.constants() if policy.lead else None
+        self.lead = policy.lead  # run_episodes passes acceleration setpoints where there is one (core_for sets it)
         self.env = None
         self.cores: list = []
 
@@ -80,10 +80,6 @@ class CorePolicy:
         self.k = 0
 
     accepts_acceleration = True
-
-    @property
-    def lead_enabled(self) -> bool:
-        return self.lead is not None
 
     def step(self, obs: torch.Tensor, yaw_setpoint: torch.Tensor | None = None,
              acceleration_setpoint: torch.Tensor | None = None) -> torch.Tensor:
