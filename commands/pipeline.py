@@ -72,10 +72,9 @@ def _teacher_summary(run: PipelineRun) -> tuple[str, int, int, int]:
 
 
 def stage_teachers(run: PipelineRun, pc: PipelineConfig, progress: bool, layout: dict | None = None) -> str:
-    resume = (run.teachers / "run.json").is_file()
-    train(str(run.teachers), None if resume else pc.airframes, None if resume else pc.ids,
-          None if resume else train_config(pc), resume=resume, progress=progress,
-          overrides=layout if resume else None)
+    resume = (run.teachers / "run.json").is_file()  # a resume passes the spec and ids: airframes added are trained
+    train(str(run.teachers), pc.airframes, pc.ids, None if resume else train_config(pc), resume=resume,
+          progress=progress, overrides=layout if resume else None)
     text, n, done, _ = _teacher_summary(run)
     if done < n:
         raise ConfigError(f"teacher training stopped with {n - done} teachers unfinished; continue with "
@@ -200,21 +199,70 @@ def stage_policy(run: PipelineRun, record: dict, results: dict) -> str:
     return f"{run.policy} and {run.report}"
 
 
+def add_teacher_airframes(run: PipelineRun, record: dict, spec: str, ids: str | None) -> dict:
+    """`--resume --add-airframes SPEC [--add-ids IDS]`: teachers for more airframes, before the retrain stage. The
+    run's spec becomes SPEC appended to it (no id moves, so nothing trained is touched), the ids IDS of SPEC (default
+    all) join the run, trained with its stored recipe; pipeline.json records it under "amendments"."""
+    if record["stages"].get("retrain", {}).get("state") is not None:
+        raise ConfigError(f"'{run.root}' has started its retrain stage; teachers can be added only before it")
+    rd = RunDir(run.teachers)
+    if rd.run_file.is_file():
+        open_ = [r["id"] for r in status(rd) if r["state"] != "finished"]
+        if open_:
+            raise ConfigError(f"{len(open_)} teachers of '{run.root}' are unfinished; finish them first (raptor "
+                              f"pipeline --out {run.root} --resume --until teachers), then add airframes")
+    cfg = record["config"]
+    extra = resolve_airframes(spec)  # a bad spec fails here, before anything is written
+    base = len(resolve_airframes(cfg["airframes"]))
+    new_ids = [base + i for i in parse_ids(ids, len(extra))]
+    if not new_ids:
+        raise ConfigError(f"--add-ids '{ids}' selects none of the {len(extra)} airframes of '{spec}'")
+    cfg["airframes"] = f"{cfg['airframes']}+{spec}"
+    cfg["ids"] = f"{cfg.get('ids') or _ranges(list(range(base)))},{_ranges(new_ids)}"
+    check_fresh(run.config(record), extra)
+    st = record["stages"].setdefault("teachers", {})
+    if st.get("state") == "done":
+        st["state"] = "running"
+    record.setdefault("amendments", []).append({
+        "date": time.strftime("%Y-%m-%d"), "stage": "teachers",
+        "added": {"airframes": spec, "ids": _ranges(new_ids), "run_ids": f"{new_ids[0]}-{new_ids[-1]}"},
+        "why": f"raptor pipeline --resume --add-airframes {spec}" + (f" --add-ids {ids}" if ids else "")})
+    run.write(record)
+    print(f"raptor pipeline: {len(new_ids)} teacher airframes added ({spec}, run ids {_ranges(new_ids)}); the run's "
+          f"airframes are now {cfg['airframes']}", flush=True)
+    return record
+
+
+def _ranges(ids: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3,7' (what --ids reads)."""
+    out, start = [], None
+    for a, b in zip(ids, ids[1:] + [None]):
+        start = a if start is None else start
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a != start else f"{a}")
+            start = None
+    return ",".join(out)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Entry point
 
 
 def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, progress: bool = True,
-             command: str | None = None, until: str | None = None, layout: dict | None = None) -> dict:
+             command: str | None = None, until: str | None = None, layout: dict | None = None,
+             add_airframes: str | None = None, add_ids: str | None = None) -> dict:
     """Run (or resume) every stage (up to and including `until`); returns the pipeline record. layout: TrainConfig
     fields of a resume that change how the teachers train, not what they learn (raptor.rl.config.LAYOUT_FIELDS:
-    shard size, time limit, compile), applied to the run's teacher stages and recorded there."""
+    shard size, time limit, compile), applied to the run's teacher stages and recorded there. add_airframes (a
+    resume): more teacher airframes, add_teacher_airframes."""
     run = PipelineRun(out)
     if run.exists():
         if not resume:
             raise ConfigError(f"'{out}' already holds a pipeline run; continue it with --resume, or choose another "
                               "--out")
         record = run.read()
+        if add_airframes is not None:
+            record = add_teacher_airframes(run, record, add_airframes, add_ids)
         pc = run.config(record)
     else:
         if resume:
@@ -289,6 +337,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny end-to-end run (minutes on a CPU) to check a "
                                                         "machine; its student is not meant to fly")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (a finished run returns at once)")
+    p.add_argument("--add-airframes", metavar="SPEC", default=None,
+                   help="with --resume, before the retrain stage: teachers for these airframes too (appended to the "
+                        "run's spec, recorded in pipeline.json), e.g. sampled:64:3:race-fast")
+    p.add_argument("--add-ids", metavar="IDS", default=None, help="which of --add-airframes (default all)")
     p.add_argument("--status", metavar="DIR", default=None, help="one line per stage of a run, and exit")
     add_flags(p, TrainConfig, stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN, full.train))
     add_flags(p, DistillConfig, stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL, full.distill))
@@ -334,7 +386,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
                                      args.ids, args.fresh, args.retrain_rounds)) or args.quick:
         raise ConfigError("--resume continues the run with its stored recipe; drop the options other than "
                           "--teachers-per-shard, --time-limit, --compile and --until")
+    if (args.add_airframes or args.add_ids) and not (args.resume and args.add_airframes):
+        raise ConfigError("--add-airframes SPEC [--add-ids IDS] adds teachers to a run: use it with --resume")
     layout = given(args, [fl for fl in stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN) if fl.field in LAYOUT_FIELDS])
     pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args),
-             until=args.until, layout=layout if args.resume else None)
+             until=args.until, layout=layout if args.resume else None, add_airframes=args.add_airframes,
+             add_ids=args.add_ids)
     return 0

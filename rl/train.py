@@ -62,8 +62,11 @@ def start_or_resume(out: str, airframe_spec: str | None, ids_text: str | None, c
                               "--out")
         run = rd.read_run()
         if airframe_spec is not None and airframe_spec != run["airframe_spec"]:
-            raise ConfigError(f"'{out}' trains airframes '{run['airframe_spec']}', not '{airframe_spec}'; resume "
-                              f"without --airframes (or with that spec), or start another --out")
+            if not (resume and airframe_spec.startswith(run["airframe_spec"] + "+")):
+                raise ConfigError(f"'{out}' trains airframes '{run['airframe_spec']}', not '{airframe_spec}'; resume "
+                                  f"without --airframes (or with that spec, or that spec +MORE to add airframes), or "
+                                  f"start another --out")
+            extend_spec(rd, run, airframe_spec)
         stored = TrainConfig.from_json(run["config"])
         if overrides:
             has_ckpt = rd.checkpoints.is_dir() and any(rd.checkpoints.iterdir())
@@ -101,17 +104,42 @@ def extend_run(rd: RunDir, run: dict, ids: list[int]) -> list[int]:
     new = sorted(set(ids) - set(run["ids"]))
     if not new:
         return []
-    unfinished = [i for i in attempt_ids(run) if not rd.finished(i)]
-    if unfinished:
-        raise ConfigError(f"cannot add teachers {new[:5]}{'...' if len(new) > 5 else ''} yet: teachers "
-                          f"{unfinished[:5]}{'...' if len(unfinished) > 5 else ''} of the run are unfinished; finish "
-                          f"them first (raptor train --out {rd.root} --resume), then resume with --ids")
+    _refuse_while_unfinished(rd, run, f"add teachers {new[:5]}{'...' if len(new) > 5 else ''}")
     run["ids"] = sorted(set(run["ids"]) | set(new))
     attempts = run.setdefault("retrain_attempts", [])
     attempts.append({"attempt": len(attempts) + 1, "ids": new, "added": True,
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     rd.write_run(run)
     return new
+
+
+def extend_spec(rd: RunDir, run: dict, spec: str) -> None:
+    """`--resume --airframes SPEC+MORE`: the run's airframes become those of the longer spec. Appending never moves an
+    id (checked: the run's airframes are the first ones of the new spec, parameter for parameter), so every finished
+    teacher and shard keeps its key; the new airframes are trained once --ids adds them (extend_run's rule: the
+    current attempt must be finished). Recorded in run.json ("spec_history")."""
+    _refuse_while_unfinished(rd, run, f"extend the airframes to '{spec}'")
+    old = rd.airframes()
+    new = run_airframes(spec)
+    if len(new) < len(old) or any(a.name != b.name or a.parameters["dynamics"] != b.parameters["dynamics"]
+                                  for a, b in zip(old, new)):
+        raise ConfigError(f"'{spec}' does not start with the run's {len(old)} airframes ('{run['airframe_spec']}'); "
+                          "add airframes only by appending +SPEC to the run's spec")
+    save_airframes(rd.airframes_file, new, {"spec": spec})
+    until = time.strftime("%Y-%m-%dT%H:%M:%S")
+    run.setdefault("spec_history", []).append({"spec": run["airframe_spec"], "until": until})
+    run["airframe_spec"] = spec
+    rd.write_run(run)
+    print(f"raptor train: the run's airframes extended to '{spec}' ({len(old)} -> {len(new)}; ids {len(old)}-"
+          f"{len(new) - 1} new; add the ones to train with --ids)", flush=True)
+
+
+def _refuse_while_unfinished(rd: RunDir, run: dict, what: str) -> None:
+    unfinished = [i for i in attempt_ids(run) if not rd.finished(i)]
+    if unfinished:
+        raise ConfigError(f"cannot {what} yet: teachers {unfinished[:5]}{'...' if len(unfinished) > 5 else ''} of "
+                          f"the run are unfinished; finish them first (raptor train --out {rd.root} --resume), then "
+                          "resume with the new option")
 
 
 def mark_failed_for_retraining(rd: RunDir, run: dict, cfg: TrainConfig) -> list[int]:

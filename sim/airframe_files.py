@@ -12,7 +12,7 @@ from pathlib import Path
 from raptor.errors import AirframeError
 from raptor.fileio import atomic_write_text
 from raptor.sim.airframe import NAMED_SET, Airframe, named_airframe
-from raptor.sim.sampling import RACE_RANGES, RandomizationRanges, sample_airframes
+from raptor.sim.sampling import RACE_FAST_RANGES, RACE_RANGES, RandomizationRanges, sample_airframes
 
 AIRFRAME_FILE_FORMAT = "raptor-airframes"
 AIRFRAME_FILE_VERSION = 1
@@ -68,9 +68,15 @@ def load_airframes(path: str | os.PathLike) -> list[Airframe]:
     return out
 
 
+# sampled:N:SEED[:KIND] -> (ranges, name prefix)
+_SAMPLED_KINDS = {"": (RandomizationRanges(), "dr"), "race": (RACE_RANGES, "race"),
+                  "race-fast": (RACE_FAST_RANGES, "rfast")}
+
+
 def resolve_airframes(spec: str) -> list[Airframe]:
-    """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, 'sampled:N:SEED', or 'sampled:N:SEED:race' (the
-    race-class option: thrust-to-weight up to 12, raptor.sim.sampling.RACE_RANGES); 'SPEC+SPEC' joins specs in order
+    """Airframes from a spec: 'named', 'NAME,NAME,...', a file path, 'sampled:N:SEED', 'sampled:N:SEED:race' (the
+    race-class option: thrust-to-weight up to 12, raptor.sim.sampling.RACE_RANGES) or 'sampled:N:SEED:race-fast' (race
+    class with race motors, RACE_FAST_RANGES); 'SPEC+SPEC' joins specs in order
     (e.g. 'sampled:1000:0+sampled:1000:1:race': ids 0-999 the first, 1000-1999 the second)."""
     spec = spec.strip()
     if "+" in spec:
@@ -91,17 +97,18 @@ def resolve_airframes(spec: str) -> list[Airframe]:
         parts = spec.split(":")
         try:
             n, seed = int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
-            if len(parts) > 4 or (len(parts) == 4 and parts[3] != "race"):
+            kind = parts[3] if len(parts) == 4 else ""
+            if len(parts) > 4 or kind not in _SAMPLED_KINDS:
                 raise ValueError
         except (ValueError, IndexError):
-            raise AirframeError(f"bad airframe spec '{spec}': use sampled:N:SEED or sampled:N:SEED:race, e.g. "
-                                "sampled:100:1") from None
+            raise AirframeError(f"bad airframe spec '{spec}': use sampled:N:SEED, sampled:N:SEED:race or "
+                                "sampled:N:SEED:race-fast, e.g. sampled:100:1") from None
         if n <= 0:
             raise AirframeError(f"bad airframe spec '{spec}': N must be positive")
-        race = len(parts) == 4
-        afs = sample_airframes(n, seed, RACE_RANGES if race else RandomizationRanges())
-        if race:  # distinct names: the same seed's default airframes are other airframes
-            afs = [Airframe(a.name.replace("dr", "race", 1), a.parameters, {**a.meta, "ranges": "race"})
+        ranges, prefix = _SAMPLED_KINDS[kind]
+        afs = sample_airframes(n, seed, ranges)
+        if kind:  # distinct names: the same seed's default airframes are other airframes
+            afs = [Airframe(a.name.replace("dr", prefix, 1), a.parameters, {**a.meta, "ranges": kind})
                    for a in afs]
         return afs
     if os.path.sep in spec or spec.endswith(".json") or Path(spec).is_file():

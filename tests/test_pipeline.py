@@ -102,6 +102,40 @@ def test_until_stops_after_a_stage_and_resume_finishes(tmp_path, capsys):
     assert PipelineRun(out).read()["stages"]["policy"]["state"] == "done"
 
 
+def test_airframes_added_before_the_retrain_stage_train_without_touching_the_finished(tmp_path, capsys):
+    """--resume --add-airframes: the new airframes' teachers train with the run's recipe; the finished teachers, their
+    ids and files stay as they are; the spec grows by appending; pipeline.json records the amendment."""
+    from raptor.rl.run import RunDir, status
+    from raptor.sim.airframe_files import resolve_airframes
+
+    out = tmp_path / "run"
+    assert main(["pipeline", "--airframes", "sampled:2:0", "--out", str(out), "--quick", "--no-progress",
+                 "--retrain-rounds", "0", "--until", "teachers"]) == 0
+    rd = RunDir(out / "train")
+    before = {p: p.stat().st_mtime_ns for p in (out / "train" / "teachers").rglob("*") if p.is_file()}
+    assert main(["pipeline", "--out", str(out), "--resume", "--add-airframes", "sampled:3:5:race-fast",
+                 "--add-ids", "1", "--no-progress", "--until", "teachers"]) == 0
+    rows = {r["id"]: r for r in status(rd)}
+    assert sorted(rows) == [0, 1, 3] and all(r["state"] == "finished" for r in rows.values())
+    assert rows[3]["airframe"] == resolve_airframes("sampled:3:5:race-fast")[1].name == "rfast5_1"
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing of teachers 0 and 1 rewritten
+    record = PipelineRun(out).read()
+    assert record["config"]["airframes"] == "sampled:2:0+sampled:3:5:race-fast"
+    assert record["config"]["ids"] == "0-1,3" and record["amendments"][-1]["added"]["run_ids"] == "3-3"
+    assert rd.read_run()["airframe_spec"] == "sampled:2:0+sampled:3:5:race-fast"
+    (out / "train" / "airframes.json").unlink()  # as on a fresh clone: made again from the extended spec
+    assert [a.name for a in rd.airframes()][2:] == ["rfast5_0", "rfast5_1", "rfast5_2"]
+    # after the retrain stage started, or with a spec that does not parse: refused in one line, nothing written
+    capsys.readouterr()
+    resume = ["pipeline", "--out", str(out), "--resume", "--no-progress"]
+    assert main(resume + ["--add-airframes", "sampled:2:9:warp"]) == 2
+    assert "bad airframe spec" in capsys.readouterr().err
+    assert PipelineRun(out).read() == record
+    assert main(["pipeline", "--out", str(out), "--resume", "--no-progress", "--until", "retrain"]) == 0
+    assert main(["pipeline", "--out", str(out), "--resume", "--add-airframes", "sampled:2:7", "--no-progress"]) == 2
+    assert "retrain stage" in capsys.readouterr().err
+
+
 def _commit_and_clone(repo, clone_to):
     """What a session leaves (git add -A; commit, with the project's .gitignore) and what the next one starts from
     (a fresh clone on another machine)."""

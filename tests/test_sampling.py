@@ -139,6 +139,34 @@ def test_race_option_extends_thrust_to_weight_only():
     assert [a.parameters for a in resolve_airframes("sampled:300:5")] == [a.parameters for a in plain]
 
 
+def test_race_fast_class_has_race_motors_and_the_references_disturbance_envelope():
+    """sampled:N:SEED:race-fast: thrust-to-weight 4-12 with motors that spin up and down in 0.02-0.05 s, and a
+    disturbance whose size relative to the weight stays within RAPTOR's (mu <= 0.3 x 4, std = mu x 5 x m / 3 N at
+    most: 0.204 of the weight), where the race option's grows with thrust-to-weight to more than the weight."""
+    from raptor.sim.airframe_files import resolve_airframes
+    from raptor.sim.sampling import RACE_FAST_RANGES, RandomizationRanges
+
+    def rel_force(a):  # disturbance force std / weight
+        return a.parameters["disturbances"]["random_force"]["std"] / (a.mass_kg * 9.81)
+
+    fast = resolve_airframes("sampled:300:5:race-fast")
+    tw = [a.thrust_to_weight for a in fast]
+    assert min(tw) >= 4.0 - 1e-3 and max(tw) <= 12.0 + 1e-3 and max(tw) > 11.0
+    for a in fast:
+        d = a.parameters["dynamics"]
+        assert all(0.02 - 1e-6 <= t <= 0.05 + 1e-6 for t in d["rotor_time_constants_rising"]
+                   + d["rotor_time_constants_falling"])
+        tti = abs(d["rotor_positions"][0][0]) * np.sqrt(2) * (a.thrust_to_weight * a.mass_kg * 9.81 / 4) / d["J"][0][0]
+        assert 200 * 0.97 <= tti <= 1200 * 1.03  # torque-to-inertia (J rounded to 6 decimals like the reference)
+    assert max(rel_force(a) for a in fast) <= 0.3 * 4 * 5 / 3 / 9.81 + 1e-3
+    assert max(rel_force(a) for a in resolve_airframes("sampled:300:5:race")) > 0.8
+    assert max(rel_force(a) for a in resolve_airframes("sampled:1000:0")) <= 0.3 * 4 * 5 / 3 / 9.81 + 1e-3
+    assert all(a.name.startswith("rfast5_") and a.meta["ranges"] == "race-fast" for a in fast)
+    with pytest.raises(ValueError, match="disturbance_t2w_cap"):
+        RandomizationRanges(disturbance_t2w_cap=0.5)
+    assert RACE_FAST_RANGES.disturbance_t2w_cap == 5.0
+
+
 def test_joined_spec_concatenates_in_order_and_refuses_overlap():
     """'A+B' is A's airframes then B's, each bit-exact with its own spec (a run's ids index the joined list), and
     joining a set with itself is refused in one line (its teachers would be trained twice)."""
