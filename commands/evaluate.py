@@ -30,6 +30,7 @@ from raptor.metrics import SUCCESS_RADIUS_M, Rollouts, markdown_table, success_i
 from raptor.policy import load as load_policy
 from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
+from raptor.policy.io import training_envelope
 from raptor.sim.airframe import Airframe, limit_thrust_to_weight
 from raptor.sim.airframe_files import resolve_airframes
 from raptor.sim.scenarios import SCENARIOS, SIMULATORS, envelope_notes, rollout, scenario_config
@@ -183,7 +184,7 @@ def evaluate(policy_name: str, airframes: str | Sequence[Airframe] = "named", sc
     r = rollout(pol, afs, scenario, episodes, seed, device, progress=progress, sim=sim, record=record,
                 external=external)
     metrics = summarize(r)
-    notes = envelope_notes(afs, list(metrics["per_airframe"]))
+    notes = envelope_notes(afs, list(metrics["per_airframe"]), training_envelope(pol.metadata))
     for key, note in notes.items():
         metrics["per_airframe"][key]["envelope_note"] = note
     if notes:

@@ -308,8 +308,11 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
                             **({"holdout": f"{100 * h['success_rate']:.0f}%"} if h else {}))
     if bar is not None:
         bar.close()
+    tw = [a.thrust_to_weight for a in teachers.airframes]
     meta = default_metadata("raptor distill", {"distill": dataclasses.asdict(cfg)}, teachers=len(teachers.ids),
                             teachers_dir=str(teachers_dir), best_epoch=state.get("best_epoch"),
+                            # the teachers' thrust-to-weight range: raptor eval's envelope notes (policy.io)
+                            training_envelope={"thrust_to_weight": [round(min(tw), 2), round(max(tw), 2)]},
                             # flown in the reference-heading frame (raptor.policy.heading), as the shipped default
                             deployment={"heading": HeadingGovernor().to_metadata(),
                                         **({"lead": cfg.lead.to_metadata()} if cfg.lead else {})},

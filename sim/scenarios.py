@@ -107,14 +107,16 @@ class StateRecorder:
         self.out.append(env.state.detach().cpu().numpy().copy())
 
 
-def envelope_notes(airframes: Sequence[Airframe], keys: Sequence[str]) -> dict[str, str]:
-    """Per airframe key, why its figures may not count against the policy: an airframe outside the range of the
-    sampler the policies were trained on (thrust-to-weight), e.g. flightmare's 12."""
-    lo, hi = RandomizationRanges().thrust_to_weight
+def envelope_notes(airframes: Sequence[Airframe], keys: Sequence[str],
+                   thrust_to_weight: tuple[float, float] | None = None) -> dict[str, str]:
+    """Per airframe key, why its figures may not count against the policy: an airframe outside the thrust-to-weight
+    range the policy was trained on (raptor.policy.io.training_envelope; default RAPTOR's sampler, 1.5-5), e.g.
+    flightmare's 12 for the published policy."""
+    lo, hi = thrust_to_weight or RandomizationRanges().thrust_to_weight
     notes = {}
     for key, af in zip(keys, airframes):
         t2w = af.thrust_to_weight
         if not lo * 0.95 <= t2w <= hi * 1.05:
-            notes[key] = (f"outside the training envelope (thrust-to-weight {t2w:.1f}; the policies were trained on "
+            notes[key] = (f"outside the training envelope (thrust-to-weight {t2w:.1f}; the policy was trained on "
                           f"{lo:g}-{hi:g}): an extrapolation, shown for reference")
     return notes

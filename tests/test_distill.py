@@ -139,6 +139,8 @@ def test_distill_runs_resumes_and_writes_a_policy(teachers, tmp_path):
     assert [e["epoch"] for e in log] == [0, 1, 2, 3, 4]
     policy = load(out / "student.safetensors")
     assert policy.metadata["provenance"]["source"] == "raptor distill"
+    tw = [a.thrust_to_weight for a in TeacherSet(str(teachers), only_passed=False).airframes]
+    assert policy.metadata["training_envelope"]["thrust_to_weight"] == [round(min(tw), 2), round(max(tw), 2)]
     policy.reset(2)
     assert policy.step(torch.zeros(2, 22)).shape == (2, 4)
     with pytest.raises(ConfigError, match="no passing"):

@@ -242,3 +242,23 @@ def test_timed_samples_are_judged_as_a_100_hz_record():
             if j["settling_s"] is not None:
                 assert j["settling_s"] == pytest.approx(want)
         assert j["final"] == pytest.approx(err[-1]) and j["rms"] == pytest.approx(np.sqrt((err ** 2).mean()))
+
+
+def test_the_envelope_note_follows_the_policys_own_training_range():
+    """flightmare (thrust-to-weight 12.1) is an extrapolation for a policy trained on RAPTOR's 1.5-5 (the published
+    one, whose file says nothing), not for one whose teachers reached 12 (raptor distill records their range); a
+    malformed or hostile range falls back to RAPTOR's."""
+    from raptor.policy import load
+    from raptor.policy.io import RAPTOR_THRUST_TO_WEIGHT, training_envelope
+    from raptor.sim.airframe import named_airframe
+    from raptor.sim.scenarios import envelope_notes
+
+    afs = [named_airframe("crazyflie"), named_airframe("flightmare")]
+    keys = ["crazyflie", "flightmare"]
+    assert training_envelope(load("official").metadata) == RAPTOR_THRUST_TO_WEIGHT
+    assert list(envelope_notes(afs, keys, training_envelope(load("official").metadata))) == ["flightmare"]
+    race = {"training_envelope": {"thrust_to_weight": [1.5, 12.0]}}
+    assert envelope_notes(afs, keys, training_envelope(race)) == {}
+    for bad in ({"training_envelope": {"thrust_to_weight": "12"}}, {"training_envelope": {"thrust_to_weight": [5, 1]}},
+                {"training_envelope": None}, {"training_envelope": {"thrust_to_weight": [float("nan"), 3]}}):
+        assert training_envelope(bad) == RAPTOR_THRUST_TO_WEIGHT

@@ -58,6 +58,21 @@ def default_metadata(source: str, config: dict | None = None, **extra: Any) -> d
     }
 
 
+# The thrust-to-weight range of RAPTOR's sampler (spec 3.1): the envelope of a policy whose file does not say its own
+# (the published policy, students of the reference's airframes).
+RAPTOR_THRUST_TO_WEIGHT = (1.5, 5.0)
+
+
+def training_envelope(metadata: dict) -> tuple[float, float]:
+    """The thrust-to-weight range a policy was trained on: its file's metadata["training_envelope"]["thrust_to_weight"]
+    (raptor distill writes its teachers' range), else RAPTOR's. Malformed values fall back to RAPTOR's."""
+    tw = (metadata.get("training_envelope") or {}).get("thrust_to_weight") if isinstance(metadata, dict) else None
+    if not (isinstance(tw, (list, tuple)) and len(tw) == 2 and all(isinstance(v, (int, float)) for v in tw)):
+        return RAPTOR_THRUST_TO_WEIGHT
+    lo, hi = float(tw[0]), float(tw[1])
+    return (lo, hi) if 0 < lo <= hi < 100 else RAPTOR_THRUST_TO_WEIGHT
+
+
 def save_policy(path: str | os.PathLike, net: RaptorPolicyNet, metadata: dict) -> None:
     """Write a policy file atomically (temporary file, then rename)."""
     from safetensors.torch import save_file
