@@ -264,6 +264,10 @@ def pipeline(out: str, pc: PipelineConfig | None = None, resume: bool = False, p
         if add_airframes is not None:
             record = add_teacher_airframes(run, record, add_airframes, add_ids)
         pc = run.config(record)
+        if layout and layout.get("device") not in (None, pc.device):  # this resume's stages run there
+            print(f"raptor pipeline: this resume runs on {layout['device']} (the run started on {pc.device}; the "
+                  "recipe is unchanged)", flush=True)
+            pc = replace(pc, device=layout["device"])
     else:
         if resume:
             raise ConfigError(f"nothing to resume: '{out}' holds no pipeline.json; start it with --airframes SPEC "
@@ -382,13 +386,19 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         if args.init_from is not None:
             distill_over["disturbance_aux_weight"] = 0.0  # as raptor distill --init-from: no fresh head
         pc = replace(pc, train={**pc.train, **train_over}, distill={**pc.distill, **distill_over})
-    elif any(v is not None for v in (args.airframes, args.steps, args.epochs, args.init_from, args.batch_size,
-                                     args.ids, args.fresh, args.retrain_rounds)) or args.quick:
-        raise ConfigError("--resume continues the run with its stored recipe; drop the options other than "
-                          "--teachers-per-shard, --time-limit, --compile and --until")
+    else:
+        recipe = [n for n in ("airframes", "steps", "epochs", "init_from", "batch_size", "ids", "fresh",
+                              "retrain_rounds", "seed") if getattr(args, n) is not None]
+        recipe += ["quick"] if args.quick else []
+        if recipe:
+            raise ConfigError(f"--resume continues the run with its stored recipe, so --{recipe[0].replace('_', '-')} "
+                              "cannot change it; drop the options other than --teachers-per-shard, --time-limit, "
+                              "--compile, --device, --add-airframes and --until")
     if (args.add_airframes or args.add_ids) and not (args.resume and args.add_airframes):
         raise ConfigError("--add-airframes SPEC [--add-ids IDS] adds teachers to a run: use it with --resume")
     layout = given(args, [fl for fl in stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN) if fl.field in LAYOUT_FIELDS])
+    if args.resume and args.device is not None:  # where the stages run, not what they learn: every stage's device
+        layout["device"] = args.device
     pipeline(args.out, pc, resume=args.resume, progress=not args.no_progress, command=_command(args),
              until=args.until, layout=layout if args.resume else None, add_airframes=args.add_airframes,
              add_ids=args.add_ids)

@@ -85,6 +85,8 @@ def test_pipeline_refuses_what_would_lose_work(quick_run, tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
     assert main(["pipeline", "--out", str(out), "--resume", "--steps", "5"]) == 2
     assert "stored recipe" in capsys.readouterr().err
+    assert main(["pipeline", "--out", str(out), "--resume", "--seed", "3"]) == 2  # refused, not silently dropped
+    assert "--seed cannot change it" in capsys.readouterr().err
     assert main(["pipeline", "--airframes", "sampled:4:0", "--out", str(tmp_path / "x"), "--fresh",
                  "sampled:4:0", "--quick", "--no-progress", "--retrain-rounds", "0"]) == 2
     assert "overlaps" in capsys.readouterr().err  # a fresh set equal to the teachers' is refused
