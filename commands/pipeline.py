@@ -113,7 +113,7 @@ def stage_distill(run: PipelineRun, pc: PipelineConfig, progress: bool) -> str:
                           f"train longer (raptor pipeline --resume after raising the steps in a new run), or see "
                           f"raptor train --status {run.teachers}")
     resume = (run.student / "config.json").is_file()
-    last = distill(str(run.teachers), str(run.student), cfg, resume=resume, progress=progress)
+    last = distill(str(run.teachers), str(run.student), cfg, resume=resume, progress=progress, device=cfg.device)
     best = read_json(run.student / "log.json", "distillation log", "rerun with --resume")
     hold = [e["holdout"]["hover"]["success_rate"] for e in best if "holdout" in e]
     return (f"{len(usable)} teachers, {cfg.epochs} epochs, last loss {last.get('loss', float('nan')):.4f}"

@@ -203,9 +203,10 @@ def stored_config(out: Path) -> DistillConfig:
 
 
 def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), resume: bool = False,
-            progress: bool = True, epochs: int | None = None) -> dict:
+            progress: bool = True, epochs: int | None = None, device: str | None = None) -> dict:
     """Run (or resume) a distillation; returns the final log entry. Writes OUT/student.safetensors (best on the
-    held-out airframes), OUT/last.safetensors, OUT/log.json, OUT/config.json and OUT/checkpoint.pt."""
+    held-out airframes), OUT/last.safetensors, OUT/log.json, OUT/config.json and OUT/checkpoint.pt. A resume keeps
+    the stored recipe; `device` (where it runs, e.g. a committed CPU run continued on a GPU) applies to it."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     outp = Path(out)
@@ -222,6 +223,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         cfg = stored_config(outp)
     if epochs is not None:  # a resumed run can be extended
         cfg = dataclasses.replace(cfg, epochs=epochs)
+    if device is not None:
+        cfg = dataclasses.replace(cfg, device=device)
     warm = None  # the warm start, read before anything is written (a resume takes the checkpoint's weights)
     if cfg.init_from is not None and not resume:
         warm = load_policy(cfg.init_from).net
