@@ -195,9 +195,12 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
 
 class EarlyFinish:
     """TrainConfig.finish_early: a teacher leaves training once two selection evaluations in a row (after
-    finish_min_steps) clear the quality bar with a margin: success >= the bar's + 0.05, termination <= the published
-    policy's on the same selection starts (no +1 point), smoothness within the bar. Its best snapshot is final and goes
-    through the same finalization and the same 500-episode judge as every teacher: the bar is unchanged."""
+    finish_min_steps) clear the quality bar with a margin on success: success >= the bar's + 0.05, termination within
+    the bar's own limit (the published policy's on the same selection starts + the bar's margin), smoothness within
+    the bar. Its best snapshot is final and goes through the same finalization and the same 500-episode judge as every
+    teacher: the bar is unchanged. (Replayed on the every-task run's 208 reference curves, this limit instead of the
+    published policy's own rate finishes 123 instead of 87 teachers at 1.5M, one of each set below the bar at 3M:
+    docs/benchmarks.md.)"""
 
     MARGIN = 0.05
 
@@ -210,7 +213,7 @@ class EarlyFinish:
     def clears(self, k: int, e: dict) -> bool:
         bar = self.cfg.bar
         return (e["steps"] >= self.cfg.finish_min_steps and e["success_rate"] >= bar.min_success + self.MARGIN
-                and e["termination_rate"] <= self.ref[k] + 1e-12)
+                and e["termination_rate"] <= self.ref[k] + bar.termination_margin + 1e-12)
 
     def finished(self, training: list[int], curves: list[list[dict]]) -> list[int]:
         """The networks of `training` whose last two selection evaluations clear the bar with the margin."""
