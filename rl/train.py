@@ -131,7 +131,7 @@ def extend_spec(rd: RunDir, run: dict, spec: str) -> None:
     run["airframe_spec"] = spec
     rd.write_run(run)
     print(f"raptor train: the run's airframes extended to '{spec}' ({len(old)} -> {len(new)}; ids {len(old)}-"
-          f"{len(new) - 1} new; add the ones to train with --ids)", flush=True)
+          f"{len(new) - 1} new; those in --ids are trained)", flush=True)
 
 
 def _refuse_while_unfinished(rd: RunDir, run: dict, what: str) -> None:

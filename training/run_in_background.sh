@@ -20,7 +20,7 @@ SNAP=${RAPTOR_RUNNER:-/tmp/raptor-runner}
 rm -rf "$SNAP" "$SNAP.src"
 git worktree prune
 git worktree add -q --detach "$SNAP.src" HEAD
-pip install -q --no-deps --no-build-isolation --target "$SNAP" "$SNAP.src" >/dev/null
+pip install -q --no-deps --no-build-isolation --target "$SNAP" "$SNAP.src" >/dev/null 2>&1
 git worktree remove --force "$SNAP.src"
 COMMIT=$(git rev-parse HEAD)
 mkdir -p "training/$RUN/logs"
