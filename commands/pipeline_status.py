@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raptor.commands.pipeline_run import STAGES, PipelineRun, _stage_line, distill_config
+from raptor.commands.pipeline_run import STAGES, PipelineRun, _stage_line, distill_config, train_config
 from raptor.fileio import lock_alive, read_json
 from raptor.rl.config import TrainConfig
 from raptor.rl.run import RunDir, status
@@ -12,20 +12,23 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} CPU-h" if seconds >= 360 else f"{seconds / 60:.0f} CPU-min"
 
 
-def _teacher_progress(run: PipelineRun) -> tuple[str, float | None]:
+def _teacher_progress(run: PipelineRun, steps_left: int | None = None) -> tuple[str, float | None]:
     """What the teacher stages have done and what remains, with the CPU time left at the pace this run's finished
-    teachers were trained at (their shard's training wall time over the shard's teachers; None where none is
-    finished)."""
+    teachers were trained at (their shard's training wall time over the shard's teachers and their steps; None where
+    none is finished). steps_left: the steps each remaining teacher trains (a retrain round's are more)."""
     rd = RunDir(run.teachers)
     rows = status(rd)
     done = [r for r in rows if r["state"] == "finished"]
     left = len(rows) - len(done)
-    per = TrainConfig.from_json(rd.read_run()["config"]).teachers_per_shard
-    walls = [read_json(rd.teacher_dir(r["id"]) / "eval.json").get("train_wall_s", 0.0) for r in done]
-    # the fastest shard's pace: a shard paused (SIGSTOP, a suspended laptop) only ever reads slower; +10 %: finalization
-    pace = min(walls) / max(1, min(per, len(rows))) * 1.1 if walls else None
+    cfg = TrainConfig.from_json(rd.read_run()["config"])
+    per = cfg.teachers_per_shard
+    evals = [read_json(rd.teacher_dir(r["id"]) / "eval.json") for r in done]
+    # seconds per env step of the fastest shard: a shard paused (SIGSTOP, a suspended laptop) only ever reads slower
+    walls = [e.get("train_wall_s", 0.0) / max(1, e.get("steps") or cfg.steps) for e in evals if e.get("train_wall_s")]
+    per_step = min(walls) / max(1, min(per, len(rows))) * 1.1 if walls else None  # +10 %: finalization
     text = (f"{len(done)}/{len(rows)} teachers finished ({sum(1 for r in done if r['passed'])} at the bar), "
             f"{left} remaining")
+    pace = None if per_step is None else per_step * (steps_left or cfg.steps)
     if left and pace is not None:
         text += f"; about {_hours(left * pace)} left ({pace:.0f} s per teacher on this run)"
     return text, pace
@@ -55,7 +58,8 @@ def status_lines(run: PipelineRun) -> list[str]:
         detail = st.get("summary", "")
         if state != "done" and name in ("teachers", "retrain") and (run.teachers / "run.json").is_file():
             if name == "teachers" or state != "pending":
-                detail = _teacher_progress(run)[0]
+                steps = None if name == "teachers" else int(train_config(pc).steps * pc.retrain_steps_factor)
+                detail = _teacher_progress(run, steps)[0]
         elif state != "done" and name == "distill":
             detail = _distill_progress(run, distill_config(pc).epochs)
         if "wall_s" in st:

@@ -240,3 +240,30 @@ def test_a_committed_half_finished_run_resumes_on_a_fresh_clone(tmp_path, monkey
     log = json.loads((clone2 / rel / "student" / "log.json").read_text())
     assert [e["epoch"] for e in log] == [0, 1, 2, 3] and log[:2] == log_before
     assert PipelineRun(clone2 / rel).read()["stages"]["distill"]["state"] == "done"
+
+
+def test_status_estimates_a_retrain_round_at_its_own_steps(tmp_path, monkeypatch):
+    """--status's CPU time left: seconds per env step of the run's fastest shard (+10 % for the finalization) times
+    the steps each remaining teacher trains: a retrain round's 1.5x steps take 1.5x as long."""
+    from raptor.commands import pipeline_status as ps
+    from raptor.rl.config import TrainConfig
+
+    rows = [{"id": 0, "state": "finished", "passed": True}, {"id": 1, "state": "training"}]
+
+    class FakeRunDir:
+        def __init__(self, root):
+            pass
+
+        def read_run(self):
+            return {"config": TrainConfig(steps=1000, teachers_per_shard=1).to_json()}
+
+        def teacher_dir(self, i):
+            return tmp_path
+
+    monkeypatch.setattr(ps, "status", lambda rd: rows)
+    monkeypatch.setattr(ps, "RunDir", FakeRunDir)
+    monkeypatch.setattr(ps, "read_json", lambda path, *a, **k: {"train_wall_s": 100.0, "steps": 1000})
+    text, pace = ps._teacher_progress(PipelineRun(tmp_path))
+    assert pace == pytest.approx(110.0) and "1 remaining" in text
+    text, pace = ps._teacher_progress(PipelineRun(tmp_path), steps_left=1500)
+    assert pace == pytest.approx(165.0) and "165 s per teacher" in text
