@@ -199,11 +199,12 @@ class Msp:
 
     def status(self) -> dict:
         d = self.request(101)
+        cycle_time_us = struct.unpack_from("<H", d, 0)[0]  # the gyro loop's period; 0 until the loop has run
         flight_modes = struct.unpack_from("<I", d, 6)[0]
         extra = d[15]
         flags = struct.unpack_from("<I", d, 16 + extra + 1)[0]
         names = [n for i, n in enumerate(ARMING_DISABLE_FLAGS) if flags >> i & 1]
-        return {"armed": bool(flight_modes & 1), "arming_disable_flags": names}
+        return {"armed": bool(flight_modes & 1), "arming_disable_flags": names, "cycle_time_us": cycle_time_us}
 
     def attitude(self) -> np.ndarray:
         """MSP_ATTITUDE: roll, pitch (deg), yaw (deg)."""
