@@ -37,7 +37,10 @@ import json, sys, time, torch
 torch.set_num_threads(2)
 from raptor.rl.ppo import BatchedPPO, PPOConfig
 from raptor.rl.teacher import QualityBar, evaluate_teachers, reference_termination, trimmed_copy
-from raptor.rl.train import TrainConfig, teacher_airframe
+try:  # where the revision keeps them (rl/config.py since the split of rl/train.py)
+    from raptor.rl.config import TrainConfig, teacher_airframe
+except ImportError:
+    from raptor.rl.train import TrainConfig, teacher_airframe
 from raptor.sim.airframe import named_airframe
 from raptor.sim.env import EnvConfig
 seed, budget, every, compile_ = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
