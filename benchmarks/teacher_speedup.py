@@ -44,6 +44,7 @@ except ImportError:
 from raptor.sim.airframe import named_airframe
 from raptor.sim.env import EnvConfig
 seed, budget, every, compile_ = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+finalize = sys.argv[5] == "finalize"
 BAR, SEED = QualityBar(), 1_000_003
 af = teacher_airframe(named_airframe("crazyflie"), TrainConfig())
 ref = reference_termination([af], BAR.episodes, seed=SEED)[0][0]
@@ -56,8 +57,19 @@ while train_s < budget:
     t0 = time.perf_counter(); ppo.iterate(); train_s += time.perf_counter() - t0
     if train_s >= nxt:
         nxt += every
-        m = evaluate_teachers(trimmed_copy(ppo.deterministic_actors(), [af], 16, seed=SEED + 11), [af], BAR.episodes,
-                              seed=SEED)[0]
+        if finalize:  # what the trainer's finalization does to a snapshot (raptor.rl.shard.write_teachers)
+            import copy
+            from raptor.rl.teacher import TeacherActors, calibrate_gain, calibrate_offsets
+            cfg = TrainConfig()
+            acts = ppo.deterministic_actors()
+            mlp = copy.deepcopy(acts.mlp)
+            calibrate_offsets(mlp, [af], 2 * cfg.calibration_episodes, seed=SEED + 1, iterations=1,
+                              output=acts.output)
+            calibrate_gain(mlp, [af], cfg.feedback_gains, cfg.gain_episodes, seed=SEED + 5, output=acts.output)
+            judged = TeacherActors(mlp, acts.output)
+        else:  # the selection's trim (16 episodes), no gain calibration
+            judged = trimmed_copy(ppo.deterministic_actors(), [af], 16, seed=SEED + 11)
+        m = evaluate_teachers(judged, [af], BAR.episodes, seed=SEED)[0]
         if BAR.judge(m, ref)["passed"]:
             out = {"reached": True, "success": m["success_rate"], "terminated": m["termination_rate"]}
             break
@@ -80,8 +92,9 @@ def install(rev: str | None, where: Path) -> dict:
             "_commit": commit}
 
 
-def crazyflie(env: dict, seed: int, budget: float, every: float, compile_: bool) -> dict:
-    r = subprocess.run([sys.executable, "-c", CRAZYFLIE, str(seed), str(budget), str(every), "1" if compile_ else "0"],
+def crazyflie(env: dict, seed: int, budget: float, every: float, compile_: bool, check: str = "selection") -> dict:
+    r = subprocess.run([sys.executable, "-c", CRAZYFLIE, str(seed), str(budget), str(every), "1" if compile_ else "0",
+                        check],
                        env={k: v for k, v in env.items() if not k.startswith("_")}, capture_output=True, text=True)
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if not line:
@@ -125,13 +138,18 @@ def main() -> None:
     ap.add_argument("--check-every", type=float, default=5.0)
     ap.add_argument("--new-options", default="--compile --finish-early")
     ap.add_argument("--skip-crazyflie", action="store_true")
+    ap.add_argument("--skip-aggregate", action="store_true")
+    ap.add_argument("--check", choices=("selection", "finalize"), default="selection",
+                    help="how the crazyflie's snapshot is judged every --check-every s: 'selection' trims it (16 "
+                         "episodes) and judges it; 'finalize' does what the trainer's finalization does (trim on 32 "
+                         "episodes, the feedback-gain calibration, the 500-episode judge)")
     ap.add_argument("--out", default="runs/speedup")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="raptor-speedup-"))
     report: dict = {"baseline_rev": args.baseline_rev, "ids": args.ids, "k": args.k, "steps": args.steps,
-                    "new_options": args.new_options, "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                    "new_options": args.new_options, "check": args.check, "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
         base, new = install(args.baseline_rev, tmp / "base"), install(None, tmp / "new")
         report["commits"] = {"baseline": base["_commit"], "new": new["_commit"]}
@@ -139,7 +157,7 @@ def main() -> None:
             cf: dict = {"baseline": [], "new": []}
             for seed in range(args.seeds):
                 for name, env, comp in (("baseline", base, False), ("new", new, "--compile" in args.new_options)):
-                    r = crazyflie(env, seed, args.budget, args.check_every, comp)
+                    r = crazyflie(env, seed, args.budget, args.check_every, comp, args.check)
                     cf[name].append(r)
                     print(f"crazyflie seed {seed} {name}: {r}", flush=True)
             for name in ("baseline", "new"):
@@ -147,13 +165,16 @@ def main() -> None:
                 cf[name + "_median_s"] = statistics.median(times)
             report["crazyflie"] = cf
             (out / "speedup.json").write_text(json.dumps(report, indent=1))
-        for name, env, extra in (("baseline", base, []), ("new", new, args.new_options.split())):
+        for name, env, extra in (() if args.skip_aggregate else
+                                 (("baseline", base, []), ("new", new, args.new_options.split()))):
             shutil.rmtree(out / name, ignore_errors=True)
             report[name] = aggregate(env, out / name, args.ids, args.k, args.steps, extra)
             r = report[name]
             print(f"{name}: {r['at_bar']}/{r['teachers']} at the bar in {r['wall_s']:.0f} s -> "
                   f"{r['teachers_to_bar_per_hour']} teachers-to-bar per hour; quality {r['all']}", flush=True)
             (out / "speedup.json").write_text(json.dumps(report, indent=1))
+        if args.skip_aggregate:
+            return
         report["ratio"] = round(report["new"]["teachers_to_bar_per_hour"]
                                 / max(report["baseline"]["teachers_to_bar_per_hour"], 1e-9), 2)
         print(f"ratio (teachers-to-bar per hour, new / baseline): {report['ratio']}", flush=True)
