@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from raptor.policy.feedforward import SetpointLead
 from raptor.policy.heading import HeadingGovernor
 from raptor.policy.io import default_metadata, save_policy
 from raptor.policy.network import RaptorPolicyNet
+from raptor.rl.run import deferred_interrupts
 from raptor.rl.teachers import TeacherSet
 from raptor.sim import mdp
 from raptor.sim.airframe import Airframe
@@ -269,46 +271,54 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
 
         bar = tqdm(total=cfg.epochs, initial=state["epoch"], unit="epoch", desc=f"distill {teachers.K} teachers")
     t_start = time.perf_counter()
-    while state["epoch"] < cfg.epochs:
-        epoch = state["epoch"]
-        bc = epoch < cfg.bc_epochs
-        if offsets is None and cfg.offset_correction:  # the teachers' steady-state hover offsets, once
-            probe = collect(env, teachers, None, cfg.episode_steps, None, seed=cfg.seed + 10**6)
-            alive = ~probe.terminated
-            w = alive.to(probe.final_position.dtype).reshape(teachers.K, -1)
-            pos = probe.final_position.mean(0).reshape(teachers.K, -1, 3)
-            offsets = (pos * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
-            state["offsets"] = offsets
-        data = collect(envs[cfg.targets[epoch % len(cfg.targets)]], teachers, None if bc else net, cfg.episode_steps,
-                       offsets, seed=cfg.seed + epoch, feedforward=cfg.target_feedforward, lead=cfg.lead)
-        net.train()
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr_at(epoch)
-        loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen, aux, cfg.disturbance_aux_weight)
-                   for _ in range(cfg.passes)) / cfg.passes
-        entry = {"epoch": epoch, "phase": "bc" if bc else "dagger", "loss": loss,
-                 "rollout_return": float(data.returns.mean()),
-                 "rollout_terminated": float(data.terminated.float().mean()),
-                 "rollout_failed": float(data.failed().float().mean()),
-                 "wall_s": round(time.perf_counter() - t_start, 1)}
-        if not bc and ((epoch - cfg.bc_epochs) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
-            m = holdout_metrics(net, holdout, cfg.holdout_episodes, cfg.device, cfg.lead)
-            entry["holdout"] = m
-            score = selection_score(m)
-            if score > state["best_score"]:
-                state["best_score"] = score
-                state["best"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                state["best_epoch"] = epoch
-        state["log"].append(entry)
-        state["epoch"] = epoch + 1
-        save_checked({"net": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
-                           "gen": gen.get_state(), "state": state}, ckpt)
-        atomic_write_text(outp / "log.json", json.dumps(state["log"], indent=1))
-        if bar is not None:
-            bar.update(1)
-            h = entry.get("holdout", {}).get("hover")
-            bar.set_postfix(loss=f"{loss:.4f}", ret=f"{entry['rollout_return']:.0f}",
-                            **({"holdout": f"{100 * h['success_rate']:.0f}%"} if h else {}))
+    with deferred_interrupts() as stop:  # Ctrl-C or SIGTERM: the epoch under way finishes and is kept
+        while state["epoch"] < cfg.epochs:
+            epoch = state["epoch"]
+            bc = epoch < cfg.bc_epochs
+            if offsets is None and cfg.offset_correction:  # the teachers' steady-state hover offsets, once
+                probe = collect(env, teachers, None, cfg.episode_steps, None, seed=cfg.seed + 10**6)
+                alive = ~probe.terminated
+                w = alive.to(probe.final_position.dtype).reshape(teachers.K, -1)
+                pos = probe.final_position.mean(0).reshape(teachers.K, -1, 3)
+                offsets = (pos * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
+                state["offsets"] = offsets
+            data = collect(envs[cfg.targets[epoch % len(cfg.targets)]], teachers, None if bc else net,
+                           cfg.episode_steps, offsets, seed=cfg.seed + epoch, feedforward=cfg.target_feedforward,
+                           lead=cfg.lead)
+            net.train()
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(epoch)
+            loss = sum(train_epoch(net, opt, data, cfg.batch_size, gen, aux, cfg.disturbance_aux_weight)
+                       for _ in range(cfg.passes)) / cfg.passes
+            entry = {"epoch": epoch, "phase": "bc" if bc else "dagger", "loss": loss,
+                     "rollout_return": float(data.returns.mean()),
+                     "rollout_terminated": float(data.terminated.float().mean()),
+                     "rollout_failed": float(data.failed().float().mean()),
+                     "wall_s": round(time.perf_counter() - t_start, 1)}
+            if not bc and ((epoch - cfg.bc_epochs) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
+                m = holdout_metrics(net, holdout, cfg.holdout_episodes, cfg.device, cfg.lead)
+                entry["holdout"] = m
+                score = selection_score(m)
+                if score > state["best_score"]:
+                    state["best_score"] = score
+                    state["best"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                    state["best_epoch"] = epoch
+            state["log"].append(entry)
+            state["epoch"] = epoch + 1
+            save_checked({"net": net.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
+                               "gen": gen.get_state(), "state": state}, ckpt)
+            atomic_write_text(outp / "log.json", json.dumps(state["log"], indent=1))
+            if bar is not None:
+                bar.update(1)
+                h = entry.get("holdout", {}).get("hover")
+                bar.set_postfix(loss=f"{loss:.4f}", ret=f"{entry['rollout_return']:.0f}",
+                                **({"holdout": f"{100 * h['success_rate']:.0f}%"} if h else {}))
+            if stop:
+                if bar is not None:
+                    bar.close()
+                print(f"raptor distill: interrupted after epoch {state['epoch']} of {cfg.epochs}; checkpoint written "
+                      f"({ckpt}); continue with --resume", file=sys.stderr, flush=True)
+                raise KeyboardInterrupt
     if bar is not None:
         bar.close()
     tw = [a.thrust_to_weight for a in teachers.airframes]

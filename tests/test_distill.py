@@ -147,6 +147,38 @@ def test_distill_runs_resumes_and_writes_a_policy(teachers, tmp_path):
         distill(str(teachers), str(tmp_path / "other"), replace(cfg, only_passed=True), progress=False)
 
 
+def test_sigterm_finishes_the_epoch_under_way_and_resume_goes_on(teachers, tmp_path, monkeypatch, capsys):
+    """A distillation stopped by SIGTERM (a job scheduler, `pkill`) or Ctrl-C keeps the epoch it was in, says where
+    it stopped and how to go on, and --resume continues from the next epoch without redoing one."""
+    import os
+    import signal
+
+    import raptor.distill.dagger as dagger
+
+    calls, real = [], dagger.train_epoch
+
+    def train_epoch(*a, **k):
+        calls.append(1)
+        if len(calls) == 4:  # epoch 1's first pass (3 passes per epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **k)
+
+    monkeypatch.setattr(dagger, "train_epoch", train_epoch)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "student"
+    cfg = DistillConfig(epochs=4, bc_epochs=1, episodes_per_teacher=2, episode_steps=40, batch_size=4, passes=3,
+                        holdout="sampled:2:4242", holdout_episodes=1, eval_every=1, only_passed=False, threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        distill(str(teachers), str(out), cfg, progress=False)
+    assert len(calls) == 6  # epoch 1 ran its three passes
+    assert "interrupted after epoch 2 of 4" in capsys.readouterr().err
+    assert [e["epoch"] for e in json.loads((out / "log.json").read_text())] == [0, 1]
+    assert signal.getsignal(signal.SIGTERM) is before  # the run's handler is gone after it
+    distill(str(teachers), str(out), cfg, resume=True, progress=False)
+    assert [e["epoch"] for e in json.loads((out / "log.json").read_text())] == [0, 1, 2, 3]
+    assert len(calls) == 12
+
+
 def test_failed_episodes_count_as_evaluation_does(teachers):
     """The dataset's failed episodes are raptor.metrics' judgement of the same flights: terminated, or 0.1 m or more
     from the target at some step of the last second (recomputed here from the recorded p - p_des)."""
