@@ -123,11 +123,16 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
         if early is not None:
             training = [k for k in rows if k not in finished_at]
             done = early.finished(training, curves)
-            for k in done:
+            hopeless = [k for k in early.hopeless(training, curves) if k not in done]
+            for k in done + hopeless:
                 finished_at[k] = ppo.env_steps
             if done:
-                line += (f"; {len(done)} at the bar twice in a row, finished early "
-                         f"({len(training) - len(done)} training on)")
+                line += f"; {len(done)} at the bar twice in a row, finished early"
+            if hopeless:
+                line += (f"; {len(hopeless)} below {100 * cfg.give_up_below:.0f} % success twice in a row, given up "
+                         "(judged as every teacher; a retrain round trains them again)")
+            if done or hopeless:
+                line += f" ({len(training) - len(done) - len(hopeless)} training on)"
             idle = [r for r, k in enumerate(rows) if k in finished_at]
             # Finished networks leave the batch; a compiled simulator recompiles for each new batch size, so there
             # they leave in groups of at least a quarter of the batch (until then they train on, unread).
@@ -200,7 +205,7 @@ class EarlyFinish:
     the bar. Its best snapshot is final and goes through the same finalization and the same 500-episode judge as every
     teacher: the bar is unchanged. (Replayed on the every-task run's 208 reference curves, this limit instead of the
     published policy's own rate finishes 123 instead of 87 teachers at 1.5M, one of each set below the bar at 3M:
-    docs/benchmarks.md.)"""
+    docs/benchmarks.md.) A teacher far below the bar after give_up_min_steps leaves too (`hopeless`)."""
 
     MARGIN = 0.05
 
@@ -214,6 +219,15 @@ class EarlyFinish:
         bar = self.cfg.bar
         return (e["steps"] >= self.cfg.finish_min_steps and e["success_rate"] >= bar.min_success + self.MARGIN
                 and e["termination_rate"] <= self.ref[k] + bar.termination_margin + 1e-12)
+
+    def hopeless(self, training: list[int], curves: list[list[dict]]) -> list[int]:
+        """The networks of `training` whose last two selection evaluations after give_up_min_steps are both below
+        give_up_below success (TrainConfig.give_up_below; none when it is 0)."""
+        if self.cfg.give_up_below <= 0:
+            return []
+        return [k for k in training if len(curves[k]) >= 2
+                and all(e["steps"] >= self.cfg.give_up_min_steps and e["success_rate"] < self.cfg.give_up_below
+                        for e in curves[k][-2:])]
 
     def finished(self, training: list[int], curves: list[list[dict]]) -> list[int]:
         """The networks of `training` whose last two selection evaluations clear the bar with the margin."""

@@ -545,6 +545,9 @@ def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
     v2 = {k: v for k, v in current.items() if k not in ("targets", "target_feedforward")}  # before teacher targets
     cfg2 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 2, "config": v2})["config"])
     assert cfg2.targets is None and cfg2.target_feedforward is False
+    v5 = {k: v for k, v in current.items() if k not in ("give_up_below", "give_up_min_steps")}  # before giving up
+    cfg5 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 5, "config": v5})["config"])
+    assert cfg5.give_up_below == 0.0  # an early-finish run of version 5 never gave a teacher up
     with pytest.raises(ConfigError, match="newer raptor"):
         migrate_run({"format": "raptor-teachers", "version": RUN_VERSION + 1, "config": current})
     with pytest.raises(ConfigError, match="another version"):
@@ -614,3 +617,23 @@ def test_finish_early_stops_a_teacher_at_the_bar_and_trains_the_rest_on(tmp_path
     assert ev[1]["steps"] >= cfg.steps and ev[0]["episodes"] == ev[1]["episodes"] == cfg.bar.episodes
     log = capsys.readouterr().out  # every selection evaluation is reported, the early finish with it
     assert log.count("selection eval") == cfg.steps // cfg.eval_every_steps and "1 at the bar twice in a row" in log
+
+
+def test_finish_early_gives_up_a_teacher_far_below_the_bar(tmp_path, capsys):
+    """With --finish-early, a teacher whose success stays below --give-up-below in two selection evaluations in a
+    row after --give-up-min-steps leaves training; it is finalized and judged as every teacher (a tiny run's
+    teachers score 0 % and are given up at the second evaluation after 4096 steps), and the log says so."""
+    cfg = replace(TINY, steps=12 * 1024, eval_every_steps=2048, finish_early=True, give_up_below=0.7,
+                  give_up_min_steps=4096, teachers_per_shard=2, ppo=replace(TINY.ppo, horizon=32, envs_per_teacher=32))
+    out = tmp_path / "run"
+    train(str(out), "crazyflie,x500", None, cfg, progress=False)
+    for i in (0, 1):
+        ev = json.loads((out / "teachers" / f"{i:04d}" / "eval.json").read_text())
+        curve = json.loads((out / "teachers" / f"{i:04d}" / "curve.json").read_text())
+        assert [round(e["steps"], -3) for e in curve] == [2000, 4000, 6000]  # 2048, 4096 and 6144 (iterations)
+        assert ev["steps"] == curve[-1]["steps"] < cfg.steps and not ev["passed"]
+        assert ev["episodes"] == cfg.bar.episodes
+    assert "2 below 70 % success twice in a row, given up" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--give-up-below"):
+        replace(TINY, give_up_below=1.5)
+
