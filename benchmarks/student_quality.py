@@ -18,6 +18,12 @@ comparison of a student with per-airframe RL on airframes it never saw.
 commands that made it (FILE: a JSON list of strings) as its provenance pipeline, and the figures measured here as its
 evaluation (what `raptor.policy.load("default")` reports). The default ships as
 `core/data/policies/default.safetensors`.
+
+--ship OUT --from-run RUN: ship a finished `raptor pipeline` run's policy (RUN/policy.safetensors) as the default,
+with the run's own command, recipe and evaluation (its evaluate stage: every scenario on its fresh airframes beside
+the published policy) as provenance; nothing is flown here.
+
+    python benchmarks/student_quality.py --ship core/data/policies/default.safetensors --from-run training/every-task
 """
 
 from __future__ import annotations
@@ -100,7 +106,7 @@ def pct(x: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("students", nargs="+", help="raptor distill output directories or policy files")
+    ap.add_argument("students", nargs="*", help="raptor distill output directories or policy files")
     ap.add_argument("--fresh", default="sampled:200:777")
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--own-episodes", type=int, default=20)
@@ -110,7 +116,17 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     ap.add_argument("--ship", default=None, metavar="OUT", help="write the first student here as the shipped default")
     ap.add_argument("--pipeline", default=None, metavar="FILE", help="with --ship: JSON list of its commands")
+    ap.add_argument("--from-run", default=None, metavar="RUN",
+                    help="with --ship: a finished raptor pipeline run; ship its policy with its own evaluation")
     args = ap.parse_args()
+    if args.from_run:
+        if not args.ship or args.students or args.pipeline:
+            raise SystemExit("--from-run RUN goes with --ship OUT alone (the run carries its commands and figures)")
+        evaluation = ship_from_run(args.from_run, args.ship)
+        print(f"shipped {args.from_run}/policy.safetensors -> {args.ship}:\n{json.dumps(evaluation, indent=1)}")
+        return
+    if not args.students:
+        raise SystemExit("name at least one student (a raptor distill output directory or a policy file)")
     pipeline = read_pipeline(args.pipeline) if args.ship else None  # fail before the hour of rollouts, not after
     fresh = resolve_airframes(args.fresh)
     rows, results, ft_rows = [], {}, []
@@ -219,6 +235,33 @@ def ship(student: str, out: str, pipeline: list[str], evaluation: dict) -> None:
         meta["teachers_dir"] = Path(teachers_dir).name
     meta["evaluation"] = evaluation
     save_policy(out, p.net, meta)
+
+
+def ship_from_run(run: str, out: str) -> dict:
+    """Ship a finished `raptor pipeline` run's policy as the default: its name "default", its provenance the run's
+    command and recipe (already in the file, from the policy stage) with the run folder named, its evaluation the
+    run's evaluate stage. Refused in one line where the run has not finished its policy stage."""
+    root = Path(run)
+    try:
+        record = json.loads((root / "pipeline.json").read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--from-run {run}: not a raptor pipeline run ({e}); give the folder of one") from None
+    stage = (record.get("stages") or {}).get("policy", {}) if isinstance(record, dict) else {}
+    if stage.get("state") != "done" or not (root / "policy.safetensors").is_file():
+        raise SystemExit(f"--from-run {run}: the run's policy stage is not done; finish it first "
+                         f"(raptor pipeline --out {run} --resume)")
+    p = rp.load(root / "policy.safetensors")
+    meta = dict(p.metadata)
+    meta["name"] = "default"
+    meta["provenance"] = dict(meta.get("provenance", {}), run_folder=root.as_posix(),
+                              pipeline=[str(record.get("command", ""))])
+    teachers_dir = str(meta.get("teachers_dir", ""))
+    if Path(teachers_dir).is_absolute():
+        meta["teachers_dir"] = Path(teachers_dir).name
+    if not isinstance(meta.get("evaluation"), dict) or "scenarios" not in meta["evaluation"]:
+        raise SystemExit(f"--from-run {run}: its policy carries no evaluation; rerun its evaluate stage")
+    save_policy(out, p.net, meta)
+    return meta["evaluation"]
 
 
 def fresh_counts(afs: list[Airframe]) -> list[str]:

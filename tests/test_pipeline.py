@@ -267,3 +267,39 @@ def test_status_estimates_a_retrain_round_at_its_own_steps(tmp_path, monkeypatch
     assert pace == pytest.approx(110.0) and "1 remaining" in text
     text, pace = ps._teacher_progress(PipelineRun(tmp_path), steps_left=1500)
     assert pace == pytest.approx(165.0) and "165 s per teacher" in text
+
+
+def test_a_finished_run_ships_as_the_default_with_its_own_provenance(quick_run, tmp_path):
+    """benchmarks/student_quality.py --ship OUT --from-run RUN: the run's policy named "default", the run's command
+    and folder as provenance, its evaluate stage as the figures; weights unchanged; an unfinished run refused."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from raptor.policy import load
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "student_quality.py"
+    spec = importlib.util.spec_from_file_location("student_quality", bench)
+    sq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sq)
+    out, _ = quick_run
+    shipped_path = tmp_path / "default.safetensors"
+    ev = sq.ship_from_run(str(out), str(shipped_path))
+    shipped, run_policy = load(str(shipped_path)), load(str(out / "policy.safetensors"))
+    assert shipped.metadata["name"] == "default"
+    command = f"raptor pipeline --airframes sampled:4:0 --out {out} --quick"
+    assert shipped.metadata["provenance"]["pipeline"] == [command]
+    assert shipped.metadata["provenance"]["run_folder"] == out.as_posix()
+    assert ev == shipped.metadata["evaluation"] == run_policy.metadata["evaluation"]
+    for k, v in run_policy.net.flat_parameters().items():
+        assert torch.equal(shipped.net.flat_parameters()[k], v)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    record = json.loads((out / "pipeline.json").read_text())
+    record["stages"]["policy"] = {"state": "running"}
+    (unfinished / "pipeline.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="policy stage is not done"):
+        sq.ship_from_run(str(unfinished), str(tmp_path / "x.safetensors"))
+    with pytest.raises(SystemExit, match="not a raptor pipeline run"):
+        sq.ship_from_run(str(tmp_path / "nowhere"), str(tmp_path / "x.safetensors"))
