@@ -226,10 +226,15 @@ def shipped_evaluation(results: dict, key: str, args: argparse.Namespace) -> dic
 
 def ship(student: str, out: str, pipeline: list[str], evaluation: dict) -> None:
     """Write `student` to `out` (atomically, by save_policy) named "default" with its pipeline and evaluation."""
-    p = rp.load(student)
+    write_default(rp.load(student), out, pipeline, evaluation)
+
+
+def write_default(p: rp.Policy, out: str, pipeline: list[str], evaluation: dict, **provenance: str) -> None:
+    """`p` as the shipped default: named "default", its provenance the commands (and any `provenance` items), its
+    evaluation the figures given."""
     meta = dict(p.metadata)
     meta["name"] = "default"
-    meta["provenance"] = dict(meta.get("provenance", {}), pipeline=pipeline)
+    meta["provenance"] = dict(meta.get("provenance", {}), pipeline=pipeline, **provenance)
     teachers_dir = str(meta.get("teachers_dir", ""))
     if Path(teachers_dir).is_absolute():  # a path on the machine that trained it says nothing to a user
         meta["teachers_dir"] = Path(teachers_dir).name
@@ -251,17 +256,11 @@ def ship_from_run(run: str, out: str) -> dict:
         raise SystemExit(f"--from-run {run}: the run's policy stage is not done; finish it first "
                          f"(raptor pipeline --out {run} --resume)")
     p = rp.load(root / "policy.safetensors")
-    meta = dict(p.metadata)
-    meta["name"] = "default"
-    meta["provenance"] = dict(meta.get("provenance", {}), run_folder=root.as_posix(),
-                              pipeline=[str(record.get("command", ""))])
-    teachers_dir = str(meta.get("teachers_dir", ""))
-    if Path(teachers_dir).is_absolute():
-        meta["teachers_dir"] = Path(teachers_dir).name
-    if not isinstance(meta.get("evaluation"), dict) or "scenarios" not in meta["evaluation"]:
+    evaluation = p.metadata.get("evaluation")
+    if not isinstance(evaluation, dict) or "scenarios" not in evaluation:
         raise SystemExit(f"--from-run {run}: its policy carries no evaluation; rerun its evaluate stage")
-    save_policy(out, p.net, meta)
-    return meta["evaluation"]
+    write_default(p, out, [str(record.get("command", ""))], evaluation, run_folder=root.as_posix())
+    return evaluation
 
 
 def fresh_counts(afs: list[Airframe]) -> list[str]:
