@@ -53,9 +53,9 @@ from raptor.sim.airframe import Airframe
 from raptor.sim.airframe_files import resolve_airframes
 from raptor.sim.config import EnvConfig
 from raptor.sim.env import BatchedQuadrotorEnv
-from raptor.sim.scenarios import rollout
+from raptor.sim.scenarios import rollout, scenario_config
 
-DISTILL_TARGETS = ("hover", "step", "figure_eight", "langevin")
+DISTILL_TARGETS = ("hover", "step", "figure_eight", "langevin", "thrown")
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,13 @@ class DistillConfig:
     only_passed: bool = True  # distill only teachers that pass the quality bar
     max_teacher_termination: float = 1.0  # with only_passed=False: skip teachers that crash more often than this
     teacher_ids: str | None = None  # which teachers of the run ("0-63", "0-9,12"; None: all), e.g. for scaling studies
+    # These teachers (of teacher_ids) are listed twice: their airframes fly twice the episodes of the others, e.g. the
+    # reference sampler's class weighted up against the race class without leaving the race class out.
+    teacher_repeat: str | None = None
     # The target the episodes fly to, cycled per epoch: hover (the origin), step (one 0.5 m setpoint jump at 1-3 s),
-    # figure_eight, langevin. The student sees p - p_des and v - v_des; teachers label from their target-relative
-    # observation, so moving targets need no other change.
+    # figure_eight, langevin, thrown (the origin from raptor eval's thrown starts: any attitude, 3 m/s, 10 rad/s,
+    # ended only by its 3 m crash box). The student sees p - p_des and v - v_des; teachers label from their
+    # target-relative observation, so moving targets need no other change.
     targets: tuple[str, ...] = ("hover",)
     # Label moving targets with the teachers' view of the target's acceleration as a push (-m a_des in the force
     # channel of the privileged observation): memoryless teachers track a figure-eight without their ~0.3 m lag
@@ -204,6 +208,15 @@ def stored_config(out: Path) -> DistillConfig:
     return DistillConfig(**d)
 
 
+def target_config(env_cfg: EnvConfig, mode: str) -> EnvConfig:
+    """The episodes of one distillation target: a setpoint mode, or 'thrown': the origin from the starts of raptor
+    eval's thrown scenario (raptor.sim.scenarios), ended only by its crash box, as it is judged."""
+    if mode != "thrown":
+        return dataclasses.replace(env_cfg, target=mode)
+    thrown = scenario_config("thrown")
+    return dataclasses.replace(env_cfg, target="hover", crash_box_m=thrown.crash_box_m, init=thrown.init)
+
+
 def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), resume: bool = False,
             progress: bool = True, epochs: int | None = None, device: str | None = None) -> dict:
     """Run (or resume) a distillation; returns the final log entry. Writes OUT/student.safetensors (best on the
@@ -230,7 +243,8 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     warm = None  # the warm start, read before anything is written (a resume takes the checkpoint's weights)
     if cfg.init_from is not None and not resume:
         warm = load_policy(cfg.init_from).net
-    teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids).to(cfg.device)
+    teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids,
+                          repeat=cfg.teacher_repeat).to(cfg.device)
     holdout = resolve_airframes(cfg.holdout)
     train_keys = {a.dynamics_key for a in teachers.airframes} | {a.name for a in teachers.airframes}
     if any(a.dynamics_key in train_keys or a.name in train_keys for a in holdout):
@@ -245,7 +259,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     for mode in cfg.targets:
         if mode not in envs:
             envs[mode] = BatchedQuadrotorEnv(teachers.airframes, cfg.episodes_per_teacher,
-                                             dataclasses.replace(env_cfg, target=mode), seed=cfg.seed)
+                                             target_config(env_cfg, mode), seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     net = RaptorPolicyNet().to(cfg.device)
     if warm is not None:
@@ -322,7 +336,7 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     if bar is not None:
         bar.close()
     tw = [a.thrust_to_weight for a in teachers.airframes]
-    meta = default_metadata("raptor distill", {"distill": dataclasses.asdict(cfg)}, teachers=len(teachers.ids),
+    meta = default_metadata("raptor distill", {"distill": dataclasses.asdict(cfg)}, teachers=len(set(teachers.ids)),
                             teachers_dir=str(teachers_dir), best_epoch=state.get("best_epoch"),
                             # the teachers' thrust-to-weight range: raptor eval's envelope notes (policy.io)
                             training_envelope={"thrust_to_weight": [round(min(tw), 2), round(max(tw), 2)]},
@@ -358,7 +372,7 @@ DISTILL_FLAGS = (
     Flag("eval_every", help="DAgger epochs between held-out evaluations"),
     Flag("any_yaw_fraction", "--any-yaw", metavar="FRACTION", help="fraction of episodes with any initial yaw"),
     Flag("targets", metavar="LIST", help="targets the episodes fly to, cycled per epoch: hover,step,figure_eight,"
-                                         "langevin"),
+                                         "langevin,thrown (the origin from thrown starts)"),
     Flag("holdout", help="selection airframes (disjoint from the teachers')"),
     Flag("target_feedforward", help="label moving targets without the teachers' target acceleration in their force "
                                     "channel (the teachers then lag a figure-eight by ~0.3 m)"),
@@ -374,6 +388,8 @@ DISTILL_FLAGS = (
               "disturbance loss is then off unless --disturbance-aux is given (its fresh head would disturb the "
               "trained student)"),
     Flag("teacher_ids", "--ids", help="which teachers of the run, e.g. 0-63 or 0-9,12 (default: all)"),
+    Flag("teacher_repeat", "--repeat-ids", metavar="IDS",
+         help="these teachers fly twice the episodes of the others (weights a class up), e.g. 200-455"),
     Flag("max_teacher_termination", help="with --include-failed: skip teachers whose hover termination rate is "
                                          "above this"),
     Flag("device", help="cpu | cuda"),

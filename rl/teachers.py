@@ -21,10 +21,11 @@ from raptor.sim.airframe import Airframe
 class TeacherSet:
     """The finished teachers of a `raptor train` run (those at the bar, unless only_passed=False; `ids` a subset),
     stacked into one batched actor with each teacher's own output head: (K, N, 29) -> (K, N, 4); teachers trained on
-    the reference observation read its first 26 values. `ids[k]` and `airframes[k]` are teacher k's."""
+    the reference observation read its first 26 values. `ids[k]` and `airframes[k]` are teacher k's; with `repeat`,
+those teachers appear a second time at the end (their airframes then fly twice the episodes)."""
 
     def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
-                 max_termination: float = 1.0, ids: str | None = None) -> None:
+                 max_termination: float = 1.0, ids: str | None = None, repeat: str | None = None) -> None:
         rd = RunDir(teachers_dir)
         rows = status(rd)
         damaged = [f"{r['id']} ({r['state']})" for r in rows if r["state"].startswith("damaged")]
@@ -32,8 +33,9 @@ class TeacherSet:
             raise ConfigError(f"teachers {', '.join(damaged)} in '{teachers_dir}' are damaged; retrain them "
                               "(delete their folders, then raptor train --out DIR --resume) or leave them out with "
                               "--ids")
+        n_run = 1 + max((r["id"] for r in rows), default=-1)
         if ids is not None:
-            wanted = set(parse_ids(ids, 1 + max((r["id"] for r in rows), default=-1)))
+            wanted = set(parse_ids(ids, n_run))
             rows = [r for r in rows if r["id"] in wanted]
         rows = [r for r in rows if r["state"] == "finished" and (r["passed"] or not only_passed)
                 and r["termination_rate"] <= max_termination]
@@ -41,6 +43,16 @@ class TeacherSet:
             raise ConfigError(f"no {'passing ' if only_passed else ''}finished teachers in '{teachers_dir}'"
                               f"{'' if ids is None else f' among --ids {ids}'}; train them with raptor train "
                               "(or pass --include-failed)")
+        if repeat is not None:  # these teachers listed twice: their airframes fly twice the episodes
+            try:
+                twice = set(parse_ids(repeat, n_run))
+            except ConfigError as e:
+                raise ConfigError(f"--repeat-ids {repeat}: {e}") from None
+            extra = [r for r in rows if r["id"] in twice]
+            if not extra:
+                raise ConfigError(f"--repeat-ids {repeat} names none of the {len(rows)} teachers being distilled "
+                                  f"(ids {rows[0]['id']}-{rows[-1]['id']}); name some of them or leave it out")
+            rows = rows + extra
         self.ids = [r["id"] for r in rows]
         actors, metas, self.airframes = [], [], []
         for i in self.ids:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from raptor.conventions import OBS_P, OBS_V, TARGET_P, P
+from raptor.conventions import OBS_P, OBS_V, TARGET_P, P, Q, V
 from raptor.distill.collect import Dataset, collect
 from raptor.distill.dagger import AUX_SCALE, DistillConfig, distill, student_sequence, train_epoch
 from raptor.errors import ConfigError, PolicyFileError
@@ -60,6 +60,14 @@ def test_teacher_set_matches_each_teacher_file_and_labels_bc_rollouts(teachers):
     assert sub.ids == [0, 2] and [a.name for a in sub.airframes] == ["crazyflie", "race"]
     with pytest.raises(ConfigError, match="bad --ids"):
         TeacherSet(teachers, only_passed=False, ids="zero")
+    twice = TeacherSet(teachers, only_passed=False, repeat="1-2")  # --repeat-ids: listed again, at the end
+    assert twice.ids == [0, 1, 2, 1, 2] and [a.name for a in twice.airframes][3:] == ["x500", "race"]
+    o5 = torch.randn(5, 4, 29)
+    torch.testing.assert_close(twice(o5)[3:], ts(o5[[0, 3, 4]])[1:])  # each repeat labels as its teacher
+    with pytest.raises(ConfigError, match="--repeat-ids 7: .*out of range"):
+        TeacherSet(teachers, only_passed=False, repeat="7")
+    with pytest.raises(ConfigError, match="--repeat-ids 2 names none"):
+        TeacherSet(teachers, only_passed=False, ids="0-1", repeat="2")
     obs = torch.randn(3, 5, 29)
     for k, i in enumerate(ts.ids):
         single, _ = load_teacher(teachers / "teachers" / f"{i:04d}" / "teacher.safetensors")
@@ -234,6 +242,35 @@ def test_moving_target_episodes_are_labelled_relative_to_the_target(teachers):
     torch.testing.assert_close(data.final_position[-1][alive], rel[alive].to(data.final_position.dtype))
     with pytest.raises(ConfigError, match="--targets"):
         DistillConfig(targets=("circle",))
+
+
+def test_thrown_episodes_start_as_the_thrown_scenario_and_end_only_at_its_crash_box(teachers):
+    """--targets thrown: the episodes start from raptor eval's thrown starts (any attitude, up to 3 m/s and 10 rad/s
+    per axis) with the origin as target, and run on past the training termination (2 m/s) until the 3 m crash box,
+    so the student learns the recovery it is judged on; the teachers label every state."""
+    from raptor.distill.dagger import target_config
+    from raptor.sim.scenarios import scenario_config
+
+    ts = TeacherSet(teachers, only_passed=False)
+    base = EnvConfig(observation="student", target="hover", init=mdp.InitialStateConfig(max_position_m=0.5),
+                     check_inputs=False, episode_steps=30)
+    cfg = target_config(base, "thrown")
+    assert cfg.init == scenario_config("thrown").init and cfg.crash_box_m == 3.0 and cfg.observation == "student"
+    assert target_config(base, "step").target == "step" and target_config(base, "step").init == base.init
+    env = BatchedQuadrotorEnv(ts.airframes, 64, cfg, seed=0)
+    env.reset(seed=3)
+    s0 = env.state.clone()
+    v0 = s0[:, V].abs().amax(-1)  # world velocity
+    _, qx, qy, _ = s0[:, Q].unbind(-1)
+    upright = 1 - 2 * (qx ** 2 + qy ** 2)  # R_zz: the body z axis against the world's
+    assert float(v0.max()) > 2.0 and bool((upright < 0).any())  # beyond the hover starts: fast, upside down
+    data = collect(env, ts, None, 30, None, seed=3)
+    assert bool(data.mask[5].all())  # nothing ends at the training limits (2 m/s) in the first steps
+    env.reset(seed=3)
+    t_obs = mdp.observe_privileged(env.params, env.state, env.prev_action_obs, torch.zeros(env.num_envs, 6),
+                                   env.external_force())
+    torch.testing.assert_close(data.labels[0], ts(t_obs.reshape(3, 64, 29)).reshape(-1, 4))
+    assert DistillConfig(targets=("hover", "thrown")).targets == ("hover", "thrown")
 
 
 def test_the_student_learns_and_flies_with_the_setpoint_lead_it_ships_with(teachers, tmp_path):
