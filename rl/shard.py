@@ -129,8 +129,8 @@ def train_shard_batched(rd: RunDir, cfg: TrainConfig, key: str, ids: list[int], 
             if done:
                 line += f"; {len(done)} at the bar twice in a row, finished early"
             if hopeless:
-                line += (f"; {len(hopeless)} below {100 * cfg.give_up_below:.0f} % success twice in a row, given up "
-                         "(judged as every teacher; a retrain round trains them again)")
+                line += (f"; {len(hopeless)} below {100 * cfg.give_up_below:.0f} % success twice in a row and not "
+                         "climbing, given up (judged as every teacher; a retrain round trains them again)")
             if done or hopeless:
                 line += f" ({len(training) - len(done) - len(hopeless)} training on)"
             idle = [r for r, k in enumerate(rows) if k in finished_at]
@@ -205,7 +205,8 @@ class EarlyFinish:
     the bar. Its best snapshot is final and goes through the same finalization and the same 500-episode judge as every
     teacher: the bar is unchanged. (Replayed on the every-task run's 208 reference curves, this limit instead of the
     published policy's own rate finishes 123 instead of 87 teachers at 1.5M, one of each set below the bar at 3M:
-    docs/benchmarks.md.) A teacher far below the bar after give_up_min_steps leaves too (`hopeless`)."""
+    docs/benchmarks.md.) A teacher far below the bar after give_up_min_steps and no longer climbing leaves too
+    (`hopeless`)."""
 
     MARGIN = 0.05
 
@@ -220,14 +221,26 @@ class EarlyFinish:
         return (e["steps"] >= self.cfg.finish_min_steps and e["success_rate"] >= bar.min_success + self.MARGIN
                 and e["termination_rate"] <= self.ref[k] + bar.termination_margin + 1e-12)
 
+    STALL_GAIN = 0.1
+
     def hopeless(self, training: list[int], curves: list[list[dict]]) -> list[int]:
         """The networks of `training` whose last two selection evaluations after give_up_min_steps are both below
-        give_up_below success (TrainConfig.give_up_below; none when it is 0)."""
+        give_up_below success (TrainConfig.give_up_below; none when it is 0) and that are not climbing: their best
+        success in the last give_up_stall_steps is under STALL_GAIN above their best before them."""
         if self.cfg.give_up_below <= 0:
             return []
         return [k for k in training if len(curves[k]) >= 2
                 and all(e["steps"] >= self.cfg.give_up_min_steps and e["success_rate"] < self.cfg.give_up_below
-                        for e in curves[k][-2:])]
+                        for e in curves[k][-2:]) and self.stalled(curves[k])]
+
+    def stalled(self, curve: list[dict]) -> bool:
+        w = self.cfg.give_up_stall_steps
+        if w <= 0:
+            return True
+        now = curve[-1]["steps"]
+        before = [e["success_rate"] for e in curve if e["steps"] <= now - w]
+        recent = [e["success_rate"] for e in curve if e["steps"] > now - w]
+        return bool(before) and max(recent) < max(before) + self.STALL_GAIN
 
     def finished(self, training: list[int], curves: list[list[dict]]) -> list[int]:
         """The networks of `training` whose last two selection evaluations clear the bar with the margin."""

@@ -548,6 +548,9 @@ def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
     v5 = {k: v for k, v in current.items() if k not in ("give_up_below", "give_up_min_steps")}  # before giving up
     cfg5 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 5, "config": v5})["config"])
     assert cfg5.give_up_below == 0.0  # an early-finish run of version 5 never gave a teacher up
+    v6 = {k: v for k, v in current.items() if k != "give_up_stall_steps"}  # before the stall test
+    cfg6 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 6, "config": v6})["config"])
+    assert cfg6.give_up_stall_steps == 0 and cfg6.give_up_below == current["give_up_below"]
     with pytest.raises(ConfigError, match="newer raptor"):
         migrate_run({"format": "raptor-teachers", "version": RUN_VERSION + 1, "config": current})
     with pytest.raises(ConfigError, match="another version"):
@@ -624,7 +627,8 @@ def test_finish_early_gives_up_a_teacher_far_below_the_bar(tmp_path, capsys):
     row after --give-up-min-steps leaves training; it is finalized and judged as every teacher (a tiny run's
     teachers score 0 % and are given up at the second evaluation after 4096 steps), and the log says so."""
     cfg = replace(TINY, steps=12 * 1024, eval_every_steps=2048, finish_early=True, give_up_below=0.7,
-                  give_up_min_steps=4096, teachers_per_shard=2, ppo=replace(TINY.ppo, horizon=32, envs_per_teacher=32))
+                  give_up_min_steps=4096, give_up_stall_steps=2048, teachers_per_shard=2,
+                  ppo=replace(TINY.ppo, horizon=32, envs_per_teacher=32))
     out = tmp_path / "run"
     train(str(out), "crazyflie,x500", None, cfg, progress=False)
     for i in (0, 1):
@@ -633,7 +637,27 @@ def test_finish_early_gives_up_a_teacher_far_below_the_bar(tmp_path, capsys):
         assert [round(e["steps"], -3) for e in curve] == [2000, 4000, 6000]  # 2048, 4096 and 6144 (iterations)
         assert ev["steps"] == curve[-1]["steps"] < cfg.steps and not ev["passed"]
         assert ev["episodes"] == cfg.bar.episodes
-    assert "2 below 70 % success twice in a row, given up" in capsys.readouterr().out
+    assert "2 below 70 % success twice in a row and not climbing, given up" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="--give-up-below"):
         replace(TINY, give_up_below=1.5)
+
+
+def test_a_teacher_still_climbing_is_not_given_up():
+    """The give-up rule's stall test: below 70 % twice in a row after 1.5M steps stops a teacher only if its best in
+    the last 500k steps is under 10 points above its best before (curves of ids 0612 and 0623, fresh-id run of
+    2026-12-07: 0612 climbed 5 -> 42 -> 61 % and passes at 3M; 0623 sat at 51-58 % and fails)."""
+    from raptor.rl.shard import EarlyFinish
+
+    def curve(successes):
+        return [{"steps": 250_000 * (i + 1), "success_rate": s} for i, s in enumerate(successes)]
+
+    climbing = curve([0.0, 0.15, 0.16, 0.09, 0.05, 0.42, 0.61])  # 0.25M ... 1.75M
+    flat = curve([0.05, 0.52, 0.52, 0.55, 0.52, 0.58, 0.51])
+    rule = EarlyFinish.__new__(EarlyFinish)
+    rule.cfg = TrainConfig(finish_early=True)
+    assert rule.hopeless([0, 1], [climbing, flat]) == [1]
+    rule.cfg = TrainConfig(finish_early=True, give_up_stall_steps=0)  # the level test alone (run format 6)
+    assert rule.hopeless([0, 1], [climbing, flat]) == [0, 1]
+    rule.cfg = TrainConfig(finish_early=True, give_up_min_steps=2_000_000)  # not before --give-up-min-steps
+    assert rule.hopeless([0, 1], [climbing, flat]) == []
 
