@@ -20,8 +20,7 @@ from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
 RUN_VERSION = 7  # 7: a teacher still climbing is not given up; 6: giving up on hopeless teachers; 5: early finish;
-# 4: compile; 3: teacher targets and
-# feedforward; 2: every TrainConfig field
+# 4: compile; 3: teacher targets and feedforward; 2: every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
 ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False},
                     5: {"finish_early": False, "finish_min_steps": 1_000_000},
@@ -146,8 +145,9 @@ class TrainConfig:
         if not self.start_velocity_scale > 0:
             raise ConfigError(f"--start-scale must be positive, got {self.start_velocity_scale}")
         if not 0.0 <= self.give_up_below < 1.0 or self.give_up_min_steps < 0 or self.give_up_stall_steps < 0:
-            raise ConfigError(f"--give-up-below must be a success rate in [0, 1) (0: never give up) and "
-                              f"--give-up-min-steps >= 0 (got {self.give_up_below}, {self.give_up_min_steps})")
+            raise ConfigError(f"--give-up-below must be a success rate in [0, 1) (0: never give up), "
+                              f"--give-up-min-steps and --give-up-stall-steps >= 0 (got {self.give_up_below}, "
+                              f"{self.give_up_min_steps}, {self.give_up_stall_steps})")
         if self.langevin_fraction is not None and not 0.0 <= self.langevin_fraction <= 1.0:
             raise ConfigError(f"--langevin must be a fraction in [0, 1], got {self.langevin_fraction}")
         if self.targets is not None:
