@@ -22,7 +22,7 @@ class TeacherSet:
     """The finished teachers of a `raptor train` run (those at the bar, unless only_passed=False; `ids` a subset),
     stacked into one batched actor with each teacher's own output head: (K, N, 29) -> (K, N, 4); teachers trained on
     the reference observation read its first 26 values. `ids[k]` and `airframes[k]` are teacher k's; with `repeat`,
-those teachers appear a second time at the end (their airframes then fly twice the episodes)."""
+    those teachers appear a second time at the end (their airframes then fly twice the episodes)."""
 
     def __init__(self, teachers_dir: str | os.PathLike, only_passed: bool = True,
                  max_termination: float = 1.0, ids: str | None = None, repeat: str | None = None) -> None:
@@ -54,14 +54,13 @@ those teachers appear a second time at the end (their airframes then fly twice t
                                   f"(ids {rows[0]['id']}-{rows[-1]['id']}); name some of them or leave it out")
             rows = rows + extra
         self.ids = [r["id"] for r in rows]
-        actors, metas, self.airframes = [], [], []
-        for i in self.ids:
+        loaded = {}  # id -> (actor, meta, airframe): a repeated teacher is read once
+        for i in dict.fromkeys(self.ids):
             d = rd.teacher_dir(i)
             a, meta = load_teacher(d / "teacher.safetensors")
-            actors.append(a)
-            metas.append(meta)
             af = read_json(d / "airframe.json", "teacher airframe", "retrain that teacher")
-            self.airframes.append(Airframe(af["name"], af["parameters"], af.get("meta", {})))
+            loaded[i] = (a, meta, Airframe(af["name"], af["parameters"], af.get("meta", {})))
+        actors, metas, self.airframes = (list(x) for x in zip(*(loaded[i] for i in self.ids)))
         sizes = {tuple(m["sizes"]) for m in metas}
         if len(sizes) != 1:
             raise ConfigError(f"teachers have different network sizes {sorted(sizes)}; distill them separately")

@@ -20,8 +20,7 @@ TUNE, EPISODES, SEED = "sampled:200:6161", 10, 1
 SCENARIOS = ("hover", "yaw", "step", "recovery", "thrown", "tracking", "disturbance")
 
 
-def measure(policy: str) -> dict:
-    afs = resolve_airframes(TUNE)
+def measure(policy: str, afs: list) -> dict:
     low = np.array([a.thrust_to_weight < 3.5 for a in afs])
     out = {"policy": policy, "set": f"{TUNE}, {EPISODES} episodes, seed {SEED}"}
     for sc in SCENARIOS:
@@ -49,8 +48,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print("| policy | hover t/w < 3.5 | hover t/w >= 3.5 | yaw | step | recovery | thrown | tracking RMS | "
           "disturbance | flightmare |\n|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    afs = resolve_airframes(TUNE)
     for policy in sys.argv[2:]:
-        r = measure(policy)
+        r = measure(policy, afs)
         (out / (Path(policy).parent.name + "_" + Path(policy).stem + ".json")).write_text(json.dumps(r, indent=1))
         print(row(r), flush=True)
 
