@@ -19,12 +19,14 @@ from raptor.sim.functional import MIXED_KINDS
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 7  # 7: a teacher still climbing is not given up; 6: giving up on hopeless teachers; 5: early finish;
-# 4: compile; 3: teacher targets and feedforward; 2: every TrainConfig field
+RUN_VERSION = 8  # 8: each feedback gain scored on its own trim; 7: a teacher still climbing is not given up;
+# 6: giving up on hopeless teachers; 5: early finish; 4: compile; 3: teacher targets and feedforward;
+# 2: every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
 ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False},
                     5: {"finish_early": False, "finish_min_steps": 1_000_000},
-                    6: {"give_up_below": 0.0, "give_up_min_steps": 1_500_000}, 7: {"give_up_stall_steps": 0}}
+                    6: {"give_up_below": 0.0, "give_up_min_steps": 1_500_000}, 7: {"give_up_stall_steps": 0},
+                    8: {"gain_retrim": False}}
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
@@ -58,6 +60,9 @@ class TrainConfig:
     # keeps the trained actor as it is.
     feedback_gains: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3, 1.4)
     gain_episodes: int = 500
+    # Each gain's teacher is trimmed again before it is scored, and keeps its own trim (calibrate_gain's retrim; with
+    # `calibrate`): a gain != 1 otherwise moves the hover equilibrium by the error of its hover-command estimate.
+    gain_retrim: bool = True
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
     # Fraction of training episodes whose target moves (the reference's Langevin target process, raptor.sim.mdp); None
     # keeps each airframe's own trajectory mixture (the sampled airframes: the reference's [0.5, 0.5]; the named
@@ -253,6 +258,8 @@ TRAIN_FLAGS = (
               "box's edge; evaluations keep 0.5)"),
     Flag("feedback_gains", metavar="LIST", help="gains tried on each finished teacher's feedback around hover, the "
                                                 "best on its own hover episodes kept (1 keeps the trained actor)"),
+    Flag("gain_retrim", help="score each of --feedback-gains on the teacher as it hovers with that gain, without "
+                             "trimming it again (the behaviour of runs before format 8)"),
     Flag("observation", choices=("privileged", "teacher"),
          help="what teachers see: privileged = the teacher observation + the disturbance force, teacher = the "
               "reference's 26 values"),

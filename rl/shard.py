@@ -266,7 +266,8 @@ def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], e
     slots = [a for a in afs for _ in range(cfg.candidates)]
     if cfg.calibrate:
         calibrate_offsets(cands, slots, cfg.calibration_episodes, seed=seed + 13, device=cfg.device, iterations=1)
-    calibrate_gain(cands, slots, cfg.feedback_gains, cfg.gain_episodes, seed=seed + 17, device=cfg.device)
+    calibrate_gain(cands, slots, cfg.feedback_gains, cfg.gain_episodes, seed=seed + 17, device=cfg.device,
+                   retrim=cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0)
     init = BatchedMLP(len(ids), sizes).to(cfg.device)
     for k, st in enumerate(picked):
         init.load_teacher_state(k, st)
@@ -323,7 +324,8 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
                                     iterations=1, output=actors.output)
     clock.lap("trim")
     gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], cfg.feedback_gains,  # own starts,
-                           cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output)  # after trim
+                           cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output,  # after
+                           retrim=2 * cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0)  # trim
     clock.lap("gain")
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     clock.lap("evaluation")

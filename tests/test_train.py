@@ -419,6 +419,48 @@ def test_calibrate_gain_scales_the_feedback_around_hover_and_keeps_the_best(monk
         TrainConfig(feedback_gains=(1.0, -1.0))
 
 
+def test_calibrate_gain_retrim_scores_each_gain_on_its_own_trim(monkeypatch):
+    """With retrim, every gain's teacher is trimmed again before it is scored (the trim moves only the first layer),
+    the scoring sees that trim, and each teacher keeps the first layer of the gain it chose: folding a gain around an
+    imprecise hover command moves the equilibrium, and the retrim puts it back on the target."""
+    import raptor.rl.teacher as T
+    from raptor.rl.batched import BatchedMLP
+    from raptor.sim.airframe import named_airframe
+
+    torch.manual_seed(0)
+    mlp = BatchedMLP(2, (29, 16, 16, 8))
+    first_w, first_b = mlp.weights[0].data.clone(), mlp.biases[0].data.clone()
+    last_w = mlp.weights[-1].data.clone()
+    afs = [named_airframe("crazyflie"), named_airframe("x500")]
+    gains = (1.0, 1.5, 0.5)
+    trims, scored = [], []
+
+    def fake_offsets(m, airframes, episodes, seed=0, device="cpu", iterations=2, output="tanh"):
+        assert episodes == 8 and iterations == 1 and m is mlp
+        g = gains[len(trims)]
+        torch.testing.assert_close(m.weights[0].data, first_w)  # each gain starts from the untrimmed first layer
+        torch.testing.assert_close(m.biases[0].data, first_b)
+        m.biases[0].data += g  # a trim that remembers which gain it was made for
+        trims.append(g)
+        return torch.zeros(2, 3, dtype=torch.float64)
+
+    def fake_evaluate(actors, airframes, episodes, seed=0, device="cpu"):  # teacher 0 likes 1.5, teacher 1 0.5
+        g = gains[len(scored)]
+        assert torch.equal(actors.mlp.biases[0].data, first_b + g)  # scored with its own trim
+        scored.append(g)
+        return [{"success_rate": 1.0 - abs(g - 1.5), "termination_rate": 0.0},
+                {"success_rate": 1.0 - abs(g - 0.5), "termination_rate": 0.0}]
+
+    monkeypatch.setattr(T, "calibrate_offsets", fake_offsets)
+    monkeypatch.setattr(T, "evaluate_teachers", fake_evaluate)
+    chosen = T.calibrate_gain(mlp, afs, gains, episodes=4, seed=0, retrim=8)
+    assert chosen == [1.5, 0.5] and trims == list(gains) and scored == list(gains)
+    torch.testing.assert_close(mlp.biases[0].data[0], first_b[0] + 1.5)  # each keeps its winner's trim
+    torch.testing.assert_close(mlp.biases[0].data[1], first_b[1] + 0.5)
+    torch.testing.assert_close(mlp.weights[-1].data[0, :, :4], 1.5 * last_w[0, :, :4])
+    torch.testing.assert_close(mlp.weights[-1].data[1, :, :4], 0.5 * last_w[1, :, :4])
+
+
 def test_merge_candidates_imitates_the_candidates_mean(tmp_path):
     """`--candidates 2 --merge-candidates`: the written teacher is one actor trained on its candidates' mean action;
     on the states it visits it is closer to that mean than the first-ranked candidate it started from."""
@@ -551,6 +593,9 @@ def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
     v6 = {k: v for k, v in current.items() if k != "give_up_stall_steps"}  # before the stall test
     cfg6 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 6, "config": v6})["config"])
     assert cfg6.give_up_stall_steps == 0 and cfg6.give_up_below == current["give_up_below"]
+    v7 = {k: v for k, v in current.items() if k != "gain_retrim"}  # before each gain was scored on its own trim
+    cfg7 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 7, "config": v7})["config"])
+    assert cfg7.gain_retrim is False and TrainConfig().gain_retrim is True
     with pytest.raises(ConfigError, match="newer raptor"):
         migrate_run({"format": "raptor-teachers", "version": RUN_VERSION + 1, "config": current})
     with pytest.raises(ConfigError, match="another version"):
