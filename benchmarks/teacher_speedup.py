@@ -116,8 +116,12 @@ def aggregate(env: dict, out: Path, ids: str, k: int, steps: int, extra: list[st
     rows = []
     for d in sorted((out / "teachers").iterdir()):
         ev = json.loads((d / "eval.json").read_text())
-        rows.append({n: ev[n] for n in ("id", "passed", "success_rate", "termination_rate", "mean_action_change",
-                                         "reference_termination_rate", "steps")})
+        row = {n: ev[n] for n in ("id", "passed", "success_rate", "termination_rate", "mean_action_change",
+                                  "reference_termination_rate", "steps")}
+        if (d / "curve.json").exists():  # the selection evaluations, kept for replaying stop rules on fresh curves
+            row["curve"] = [[c["steps"], round(c["success_rate"], 3), round(c["termination_rate"], 3)]
+                            for c in json.loads((d / "curve.json").read_text())]
+        rows.append(row)
     passed = [r_ for r_ in rows if r_["passed"]]
     mean = lambda key, rs: round(statistics.fmean(r_[key] for r_ in rs), 4) if rs else None  # noqa: E731
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1), "teachers": len(rows), "at_bar": len(passed),
