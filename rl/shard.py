@@ -325,7 +325,8 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
     clock.lap("trim")
     gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], cfg.feedback_gains,  # own starts,
                            cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output,  # after
-                           retrim=2 * cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0)  # trim
+                           retrim=2 * cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0,  # trim
+                           trim_out=offsets)  # eval.json's hover_trim_m: both trims
     clock.lap("gain")
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     clock.lap("evaluation")

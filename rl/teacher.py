@@ -131,7 +131,8 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
 
 @torch.no_grad()
 def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[float, ...], episodes: int = 200,
-                   seed: int = 0, device: str = "cpu", output: str = "tanh", retrim: int = 0) -> list[float]:
+                   seed: int = 0, device: str = "cpu", output: str = "tanh", retrim: int = 0,
+                   trim_out: torch.Tensor | None = None) -> list[float]:
     """Scale each teacher's feedback around its hover command by the gain in `gains` that scores best (success -
     termination, `teacher_score`) on `episodes` hover episodes, the same starts for every gain; fold it into the last
     layer in place and return the chosen gains (K,).
@@ -144,7 +145,7 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     noisy at a few hundred episodes (1 point of termination is a few episodes), so the list should stay near 1.
 
     retrim > 0: each gain's teacher is trimmed again (calibrate_offsets, one iteration on `retrim` episodes) before it
-    is scored, and the winner keeps its own trim. y0 comes from one step of 32 episodes, so for an actor still
+    is scored, and the winner keeps its own trim (its shift added to `trim_out` (K, 3) m, if given). y0 comes from one step of 32 episodes, so for an actor still
     wobbling a few cm it is a few percent off the true hover command and g != 1 moves the equilibrium by (g - 1)
     times that error: on the crazyflie (seed 4, 1.3M steps) g = 1.2 scored 0 % success untrimmed and 93 % trimmed
     again, so without the retrim the calibration keeps g = 1 for the wrong reason (docs/benchmarks.md)."""
@@ -173,13 +174,13 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
         W[..., :4] = g * W0[..., :4]
         b[..., :4] = g * b0[..., :4] + (1.0 - g) * y0[:, None, :].to(b)
 
-    scores, trims = [], []
+    scores, trims, shifts = [], [], []
     for g in gains:
         first_w.copy_(untrimmed[0])
         first_b.copy_(untrimmed[1])
         fold(torch.full((K,), g))
-        if retrim > 0:
-            calibrate_offsets(mlp, airframes, retrim, seed=seed + 2, device=device, iterations=1, output=output)
+        shifts.append(calibrate_offsets(mlp, airframes, retrim, seed=seed + 2, device=device, iterations=1,
+                                        output=output) if retrim > 0 else torch.zeros(K, 3, dtype=torch.float64))
         trims.append((first_w.clone(), first_b.clone()))
         m = evaluate_teachers(TeacherActors(mlp, output), airframes, episodes, seed=seed, device=device)
         scores.append([teacher_score(x) for x in m])
@@ -187,6 +188,8 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     for k, j in enumerate(best):  # each teacher keeps the first layer its winning gain was scored with
         first_w[k] = trims[j][0][k]
         first_b[k] = trims[j][1][k]
+        if trim_out is not None:
+            trim_out[k] += shifts[j][k].to(trim_out)
     fold(torch.tensor([gains[j] for j in best]))
     return [float(gains[j]) for j in best]
 

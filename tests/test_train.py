@@ -442,7 +442,7 @@ def test_calibrate_gain_retrim_scores_each_gain_on_its_own_trim(monkeypatch):
         torch.testing.assert_close(m.biases[0].data, first_b)
         m.biases[0].data += g  # a trim that remembers which gain it was made for
         trims.append(g)
-        return torch.zeros(2, 3, dtype=torch.float64)
+        return torch.full((2, 3), g, dtype=torch.float64)
 
     def fake_evaluate(actors, airframes, episodes, seed=0, device="cpu"):  # teacher 0 likes 1.5, teacher 1 0.5
         g = gains[len(scored)]
@@ -453,8 +453,10 @@ def test_calibrate_gain_retrim_scores_each_gain_on_its_own_trim(monkeypatch):
 
     monkeypatch.setattr(T, "calibrate_offsets", fake_offsets)
     monkeypatch.setattr(T, "evaluate_teachers", fake_evaluate)
-    chosen = T.calibrate_gain(mlp, afs, gains, episodes=4, seed=0, retrim=8)
+    total = torch.ones(2, 3, dtype=torch.float64)  # the first trim's shift, which the winner's retrim adds to
+    chosen = T.calibrate_gain(mlp, afs, gains, episodes=4, seed=0, retrim=8, trim_out=total)
     assert chosen == [1.5, 0.5] and trims == list(gains) and scored == list(gains)
+    torch.testing.assert_close(total, torch.tensor([[2.5] * 3, [1.5] * 3], dtype=torch.float64))
     torch.testing.assert_close(mlp.biases[0].data[0], first_b[0] + 1.5)  # each keeps its winner's trim
     torch.testing.assert_close(mlp.biases[0].data[1], first_b[1] + 0.5)
     torch.testing.assert_close(mlp.weights[-1].data[0, :, :4], 1.5 * last_w[0, :, :4])
