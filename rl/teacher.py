@@ -145,10 +145,11 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     noisy at a few hundred episodes (1 point of termination is a few episodes), so the list should stay near 1.
 
     retrim > 0: each gain's teacher is trimmed again (calibrate_offsets, one iteration on `retrim` episodes) before it
-    is scored, and the winner keeps its own trim (its shift added to `trim_out` (K, 3) m, if given). y0 comes from one step of 32 episodes, so for an actor still
-    wobbling a few cm it is a few percent off the true hover command and g != 1 moves the equilibrium by (g - 1)
-    times that error: on the crazyflie (seed 4, 1.3M steps) g = 1.2 scored 0 % success untrimmed and 93 % trimmed
-    again, so without the retrim the calibration keeps g = 1 for the wrong reason (docs/benchmarks.md)."""
+    is scored, and the winner keeps its own trim (its shift added to `trim_out` (K, 3) m, if given). y0 comes from
+    one step of 32 episodes, so for an actor still wobbling a few cm it is a few percent off the true hover command
+    and g != 1 moves the equilibrium by (g - 1) times that error: on the crazyflie (seed 4, 1.3M steps) g = 1.2
+    scored 0 % success untrimmed and 93 % trimmed again, so without the retrim the calibration keeps g = 1 for the
+    wrong reason (docs/benchmarks.md)."""
     K = mlp.num
     if tuple(gains) == (1.0,):  # nothing to try: the trained actor as it is
         return [1.0] * K
