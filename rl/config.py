@@ -19,14 +19,15 @@ from raptor.sim.functional import MIXED_KINDS
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 8  # 8: each feedback gain scored on its own trim; 7: a teacher still climbing is not given up;
+RUN_VERSION = 9  # 9: the gain screen and tolerance; 8: each feedback gain scored on its own trim; 7: a teacher still
+# climbing is not given up;
 # 6: giving up on hopeless teachers; 5: early finish; 4: compile; 3: teacher targets and feedforward;
 # 2: every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
 ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False},
                     5: {"finish_early": False, "finish_min_steps": 1_000_000},
                     6: {"give_up_below": 0.0, "give_up_min_steps": 1_500_000}, 7: {"give_up_stall_steps": 0},
-                    8: {"gain_retrim": False}}
+                    8: {"gain_retrim": False}, 9: {"gain_screen_episodes": 0, "gain_tolerance": 0.0}}
 BACKENDS = ("batched", "sb3", "ray")
 ALGOS = ("ppo", "sac")
 
@@ -63,6 +64,11 @@ class TrainConfig:
     # Each gain's teacher is trimmed again before it is scored, and keeps its own trim (calibrate_gain's retrim; with
     # `calibrate`): a gain != 1 otherwise moves the hover equilibrium by the error of its hover-command estimate.
     gain_retrim: bool = True
+    # Cheaper, gentler scoring (off by default until measured on fresh ids; docs/benchmarks.md): every gain first on
+    # gain_screen_episodes episodes and each teacher's two best on gain_episodes (0: every gain on gain_episodes);
+    # of the gains within gain_tolerance of the best score, the one closest to 1 (0: the best).
+    gain_screen_episodes: int = 0
+    gain_tolerance: float = 0.0
     any_yaw_fraction: float = 0.0  # fraction of training starts with any yaw (the reference: tilt <= 1 rad only)
     # Fraction of training episodes whose target moves (the reference's Langevin target process, raptor.sim.mdp); None
     # keeps each airframe's own trajectory mixture (the sampled airframes: the reference's [0.5, 0.5]; the named
@@ -140,6 +146,9 @@ class TrainConfig:
             raise ConfigError("merge_rounds and merge_envs must be positive")
         if self.candidates > 1 and self.backend == "sb3":
             raise ConfigError("--candidates needs the batched or ray backend (sb3 trains one network per run)")
+        if not 0 <= self.gain_screen_episodes or not 0.0 <= self.gain_tolerance < 1.0:
+            raise ConfigError(f"--gain-screen-episodes must be >= 0 and --gain-tolerance in [0, 1) (got "
+                              f"{self.gain_screen_episodes}, {self.gain_tolerance})")
         if not self.feedback_gains or not all(g > 0 for g in self.feedback_gains) or self.gain_episodes <= 0:
             raise ConfigError(f"--feedback-gains must be positive numbers, e.g. 1,1.2,1.4 (got {self.feedback_gains})")
         if not self.init_min_position_m > 0:
@@ -260,6 +269,10 @@ TRAIN_FLAGS = (
                                                 "best on its own hover episodes kept (1 keeps the trained actor)"),
     Flag("gain_retrim", help="score each of --feedback-gains on the teacher as it hovers with that gain, without "
                              "trimming it again (the behaviour of runs before format 8)"),
+    Flag("gain_screen_episodes", metavar="N", help="score every feedback gain on N hover episodes first and only "
+                                                   "each teacher's two best on all of them (0: every gain on all)"),
+    Flag("gain_tolerance", metavar="SCORE", help="keep the feedback gain closest to 1 among those scored within "
+                                                 "SCORE (success - termination) of the best (0: the best)"),
     Flag("observation", choices=("privileged", "teacher"),
          help="what teachers see: privileged = the teacher observation + the disturbance force, teacher = the "
               "reference's 26 values"),

@@ -267,7 +267,8 @@ def merged_actors(cfg: TrainConfig, ids: list[int], airframes: list[Airframe], e
     if cfg.calibrate:
         calibrate_offsets(cands, slots, cfg.calibration_episodes, seed=seed + 13, device=cfg.device, iterations=1)
     calibrate_gain(cands, slots, cfg.feedback_gains, cfg.gain_episodes, seed=seed + 17, device=cfg.device,
-                   retrim=cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0)
+                   retrim=cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0,
+                   screen=cfg.gain_screen_episodes, tolerance=cfg.gain_tolerance)
     init = BatchedMLP(len(ids), sizes).to(cfg.device)
     for k, st in enumerate(picked):
         init.load_teacher_state(k, st)
@@ -326,7 +327,8 @@ def write_teachers(rd: RunDir, cfg: TrainConfig, ids: list[int], actors, mlp, ai
     gains = calibrate_gain(mlp, [teacher_airframe(a, cfg) for a in plain], cfg.feedback_gains,  # own starts,
                            cfg.gain_episodes, seed=eval_seed + 5, device=cfg.device, output=actors.output,  # after
                            retrim=2 * cfg.calibration_episodes if cfg.calibrate and cfg.gain_retrim else 0,  # trim
-                           trim_out=offsets)  # eval.json's hover_trim_m: both trims
+                           trim_out=offsets,  # eval.json's hover_trim_m: both trims
+                           screen=cfg.gain_screen_episodes, tolerance=cfg.gain_tolerance)
     clock.lap("gain")
     metrics = evaluate_teachers(actors, plain, cfg.bar.episodes, seed=eval_seed, device=cfg.device)
     clock.lap("evaluation")

@@ -132,7 +132,7 @@ def calibrate_offsets(mlp: BatchedMLP, airframes: list[Airframe], episodes: int 
 @torch.no_grad()
 def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[float, ...], episodes: int = 200,
                    seed: int = 0, device: str = "cpu", output: str = "tanh", retrim: int = 0,
-                   trim_out: torch.Tensor | None = None) -> list[float]:
+                   trim_out: torch.Tensor | None = None, screen: int = 0, tolerance: float = 0.0) -> list[float]:
     """Scale each teacher's feedback around its hover command by the gain in `gains` that scores best (success -
     termination, `teacher_score`) on `episodes` hover episodes, the same starts for every gain; fold it into the last
     layer in place and return the chosen gains (K,).
@@ -149,7 +149,12 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
     one step of 32 episodes, so for an actor still wobbling a few cm it is a few percent off the true hover command
     and g != 1 moves the equilibrium by (g - 1) times that error: on the crazyflie (seed 4, 1.3M steps) g = 1.2
     scored 0 % success untrimmed and 93 % trimmed again, so without the retrim the calibration keeps g = 1 for the
-    wrong reason (docs/benchmarks.md)."""
+    wrong reason (docs/benchmarks.md).
+
+    screen > 0 (fewer than `episodes`): every gain is first scored on `screen` episodes and only each teacher's two
+    best go on to the full `episodes` (the finalization's gain scoring is most of its cost). tolerance > 0: of the
+    gains scored within `tolerance` of the best, the one closest to 1 is kept (the trained actor's smoothness is
+    given up only for a gain that is measurably better)."""
     K = mlp.num
     if tuple(gains) == (1.0,):  # nothing to try: the trained actor as it is
         return [1.0] * K
@@ -175,6 +180,13 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
         W[..., :4] = g * W0[..., :4]
         b[..., :4] = g * b0[..., :4] + (1.0 - g) * y0[:, None, :].to(b)
 
+    def use(js: list[int]) -> None:  # teacher k flies gain gains[js[k]] with that gain's own first layer
+        for k, j in enumerate(js):
+            first_w[k] = trims[j][0][k]
+            first_b[k] = trims[j][1][k]
+        fold(torch.tensor([gains[j] for j in js]))
+
+    screening = 0 < screen < episodes and len(gains) > 2
     scores, trims, shifts = [], [], []
     for g in gains:
         first_w.copy_(untrimmed[0])
@@ -183,15 +195,28 @@ def calibrate_gain(mlp: BatchedMLP, airframes: list[Airframe], gains: tuple[floa
         shifts.append(calibrate_offsets(mlp, airframes, retrim, seed=seed + 2, device=device, iterations=1,
                                         output=output) if retrim > 0 else torch.zeros(K, 3, dtype=torch.float64))
         trims.append((first_w.clone(), first_b.clone()))
-        m = evaluate_teachers(TeacherActors(mlp, output), airframes, episodes, seed=seed, device=device)
+        m = evaluate_teachers(TeacherActors(mlp, output), airframes, screen if screening else episodes, seed=seed,
+                              device=device)
         scores.append([teacher_score(x) for x in m])
-    best = [max(range(len(gains)), key=lambda j: scores[j][k]) for k in range(K)]
-    for k, j in enumerate(best):  # each teacher keeps the first layer its winning gain was scored with
-        first_w[k] = trims[j][0][k]
-        first_b[k] = trims[j][1][k]
-        if trim_out is not None:
+    closest = lambda j: abs(gains[j] - 1.0)  # noqa: E731
+    scored = [{j: scores[j][k] for j in range(len(gains))} for k in range(K)]  # per teacher: gain index -> score
+    if screening:  # each teacher's two best of the screen, scored again on the full episodes
+        two = [sorted(range(len(gains)), key=lambda j: (-scores[j][k], closest(j)))[:2] for k in range(K)]
+        scored = [{} for _ in range(K)]
+        for r in range(2):
+            js = [two[k][r] for k in range(K)]
+            use(js)
+            m = evaluate_teachers(TeacherActors(mlp, output), airframes, episodes, seed=seed, device=device)
+            for k, j in enumerate(js):
+                scored[k][j] = teacher_score(m[k])
+    best = []
+    for s_k in scored:
+        top = max(s_k.values())
+        best.append(min((j for j, v in s_k.items() if v >= top - tolerance), key=lambda j: (closest(j), -s_k[j])))
+    use(best)
+    if trim_out is not None:
+        for k, j in enumerate(best):
             trim_out[k] += shifts[j][k].to(trim_out)
-    fold(torch.tensor([gains[j] for j in best]))
     return [float(gains[j]) for j in best]
 
 

@@ -463,6 +463,43 @@ def test_calibrate_gain_retrim_scores_each_gain_on_its_own_trim(monkeypatch):
     torch.testing.assert_close(mlp.weights[-1].data[1, :, :4], 0.5 * last_w[1, :, :4])
 
 
+def test_calibrate_gain_screens_on_few_episodes_and_prefers_the_gain_closest_to_one(monkeypatch):
+    """screen: every gain is scored on the screen's episodes, each teacher's two best again on all of them, and the
+    choice is made on the full scores; tolerance: a gain within it of the best but closer to 1 wins."""
+    import raptor.rl.teacher as T
+    from raptor.rl.batched import BatchedMLP
+    from raptor.sim.airframe import named_airframe
+
+    torch.manual_seed(0)
+    mlp = BatchedMLP(2, (29, 16, 16, 8))
+    x = torch.randn(2, 3, 29)
+    y = mlp(x)[..., :4].detach().clone()
+    afs = [named_airframe("crazyflie"), named_airframe("x500")]
+    gains = (1.0, 1.2, 1.4)
+    # teacher 0: the screen ranks 1.4 > 1.2 > 1.0, the full episodes 1.2 (0.95) over 1.4 (0.90)
+    # teacher 1: the screen ranks 1.4 > 1.0 > 1.2, the full episodes 1.4 (0.960) and 1.0 (0.955): within 0.01
+    screen_scores = {1.0: (0.5, 0.8), 1.2: (0.7, 0.6), 1.4: (0.9, 0.9)}
+    full_scores = {1.0: (0.0, 0.955), 1.2: (0.95, 0.0), 1.4: (0.90, 0.960)}
+    calls = []
+
+    def fake_evaluate(actors, airframes, episodes, seed=0, device="cpu"):
+        out = actors.mlp(x)[..., :4]
+        g = [round(float(((out[k, 0] - out[k, 1]) / (y[k, 0] - y[k, 1])).mean()), 3) for k in range(2)]
+        calls.append((episodes, g))
+        table = screen_scores if episodes == 20 else full_scores
+        return [{"success_rate": table[g[k]][k], "termination_rate": 0.0} for k in range(2)]
+
+    monkeypatch.setattr(T, "evaluate_teachers", fake_evaluate)
+    chosen = T.calibrate_gain(mlp, afs, gains, episodes=100, seed=0, screen=20, tolerance=0.01)
+    assert [c[0] for c in calls] == [20, 20, 20, 100, 100]  # three screens, then each teacher's two best in two rounds
+    assert calls[3][1] == [1.4, 1.4] and calls[4][1] == [1.2, 1.0]
+    assert chosen == [1.2, 1.0]  # teacher 1: 1.0 is within 0.01 of 1.4 and closer to 1
+    y_new = mlp(x)[..., :4].detach()
+    torch.testing.assert_close(y_new[:, 0] - y_new[:, 1], torch.tensor([1.2, 1.0])[:, None] * (y[:, 0] - y[:, 1]))
+    with pytest.raises(ConfigError, match="--gain-tolerance"):
+        TrainConfig(gain_tolerance=1.5)
+
+
 def test_merge_candidates_imitates_the_candidates_mean(tmp_path):
     """`--candidates 2 --merge-candidates`: the written teacher is one actor trained on its candidates' mean action;
     on the states it visits it is closer to that mean than the first-ranked candidate it started from."""
@@ -598,6 +635,9 @@ def test_run_format_versions_migrate_old_runs_and_refuse_newer_ones(tmp_path):
     v7 = {k: v for k, v in current.items() if k != "gain_retrim"}  # before each gain was scored on its own trim
     cfg7 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 7, "config": v7})["config"])
     assert cfg7.gain_retrim is False and TrainConfig().gain_retrim is True
+    v8 = {k: v for k, v in current.items() if k not in ("gain_screen_episodes", "gain_tolerance")}
+    cfg8 = TrainConfig.from_json(migrate_run({"format": "raptor-teachers", "version": 8, "config": v8})["config"])
+    assert (cfg8.gain_screen_episodes, cfg8.gain_tolerance, cfg8.gain_retrim) == (0, 0.0, True)
     with pytest.raises(ConfigError, match="newer raptor"):
         migrate_run({"format": "raptor-teachers", "version": RUN_VERSION + 1, "config": current})
     with pytest.raises(ConfigError, match="another version"):
