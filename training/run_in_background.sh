@@ -13,16 +13,8 @@ shift
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 [ -f "training/$RUN/pipeline.json" ] || { echo "no run in training/$RUN (pipeline.json missing)"; exit 2; }
-if ! git diff --quiet HEAD -- . ':!training'; then
-  echo "the checkout has uncommitted code changes; commit them first (the run records the commit it runs)"; exit 2
-fi
 SNAP=${RAPTOR_RUNNER:-/tmp/raptor-runner}
-rm -rf "$SNAP" "$SNAP.src"
-git worktree prune
-git worktree add -q --detach "$SNAP.src" HEAD
-pip install -q --no-deps --no-build-isolation --target "$SNAP" "$SNAP.src" >/dev/null 2>&1
-git worktree remove --force "$SNAP.src"
-COMMIT=$(git rev-parse HEAD)
+source training/snapshot.sh  # the committed code installed in $SNAP; COMMIT
 mkdir -p "training/$RUN/logs"
 echo "=== $(date -u +%FT%TZ) raptor pipeline --out training/$RUN $* (code $COMMIT)" >> "training/$RUN/logs/pipeline.log"
 RAPTOR_GIT_COMMIT=$COMMIT PYTHONPATH=$SNAP setsid nohup "$SNAP/bin/raptor" pipeline --out "training/$RUN" "$@" \

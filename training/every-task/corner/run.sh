@@ -11,16 +11,8 @@
 # each here): an unfinished shard's checkpoint is machine-local. Commit training/every-task after each shard.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."  # the repository root
-if ! git diff --quiet HEAD -- . ':!training'; then
-  echo "the checkout has uncommitted code changes; commit them first (the run records the commit it runs)"; exit 2
-fi
 SNAP=${RAPTOR_RUNNER:-/tmp/raptor-corner}
-rm -rf "$SNAP" "$SNAP.src"
-git worktree prune
-git worktree add -q --detach "$SNAP.src" HEAD
-pip install -q --no-deps --no-build-isolation --target "$SNAP" "$SNAP.src" >/dev/null 2>&1
-git worktree remove --force "$SNAP.src"
-COMMIT=$(git rev-parse HEAD)
+source training/snapshot.sh  # the committed code installed in $SNAP; COMMIT
 LOG=training/every-task/logs/corner.log
 IDS=$(cat training/every-task/corner/ids.txt)
 echo "=== $(date -u +%FT%TZ) raptor train --out training/every-task/train --resume --ids <corner/ids.txt> --compile (code $COMMIT)" >> "$LOG"
