@@ -65,9 +65,11 @@ while train_s < budget:
             mlp = copy.deepcopy(acts.mlp)
             calibrate_offsets(mlp, [af], 2 * cfg.calibration_episodes, seed=SEED + 1, iterations=1,
                               output=acts.output)
-            retrim = {"retrim": 2 * cfg.calibration_episodes} if getattr(cfg, "gain_retrim", False) else {}
-            calibrate_gain(mlp, [af], cfg.feedback_gains, cfg.gain_episodes, seed=SEED + 5, output=acts.output,
-                           **retrim)  # as the revision's write_teachers (run format 8: each gain on its own trim)
+            # as the revision's write_teachers: run format 8 trims each gain again, 9 may screen the gains
+            new = {} if not hasattr(cfg, "gain_retrim") else {"retrim": 2 * cfg.calibration_episodes * cfg.gain_retrim}
+            if hasattr(cfg, "gain_screen_episodes"):
+                new.update(screen=cfg.gain_screen_episodes, tolerance=cfg.gain_tolerance)
+            calibrate_gain(mlp, [af], cfg.feedback_gains, cfg.gain_episodes, seed=SEED + 5, output=acts.output, **new)
             judged = TeacherActors(mlp, acts.output)
         else:  # the selection's trim (16 episodes), no gain calibration
             judged = trimmed_copy(ppo.deterministic_actors(), [af], 16, seed=SEED + 11)

@@ -19,10 +19,9 @@ from raptor.sim.functional import MIXED_KINDS
 from raptor.validate import check_device, check_fits, check_seed
 
 RUN_FORMAT = "raptor-teachers"
-RUN_VERSION = 9  # 9: the gain screen and tolerance; 8: each feedback gain scored on its own trim; 7: a teacher still
-# climbing is not given up;
-# 6: giving up on hopeless teachers; 5: early finish; 4: compile; 3: teacher targets and feedforward;
-# 2: every TrainConfig field
+RUN_VERSION = 9  # 9: the gain screen and tolerance; 8: each feedback gain scored on its own trim;
+# 7: a teacher still climbing is not given up; 6: giving up on hopeless teachers; 5: early finish; 4: compile;
+# 3: teacher targets and feedforward; 2: every TrainConfig field
 # The fields each run-format version added, with the behaviour runs of the version before had
 ADDED_IN_VERSION = {3: {"targets": None, "target_feedforward": False}, 4: {"compile": False},
                     5: {"finish_early": False, "finish_min_steps": 1_000_000},
