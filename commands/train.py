@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from raptor.errors import ConfigError
 from raptor.options import add_flags, given, with_overrides
-from raptor.rl.config import RETRAIN_FIELDS, TRAIN_FLAGS, TrainConfig
+from raptor.rl.config import FAST_RECIPE, RETRAIN_FIELDS, TRAIN_FLAGS, TrainConfig
 from raptor.rl.run import RunDir, status, status_table
 from raptor.rl.train import train
 
@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                  "with its stored recipe")
     p.add_argument("--out", default=None, help="output directory (teachers, checkpoints, run.json)")
     add_flags(p, TrainConfig, TRAIN_FLAGS)
+    p.add_argument("--fast", action="store_true",
+                   help="the measured fast recipe (3x the teachers at the bar per CPU-hour, docs/benchmarks.md): "
+                        + " ".join(f"{_option(k)} {v}" if not isinstance(v, bool) else _option(k)
+                                   for k, v in FAST_RECIPE.items()) + "; flags given beside it win")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--retrain-failed", action="store_true",
                    help="retrain the finished teachers below the bar; --" + ", --".join(
@@ -35,6 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _option(field: str) -> str:
+    return next(fl.option for fl in TRAIN_FLAGS if fl.field == field)
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the command line sets: --fast's recipe, then the flags given (which win)."""
+    return {**(FAST_RECIPE if getattr(args, "fast", False) else {}), **given(args, TRAIN_FLAGS)}
+
+
 def _with_start_position(over: dict) -> dict:
     """--start-position sets both ends of the training starts' position range."""
     if "init_min_position_m" in over:
@@ -43,7 +56,7 @@ def _with_start_position(over: dict) -> dict:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    over = given(args, TRAIN_FLAGS)
+    over = _given(args)
     if over.get("algo") == "sac":  # the stable-baselines3 SAC reference trains shorter and evaluates more often
         over = {"steps": 300_000, "eval_every_steps": 10_000, **over}
     return with_overrides(TrainConfig(), _with_start_position(over))
@@ -51,7 +64,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def retrain_overrides(args: argparse.Namespace) -> dict:
     """The flags of a --retrain-failed round, as TrainConfig fields."""
-    return _with_start_position({k: v for k, v in given(args, TRAIN_FLAGS).items() if k in RETRAIN_FIELDS})
+    return _with_start_position({k: v for k, v in _given(args).items() if k in RETRAIN_FIELDS})
 
 
 def _resume_with_envs(rd: RunDir, envs: int) -> None:
@@ -86,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     # round's own fields) in one line; none is dropped without a word
     overrides = None
     if again:
-        overrides = {k: v for k, v in _with_start_position(given(args, TRAIN_FLAGS)).items()
+        overrides = {k: v for k, v in _with_start_position(_given(args)).items()
                      if not (args.retrain_failed and k in RETRAIN_FIELDS + ("init_max_position_m",))
                      and k != "ppo.envs_per_teacher"}
     t0 = time.perf_counter()

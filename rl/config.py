@@ -63,8 +63,8 @@ class TrainConfig:
     # Each gain's teacher is trimmed again before it is scored, and keeps its own trim (calibrate_gain's retrim; with
     # `calibrate`): a gain != 1 otherwise moves the hover equilibrium by the error of its hover-command estimate.
     gain_retrim: bool = True
-    # Cheaper, gentler scoring (off by default until measured on fresh ids; docs/benchmarks.md): every gain first on
-    # gain_screen_episodes episodes and each teacher's two best on gain_episodes (0: every gain on gain_episodes);
+    # Cheaper, gentler scoring (part of --fast, FAST_RECIPE; measured on fresh ids, docs/benchmarks.md): every gain
+    # first on gain_screen_episodes episodes and each teacher's two best on gain_episodes (0: every gain on them);
     # of the gains within gain_tolerance of the best score, the one closest to 1 (0: the best).
     gain_screen_episodes: int = 0
     gain_tolerance: float = 0.0
@@ -292,6 +292,12 @@ TRAIN_FLAGS = (
          shown_default="none: train all --steps"),
 )
 # The options a --retrain-failed round takes (the same flags, applied to that round's recipe)
+# `raptor train --fast`: the recipe measured at 3.0x the teachers-to-bar per CPU-hour of the trainer #41 started
+# from (cf43f09), same job, fresh ids, quality on 500 judged episodes no worse (docs/benchmarks.md, "The gain screen and
+# tolerance"): the compiled simulator, the early finish and give-up from evaluations every 250k steps, the cheaper,
+# gentler gain calibration. Flags given beside --fast win; a resumed run keeps its recipe (refused in one line).
+FAST_RECIPE = {"compile": True, "finish_early": True, "eval_every_steps": 250_000, "finish_min_steps": 750_000,
+               "gain_screen_episodes": 100, "gain_tolerance": 0.01}
 RETRAIN_FIELDS = ("steps", "eval_episodes", "candidates", "init_min_position_m", "merge_candidates")
 # The options a resumed run takes: how and where it runs, never what its teachers learn (its recipe)
 LAYOUT_FIELDS = ("backend", "device", "threads", "teachers_per_shard", "compile", "time_limit_s", "checkpoint_every_s")

@@ -134,6 +134,27 @@ def test_parse_ids_and_bad_specs():
         TrainConfig(backend="batched", algo="sac")
 
 
+def test_fast_is_the_measured_recipe_and_a_resume_keeps_its_own():
+    """`raptor train --fast` trains with the recipe docs/benchmarks.md measured at 3x (compiled simulator, early
+    finish from evaluations every 250k steps, the screened and tolerant gain calibration); a flag given beside it
+    wins; a resumed run of another recipe refuses it in one line instead of changing what its teachers learn."""
+    from raptor.commands.cli import build_parser
+    from raptor.commands.train import _given, config_from_args
+    from raptor.rl.config import resume_config
+
+    parse = lambda *a: build_parser().parse_args(["train", "--airframes", "named", "--out", "x", *a])  # noqa: E731
+    cfg = config_from_args(parse("--fast"))
+    assert (cfg.compile, cfg.finish_early, cfg.eval_every_steps, cfg.finish_min_steps, cfg.gain_screen_episodes,
+            cfg.gain_tolerance) == (True, True, 250_000, 750_000, 100, 0.01)
+    assert cfg.steps == TrainConfig().steps and cfg.bar == TrainConfig().bar  # the bar and the budget unchanged
+    assert config_from_args(parse("--fast", "--gain-tolerance", "0")).gain_tolerance == 0.0
+    assert config_from_args(parse()).finish_early is False  # without it, today's recipe
+    with pytest.raises(ConfigError, match="a resumed run keeps its recipe: --(finish-early|eval-every)"):
+        resume_config(TrainConfig(), _given(parse("--resume", "--fast")), has_checkpoints=False)
+    same, lines = resume_config(cfg, _given(parse("--resume", "--fast")), has_checkpoints=False)
+    assert same == cfg and lines == []  # a --fast run resumed with --fast: nothing to change
+
+
 def test_start_position_widens_only_the_training_starts():
     """`raptor train --start-position 0.6`: the envs the trainer steps start up to 0.6 m from the target on an
     axis; the hover scenario that selects and judges the teacher keeps its 0.5 m."""
