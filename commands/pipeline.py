@@ -50,7 +50,7 @@ from raptor.fileio import atomic_write_text, check_writable_folder, lock_alive, 
 from raptor.options import add_flags, given
 from raptor.policy import load
 from raptor.policy.io import git_commit, save_policy
-from raptor.rl.config import LAYOUT_FIELDS, TRAIN_FLAGS, TrainConfig, parse_ids
+from raptor.rl.config import FAST_RECIPE, LAYOUT_FIELDS, TRAIN_FLAGS, TrainConfig, parse_ids
 from raptor.rl.run import RunDir, status
 from raptor.rl.train import train
 from raptor.sim.airframe_files import resolve_airframes
@@ -348,6 +348,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--status", metavar="DIR", default=None, help="one line per stage of a run, and exit")
     add_flags(p, TrainConfig, stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN, full.train))
     add_flags(p, DistillConfig, stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL, full.distill))
+    p.add_argument("--fast", action="store_true", help="teachers with raptor train's --fast recipe (3x the teachers "
+                                                        "at the bar per CPU-hour, docs/benchmarks.md)")
     p.add_argument("--until", default=None, choices=STAGES,
                    help="stop after this stage (--resume continues): splits the run over several sessions or calls")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
@@ -366,6 +368,8 @@ def _command(args: argparse.Namespace) -> str:
             words += [f"--{flag.replace('_', '-')}", str(v)]
     if args.quick:
         words.append("--quick")
+    if args.fast:
+        words.append("--fast")
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -381,7 +385,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
             raise ConfigError("--airframes is required to start a run, e.g. --airframes sampled:1000:0")
         top = given(args, PIPELINE_FLAGS)
         pc = quick_config(**top) if args.quick else full_config(**top)
-        train_over = given(args, stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN))
+        train_over = {**(FAST_RECIPE if args.fast else {}), **given(args, stage_flags(TRAIN_FLAGS, PIPELINE_TRAIN))}
         distill_over = given(args, stage_flags(DISTILL_FLAGS, PIPELINE_DISTILL))
         if args.init_from is not None:
             distill_over["disturbance_aux_weight"] = 0.0  # as raptor distill --init-from: no fresh head
@@ -390,6 +394,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         recipe = [n for n in ("airframes", "steps", "epochs", "init_from", "batch_size", "ids", "fresh",
                               "retrain_rounds", "seed") if getattr(args, n) is not None]
         recipe += ["quick"] if args.quick else []
+        recipe += ["fast"] if args.fast else []
         if recipe:
             raise ConfigError(f"--resume continues the run with its stored recipe, so --{recipe[0].replace('_', '-')} "
                               "cannot change it; drop the options other than --teachers-per-shard, --time-limit, "

@@ -87,6 +87,8 @@ def test_pipeline_refuses_what_would_lose_work(quick_run, tmp_path, capsys):
     assert "stored recipe" in capsys.readouterr().err
     assert main(["pipeline", "--out", str(out), "--resume", "--seed", "3"]) == 2  # refused, not silently dropped
     assert "--seed cannot change it" in capsys.readouterr().err
+    assert main(["pipeline", "--out", str(out), "--resume", "--fast"]) == 2  # the teachers' recipe: refused too
+    assert "--fast cannot change it" in capsys.readouterr().err
     assert main(["pipeline", "--airframes", "sampled:4:0", "--out", str(tmp_path / "x"), "--fresh",
                  "sampled:4:0", "--quick", "--no-progress", "--retrain-rounds", "0"]) == 2
     assert "overlaps" in capsys.readouterr().err  # a fresh set equal to the teachers' is refused
@@ -303,3 +305,19 @@ def test_a_finished_run_ships_as_the_default_with_its_own_provenance(quick_run, 
         sq.ship_from_run(str(unfinished), str(tmp_path / "x.safetensors"))
     with pytest.raises(SystemExit, match="not a raptor pipeline run"):
         sq.ship_from_run(str(tmp_path / "nowhere"), str(tmp_path / "x.safetensors"))
+
+
+def test_fast_gives_the_teacher_stage_the_measured_recipe(tmp_path, monkeypatch):
+    """`raptor pipeline --fast` records raptor train's --fast recipe as its teacher stage's (flags given beside it
+    win) and its command line, so a resumed run and the policy's provenance train the same teachers."""
+    import raptor.commands.pipeline as cp
+    from raptor.commands.pipeline_run import train_config
+    from raptor.rl.config import FAST_RECIPE
+
+    seen = {}
+    monkeypatch.setattr(cp, "pipeline", lambda out, pc, **kw: seen.update(pc=pc, **kw))
+    assert main(["pipeline", "--airframes", "sampled:4:0", "--out", str(tmp_path / "r"), "--fast",
+                 "--steps", "100000", "--no-progress"]) == 0
+    cfg = train_config(seen["pc"])
+    assert all(getattr(cfg, k) == v for k, v in FAST_RECIPE.items()) and cfg.steps == 100_000
+    assert seen["command"].endswith("--fast")
