@@ -145,6 +145,9 @@ class TrainConfig:
             raise ConfigError("merge_rounds and merge_envs must be positive")
         if self.candidates > 1 and self.backend == "sb3":
             raise ConfigError("--candidates needs the batched or ray backend (sb3 trains one network per run)")
+        if self.backend == "sb3" and (self.compile or self.finish_early):
+            raise ConfigError("--compile and --finish-early (and --fast, which sets them) are the batched and ray "
+                              "backends'; stable-baselines3 steps its own env: drop them or use --backend batched")
         if not 0 <= self.gain_screen_episodes or not 0.0 <= self.gain_tolerance < 1.0:
             raise ConfigError(f"--gain-screen-episodes must be >= 0 and --gain-tolerance in [0, 1) (got "
                               f"{self.gain_screen_episodes}, {self.gain_tolerance})")

@@ -198,6 +198,8 @@ def test_start_scale_widens_only_the_training_starts():
         TrainConfig(candidates=0)
     with pytest.raises(ConfigError, match="--candidates needs the batched or ray backend"):
         TrainConfig(backend="sb3", algo="sac", candidates=2)
+    with pytest.raises(ConfigError, match="batched and ray backends'"):  # never trained without them unsaid
+        TrainConfig(backend="sb3", algo="sac", compile=True)
 
 
 def test_train_status_and_retrain_failed(tmp_path):
