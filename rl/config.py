@@ -294,13 +294,13 @@ TRAIN_FLAGS = (
          help="training seconds per shard; at the limit its teachers are finalized with their best snapshot so far",
          shown_default="none: train all --steps"),
 )
-# The options a --retrain-failed round takes (the same flags, applied to that round's recipe)
 # `raptor train --fast`: the recipe measured at 3.0x the teachers-to-bar per CPU-hour of the trainer #41 started
 # from (cf43f09), same job, fresh ids, quality on 500 judged episodes no worse (docs/benchmarks.md, "The gain screen and
 # tolerance"): the compiled simulator, the early finish and give-up from evaluations every 250k steps, the cheaper,
 # gentler gain calibration. Flags given beside --fast win; a resumed run keeps its recipe (refused in one line).
 FAST_RECIPE = {"compile": True, "finish_early": True, "eval_every_steps": 250_000, "finish_min_steps": 750_000,
                "gain_screen_episodes": 100, "gain_tolerance": 0.01}
+# The options a --retrain-failed round takes (the same flags, applied to that round's recipe)
 RETRAIN_FIELDS = ("steps", "eval_episodes", "candidates", "init_min_position_m", "merge_candidates")
 # The options a resumed run takes: how and where it runs, never what its teachers learn (its recipe)
 LAYOUT_FIELDS = ("backend", "device", "threads", "teachers_per_shard", "compile", "time_limit_s", "checkpoint_every_s")
