@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 from raptor.commands.evaluate import evaluate
-from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig, distill, stored_config
+from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig, distill, resume_overrides, stored_config
+from raptor.errors import ConfigError
 from raptor.metrics import markdown_table
 from raptor.options import add_flags, given
 
@@ -33,10 +35,22 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         kw["disturbance_aux_weight"] = 0.0
         print("--init-from: the disturbance auxiliary loss is off (--disturbance-aux 0); a fresh head would pull the "
               "trained student's hidden state before it has learned to read it")
-    cfg = DistillConfig(**kw)
+    applied: dict[str, object] = {}
+    if args.resume and (Path(args.out) / "config.json").is_file():  # else distill() says there is nothing to resume
+        stored = stored_config(Path(args.out))
+        if args.include_failed and stored.only_passed:
+            raise ConfigError("a resumed distillation keeps its recipe: this run distills only the teachers at the "
+                              "bar; drop --include-failed (another recipe needs another --out)")
+        kw.pop("only_passed", None)
+        applied, lines = resume_overrides(stored, kw)
+        for line in lines:
+            print(line)
+        cfg = dataclasses.replace(stored, **applied)
+    else:
+        cfg = DistillConfig(**kw)
     t0 = time.perf_counter()
     last = distill(args.teachers, args.out, cfg, resume=args.resume, progress=not args.no_progress,
-                   epochs=args.epochs if args.resume else None)
+                   epochs=applied.get("epochs"), device=applied.get("device"))
     if args.resume:
         cfg = stored_config(Path(args.out))
     student = str(Path(args.out) / "student.safetensors")

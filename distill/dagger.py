@@ -208,6 +208,30 @@ def stored_config(out: Path) -> DistillConfig:
     return DistillConfig(**d)
 
 
+RESUME_FIELDS = ("epochs", "device", "threads")  # where and how long a resumed distillation runs; the rest is recipe
+
+
+def resume_overrides(stored: DistillConfig, given: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+    """The flags given with --resume that apply to the stored recipe ({field: value}, and one line each), or a
+    ConfigError in one line for the first that would change the recipe (never dropped without a word)."""
+    options = {fl.field: fl.option for fl in DISTILL_FLAGS}
+    current = dataclasses.asdict(stored)
+    applied, lines = {}, []
+    for k, v in given.items():
+        old = current[k]
+        if (list(v) if isinstance(v, tuple) else v) == (list(old) if isinstance(old, tuple) else old):
+            continue
+        if k not in RESUME_FIELDS:
+            shown = ",".join(old) if isinstance(old, (list, tuple)) else old
+            given_shown = ",".join(v) if isinstance(v, (list, tuple)) else v
+            raise ConfigError(f"a resumed distillation keeps its recipe: {options.get(k, '--' + k)} is {shown} in this "
+                              f"run, not {given_shown}; drop {options.get(k, '--' + k)} (a resume takes "
+                              f"{', '.join(options[f] for f in RESUME_FIELDS)}; another recipe needs another --out)")
+        applied[k] = v
+        lines.append(f"resume: {options[k]} {v} (was {old})")
+    return applied, lines
+
+
 def target_config(env_cfg: EnvConfig, mode: str) -> EnvConfig:
     """The episodes of one distillation target: a setpoint mode, or 'thrown': the origin from the starts of raptor
     eval's thrown scenario (raptor.sim.scenarios), ended only by its crash box, as it is judged."""
@@ -245,6 +269,12 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
         warm = load_policy(cfg.init_from).net
     teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids,
                           repeat=cfg.teacher_repeat).to(cfg.device)
+    if resume and not fresh_resume:
+        stored_ids = read_json(outp / "config.json", "distillation config", "start again in a new --out")["teachers"]
+        if list(teachers.ids) != list(stored_ids):
+            raise ConfigError(f"'{teachers_dir}' now gives {teachers.K} teachers, not the {len(stored_ids)} this "
+                              f"distillation started on (its per-teacher data would not line up); resume with the "
+                              f"teachers it started on, or distill the new set into another --out")
     holdout = resolve_airframes(cfg.holdout)
     train_keys = {a.dynamics_key for a in teachers.airframes} | {a.name for a in teachers.airframes}
     if any(a.dynamics_key in train_keys or a.name in train_keys for a in holdout):

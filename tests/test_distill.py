@@ -155,6 +155,38 @@ def test_distill_runs_resumes_and_writes_a_policy(teachers, tmp_path):
         distill(str(teachers), str(tmp_path / "other"), replace(cfg, only_passed=True), progress=False)
 
 
+def test_resume_applies_epochs_and_refuses_a_new_recipe_or_teacher_set(teachers, tmp_path, capsys):
+    """`raptor distill --resume` applies what says where and how long it runs (--epochs, --device, --threads) and
+    says so; a flag that would change the recipe, or a teachers folder that no longer gives the teachers it started
+    on (its per-teacher offsets would be misassigned), is refused in one line and nothing is trained or written."""
+    import shutil
+
+    from raptor.commands.cli import main
+
+    run = tmp_path / "teachers"
+    shutil.copytree(teachers, run)
+    out = tmp_path / "student"
+    cfg = DistillConfig(epochs=2, bc_epochs=1, episodes_per_teacher=2, episode_steps=30, batch_size=4,
+                        holdout="sampled:2:4242", holdout_episodes=1, eval_every=1, only_passed=False, threads=1)
+    distill(str(run), str(out), cfg, progress=False)
+    base = ["distill", "--teachers", str(run), "--out", str(out), "--resume", "--no-progress", "--eval-episodes", "1"]
+    capsys.readouterr()
+    assert main(base + ["--lr", "0.0005"]) == 2
+    err = capsys.readouterr().err
+    assert "keeps its recipe: --lr is 0.001 in this run, not 0.0005; drop --lr" in err and err.count("\n") == 1
+    assert main(base + ["--targets", "hover,thrown"]) == 2
+    assert "--targets is hover in this run, not hover,thrown" in capsys.readouterr().err
+    assert len(json.loads((out / "log.json").read_text())) == 2  # nothing trained by a refused resume
+    assert main(base + ["--epochs", "3", "--lr", "0.001", "--include-failed"]) == 0  # the same values pass
+    assert "resume: --epochs 3 (was 2)" in capsys.readouterr().out
+    assert [e["epoch"] for e in json.loads((out / "log.json").read_text())] == [0, 1, 2]
+    assert json.loads((out / "config.json").read_text())["config"]["epochs"] == 3
+    shutil.rmtree(run / "teachers" / "0001")  # the folder now gives two of the three teachers
+    assert main(base + ["--epochs", "4"]) == 2
+    assert "gives 2 teachers, not the 3 this distillation started on" in capsys.readouterr().err
+    assert len(json.loads((out / "log.json").read_text())) == 3
+
+
 def test_sigterm_finishes_the_epoch_under_way_and_resume_goes_on(teachers, tmp_path, monkeypatch, capsys):
     """A distillation stopped by SIGTERM (a job scheduler, `pkill`) or Ctrl-C keeps the epoch it was in, says where
     it stopped and how to go on, and --resume continues from the next epoch without redoing one."""
