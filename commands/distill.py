@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from raptor.commands.evaluate import evaluate
-from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig, distill, resume_overrides, stored_config
+from raptor.distill.dagger import DISTILL_FLAGS, DistillConfig, distill, resume_overrides, status_lines, stored_config
 from raptor.errors import ConfigError
 from raptor.metrics import markdown_table
 from raptor.options import add_flags, given
@@ -17,17 +17,24 @@ from raptor.options import add_flags, given
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distill teachers into the 2084-parameter student (BC, then DAgger)")
-    p.add_argument("--teachers", required=True, help="a raptor train output directory")
-    p.add_argument("--out", required=True, help="output directory (student, log, checkpoint, eval report)")
+    p.add_argument("--teachers", help="a raptor train output directory (required unless --status)")
+    p.add_argument("--out", help="output directory (student, log, checkpoint, eval report; required unless --status)")
     add_flags(p, DistillConfig, DISTILL_FLAGS)
     p.add_argument("--include-failed", action="store_true", help="also distill teachers below the quality bar")
     p.add_argument("--eval-episodes", type=int, default=100, help="episodes per airframe of the final report")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs and batch jobs)")
+    p.add_argument("--status", metavar="DIR", help="where the distillation in DIR stands: epochs done, CPU time left, "
+                                                   "best held-out student, how to go on")
     p.set_defaults(func=_cmd_distill)
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
+    if args.status:
+        print("\n".join(status_lines(Path(args.status))))
+        return 0
+    if not args.teachers or not args.out:
+        raise ConfigError("--teachers DIR and --out DIR are required (or --status DIR)")
     kw = given(args, DISTILL_FLAGS)
     if args.include_failed:
         kw["only_passed"] = False

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from raptor.commands.pipeline_run import STAGES, PipelineRun, _stage_line, distill_config, train_config
+from raptor.distill.dagger import hours, progress_text
 from raptor.fileio import lock_alive, read_json
 from raptor.rl.config import TrainConfig
 from raptor.rl.run import RunDir, status
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} CPU-h" if seconds >= 360 else f"{seconds / 60:.0f} CPU-min"
 
 
 def _teacher_progress(run: PipelineRun, steps_left: int | None = None) -> tuple[str, float | None]:
@@ -30,20 +27,8 @@ def _teacher_progress(run: PipelineRun, steps_left: int | None = None) -> tuple[
             f"{left} remaining")
     pace = None if per_step is None else per_step * (steps_left or cfg.steps)
     if left and pace is not None:
-        text += f"; about {_hours(left * pace)} left ({pace:.0f} s per teacher on this run)"
+        text += f"; about {hours(left * pace)} left ({pace:.0f} s per teacher on this run)"
     return text, pace
-
-
-def _distill_progress(run: PipelineRun, epochs: int) -> str:
-    log_file = run.student / "log.json"
-    if not log_file.is_file():
-        return f"0/{epochs} epochs"
-    log = read_json(log_file, "distillation log", "rerun with --resume")
-    steps = sorted(b["wall_s"] - a["wall_s"] for a, b in zip(log, log[1:]) if b["wall_s"] > a["wall_s"])
-    text = f"{len(log)}/{epochs} epochs"
-    if steps and len(log) < epochs:
-        text += f"; about {_hours((epochs - len(log)) * steps[len(steps) // 2])} left"
-    return text
 
 
 def status_lines(run: PipelineRun) -> list[str]:
@@ -61,7 +46,7 @@ def status_lines(run: PipelineRun) -> list[str]:
                 steps = None if name == "teachers" else int(train_config(pc).steps * pc.retrain_steps_factor)
                 detail = _teacher_progress(run, steps)[0]
         elif state != "done" and name == "distill":
-            detail = _distill_progress(run, distill_config(pc).epochs)
+            detail = progress_text(run.student, distill_config(pc).epochs)
         if "wall_s" in st:
             detail = f"{detail} ({st['wall_s']:.0f} s)" if detail else f"{st['wall_s']:.0f} s"
         if state == "running":

@@ -208,6 +208,53 @@ def stored_config(out: Path) -> DistillConfig:
     return DistillConfig(**d)
 
 
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} CPU-h" if seconds >= 360 else f"{seconds / 60:.0f} CPU-min"
+
+
+def progress_text(out: Path, epochs: int) -> str:
+    """'N/M epochs' of the distillation in `out`, and for one under way the CPU time left at its recent pace (the
+    median epoch of its last 50 on the machine that ran them; BC epochs and resumes, where wall_s restarts, aside)."""
+    log_file = out / "log.json"
+    if not log_file.is_file():
+        return f"0/{epochs} epochs"
+    log = read_json(log_file, "distillation log", "rerun with --resume")
+    steps = [b["wall_s"] - a["wall_s"] for a, b in zip(log, log[1:])
+             if b["wall_s"] > a["wall_s"] and b.get("phase") == a.get("phase")][-50:]
+    text = f"{len(log)}/{epochs} epochs"
+    if steps and len(log) < epochs:
+        per = sorted(steps)[len(steps) // 2]
+        text += f"; about {hours((epochs - len(log)) * per)} left ({per:.0f} s per epoch lately)"
+    return text
+
+
+def status_lines(out: Path) -> list[str]:
+    """`raptor distill --status`: where a distillation stands, its best held-out student and how to go on."""
+    if not (out / "config.json").is_file():
+        raise ConfigError(f"'{out}' holds no distillation (no config.json); give the --out of a raptor distill run")
+    stored = read_json(out / "config.json", "distillation config", "start again in a new --out")
+    cfg = stored_config(out)
+    log = read_json(out / "log.json", "distillation log", "rerun with --resume") if (out / "log.json").is_file() else []
+    lines = [f"{out}: {len(stored['teachers'])} teachers of {stored['teachers_dir']}, targets "
+             f"{','.join(cfg.targets)}, {cfg.bc_epochs} behaviour-cloning epochs then DAgger",
+             f"progress: {progress_text(out, cfg.epochs)}"]
+    held = [e for e in log if "holdout" in e]
+    if held:
+        best = max(held, key=lambda e: selection_score(e["holdout"]))
+        h, r = best["holdout"]["hover"], best["holdout"]["recovery"]
+        where = ("student.safetensors" if len(log) >= cfg.epochs else
+                 "in the checkpoint; written to student.safetensors at the end")
+        last = held[-1]["holdout"]["hover"]
+        lines.append(f"held-out {cfg.holdout}: best hover {100 * h['success_rate']:.1f} % (recovery "
+                     f"{100 * r['success_rate']:.1f} %) at epoch {best['epoch']} ({where}); latest hover "
+                     f"{100 * last['success_rate']:.1f} % at epoch {held[-1]['epoch']}")
+    if len(log) < cfg.epochs:
+        lines.append(f"continue with: raptor distill --teachers {stored['teachers_dir']} --out {out} --resume")
+    else:
+        lines.append("finished: student.safetensors (best held-out), last.safetensors (the last epoch)")
+    return lines
+
+
 RESUME_FIELDS = ("epochs", "device", "threads")  # where and how long a resumed distillation runs; the rest is recipe
 
 

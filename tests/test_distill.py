@@ -185,6 +185,10 @@ def test_resume_applies_epochs_and_refuses_a_new_recipe_or_teacher_set(teachers,
     assert main(base + ["--epochs", "4"]) == 2
     assert "gives 2 teachers, not the 3 this distillation started on" in capsys.readouterr().err
     assert len(json.loads((out / "log.json").read_text())) == 3
+    assert main(["distill", "--status", str(out)]) == 0  # where it stands, without --teachers/--out
+    text = capsys.readouterr().out
+    assert "3 teachers of" in text and "progress: 3/3 epochs" in text and "finished: student.safetensors" in text
+    assert "best hover" in text and "at epoch" in text
 
 
 def test_sigterm_finishes_the_epoch_under_way_and_resume_goes_on(teachers, tmp_path, monkeypatch, capsys):

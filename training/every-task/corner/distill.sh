@@ -7,7 +7,8 @@
 # resumes from the committed checkpoint (student/checkpoint.pt, its fallback checkpoint.pt.prev):
 #   bash training/every-task/corner/distill.sh
 # Stop with `pkill -TERM -f raptor-corner-distill/bin/raptor` (the epoch under way finishes and is kept); commit
-# training/every-task/corner/student every few dozen epochs. Score its students with
+# training/every-task/corner/student every few dozen epochs; `raptor distill --status training/every-task/corner/student`
+# says where it stands. Score its students with
 #   python training/every-task/continuation/tune.py OUT training/every-task/corner/student/student.safetensors
 set -euo pipefail
 cd "$(dirname "$0")/../../.."  # the repository root
