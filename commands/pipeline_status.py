@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from raptor.commands.pipeline_run import STAGES, PipelineRun, _stage_line, distill_config, train_config
 from raptor.distill.dagger import hours, progress_text
 from raptor.fileio import lock_alive, read_json
@@ -52,7 +54,26 @@ def status_lines(run: PipelineRun) -> list[str]:
         if state == "running":
             state = "under way" if _trainer_alive(run) else "stopped (continue with --resume)"
         lines.append(_stage_line(i, name, state, detail))
+    later = _later_teachers(run, d)
+    if later:
+        lines.append(later)
     return lines
+
+
+def _later_teachers(run: PipelineRun, d: dict) -> str | None:
+    """A line where the teachers folder changed after the teacher stages finished (a round run outside the pipeline,
+    e.g. `raptor train --resume --ids`), so the stages above no longer tell what the run's teachers are."""
+    st = d["stages"].get("retrain", {})
+    m = re.search(r"(\d+)/(\d+) teachers finished, (\d+) at the quality bar", st.get("summary", ""))
+    if st.get("state") != "done" or m is None or not (run.teachers / "run.json").is_file():
+        return None
+    rows = status(RunDir(run.teachers))
+    done = [r for r in rows if r["state"] == "finished"]
+    passed = sum(1 for r in done if r["passed"])
+    if (len(rows), passed) == (int(m.group(2)), int(m.group(3))):
+        return None
+    return (f"since then: {run.teachers} holds {len(rows)} teachers, {len(done)} finished, {passed} at the quality bar "
+            f"(rounds run outside the pipeline; raptor train --status {run.teachers})")
 
 
 def _trainer_alive(run: PipelineRun) -> bool:

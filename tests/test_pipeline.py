@@ -271,6 +271,25 @@ def test_status_estimates_a_retrain_round_at_its_own_steps(tmp_path, monkeypatch
     assert pace == pytest.approx(165.0) and "165 s per teacher" in text
 
 
+def test_status_says_when_teachers_were_added_after_the_teacher_stages(tmp_path, monkeypatch):
+    """A round trained into a finished run's teachers folder outside the pipeline (`raptor train --resume --ids`)
+    shows in --status: the stage lines keep what the stages did, one more line says what the folder holds now."""
+    from raptor.commands import pipeline_status as ps
+
+    run = PipelineRun(tmp_path)
+    run.teachers.mkdir()
+    (run.teachers / "run.json").write_text("{}")
+    d = {"stages": {"retrain": {"state": "done", "summary": "4/4 teachers finished, 3 at the quality bar after 1 "
+                                                           "retrain round"}}}
+    rows = [{"id": i, "state": "finished", "passed": i != 1} for i in range(4)]
+    monkeypatch.setattr(ps, "RunDir", lambda root: None)
+    monkeypatch.setattr(ps, "status", lambda rd: rows)
+    assert ps._later_teachers(run, d) is None  # as the stages left it
+    rows += [{"id": 4, "state": "finished", "passed": True}, {"id": 5, "state": "training"}]
+    line = ps._later_teachers(run, d)
+    assert "holds 6 teachers, 5 finished, 4 at the quality bar" in line and "raptor train --status" in line
+
+
 def test_a_finished_run_ships_as_the_default_with_its_own_provenance(quick_run, tmp_path):
     """benchmarks/student_quality.py --ship OUT --from-run RUN: the run's policy named "default", the run's command
     and folder as provenance, its evaluate stage as the figures; weights unchanged; an unfinished run refused."""
