@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from raptor.commands.pipeline_run import STAGES, PipelineRun, _stage_line, distill_config, train_config
-from raptor.distill.dagger import hours, progress_text
+from raptor.distill.dagger import hours, progress_text, read_log
 from raptor.fileio import lock_alive, read_json
 from raptor.rl.config import TrainConfig
 from raptor.rl.run import RunDir, status
@@ -48,7 +48,7 @@ def status_lines(run: PipelineRun) -> list[str]:
                 steps = None if name == "teachers" else int(train_config(pc).steps * pc.retrain_steps_factor)
                 detail = _teacher_progress(run, steps)[0]
         elif state != "done" and name == "distill":
-            detail = progress_text(run.student, distill_config(pc).epochs)
+            detail = progress_text(read_log(run.student), distill_config(pc).epochs)
         if "wall_s" in st:
             detail = f"{detail} ({st['wall_s']:.0f} s)" if detail else f"{st['wall_s']:.0f} s"
         if state == "running":

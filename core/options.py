@@ -115,3 +115,33 @@ def with_overrides(config, overrides: dict[str, object]):
         return dataclasses.replace(config, **top)
     except TypeError as e:
         raise ConfigError(f"{type(config).__name__}: {e}") from None
+
+
+def _shown(value) -> object:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+def resume_changes(config, over: dict[str, object], flags: Sequence[Flag], resumable: Sequence[str], what: str,
+                   hint: str, notes: dict[str, str] | None = None
+                   ) -> tuple[dict[str, tuple[object, object]], list[str]]:
+    """The flags given with a --resume that differ from the stored frozen `config`: ({field: (stored, given)}, one
+    'resume: --epochs 3 (was 2)' line each, plus `notes[field]` where given). Tuples and lists compare equal; dotted
+    fields reach nested configs. Only `resumable` fields (where and how long a run goes on) may change; the first
+    other one is refused in one line, never dropped without a word: 'a resumed {what} keeps its recipe: --lr is
+    0.001 in this run, not 0.0005; drop --lr ({hint}; another recipe needs another --out)'."""
+    options = {fl.field: fl.option for fl in flags}
+    changes: dict[str, tuple[object, object]] = {}
+    for path, value in over.items():
+        old = config
+        for part in path.split("."):
+            old = getattr(old, part)
+        if (list(value) if isinstance(value, tuple) else value) != (list(old) if isinstance(old, tuple) else old):
+            changes[path] = (old, value)
+    for path, (old, value) in changes.items():
+        if path not in resumable:
+            option = options.get(path, "--" + path)
+            raise ConfigError(f"a resumed {what} keeps its recipe: {option} is {_shown(old)} in this run, not "
+                              f"{_shown(value)}; drop {option} ({hint}; another recipe needs another --out)")
+    lines = [f"resume: {options.get(k, '--' + k)} {_shown(v)} (was {_shown(old)})" + (notes or {}).get(k, "")
+             for k, (old, v) in changes.items()]
+    return changes, lines

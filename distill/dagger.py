@@ -39,7 +39,7 @@ from raptor.distill.collect import Dataset, collect
 from raptor.errors import ConfigError
 from raptor.fileio import atomic_write_text, check_writable_folder, load_checked, read_json, save_checked
 from raptor.metrics import summarize
-from raptor.options import Flag
+from raptor.options import Flag, resume_changes
 from raptor.policy import Policy
 from raptor.policy import load as load_policy
 from raptor.policy.feedforward import SetpointLead
@@ -199,26 +199,35 @@ def selection_score(m: dict) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def stored_config(out: Path) -> DistillConfig:
-    """The config a distillation was started with (resumes keep it)."""
-    d = dict(read_json(out / "config.json", "distillation config", "start again in a new --out")["config"])
+def read_stored(out: Path) -> tuple[DistillConfig, dict]:
+    """The config a distillation was started with (resumes keep it) and its config.json (teachers, teachers_dir)."""
+    stored = read_json(out / "config.json", "distillation config", "start again in a new --out")
+    d = dict(stored["config"])
     d.setdefault("disturbance_aux_weight", 0.0)  # runs started before the auxiliary loss existed
     d.setdefault("target_feedforward", False)  # ... and before the feedforward labels
     d.setdefault("lead_gain_s2", 0.0)  # ... and before the setpoint lead
-    return DistillConfig(**d)
+    return DistillConfig(**d), stored
+
+
+def stored_config(out: Path) -> DistillConfig:
+    """The config a distillation was started with (resumes keep it)."""
+    return read_stored(out)[0]
+
+
+def read_log(out: Path) -> list[dict]:
+    """The epochs of the distillation in `out` so far (empty before its first)."""
+    log_file = out / "log.json"
+    return read_json(log_file, "distillation log", "rerun with --resume") if log_file.is_file() else []
 
 
 def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} CPU-h" if seconds >= 360 else f"{seconds / 60:.0f} CPU-min"
 
 
-def progress_text(out: Path, epochs: int) -> str:
-    """'N/M epochs' of the distillation in `out`, and for one under way the CPU time left at its recent pace (the
-    median epoch of its last 50 on the machine that ran them; BC epochs and resumes, where wall_s restarts, aside)."""
-    log_file = out / "log.json"
-    if not log_file.is_file():
-        return f"0/{epochs} epochs"
-    log = read_json(log_file, "distillation log", "rerun with --resume")
+def progress_text(log: list[dict], epochs: int) -> str:
+    """'N/M epochs' of a distillation's log (read_log), and for one under way the CPU time left at its recent pace
+    (the median epoch of its last 50 on the machine that ran them; BC epochs and resumes, where wall_s restarts,
+    aside)."""
     steps = [b["wall_s"] - a["wall_s"] for a, b in zip(log, log[1:])
              if b["wall_s"] > a["wall_s"] and b.get("phase") == a.get("phase")][-50:]
     text = f"{len(log)}/{epochs} epochs"
@@ -232,12 +241,11 @@ def status_lines(out: Path) -> list[str]:
     """`raptor distill --status`: where a distillation stands, its best held-out student and how to go on."""
     if not (out / "config.json").is_file():
         raise ConfigError(f"'{out}' holds no distillation (no config.json); give the --out of a raptor distill run")
-    stored = read_json(out / "config.json", "distillation config", "start again in a new --out")
-    cfg = stored_config(out)
-    log = read_json(out / "log.json", "distillation log", "rerun with --resume") if (out / "log.json").is_file() else []
+    cfg, stored = read_stored(out)
+    log = read_log(out)
     lines = [f"{out}: {len(stored['teachers'])} teachers of {stored['teachers_dir']}, targets "
              f"{','.join(cfg.targets)}, {cfg.bc_epochs} behaviour-cloning epochs then DAgger",
-             f"progress: {progress_text(out, cfg.epochs)}"]
+             f"progress: {progress_text(log, cfg.epochs)}"]
     held = [e for e in log if "holdout" in e]
     if held:
         best = max(held, key=lambda e: selection_score(e["holdout"]))
@@ -262,21 +270,9 @@ def resume_overrides(stored: DistillConfig, given: dict[str, object]) -> tuple[d
     """The flags given with --resume that apply to the stored recipe ({field: value}, and one line each), or a
     ConfigError in one line for the first that would change the recipe (never dropped without a word)."""
     options = {fl.field: fl.option for fl in DISTILL_FLAGS}
-    current = dataclasses.asdict(stored)
-    applied, lines = {}, []
-    for k, v in given.items():
-        old = current[k]
-        if (list(v) if isinstance(v, tuple) else v) == (list(old) if isinstance(old, tuple) else old):
-            continue
-        if k not in RESUME_FIELDS:
-            shown = ",".join(old) if isinstance(old, (list, tuple)) else old
-            given_shown = ",".join(v) if isinstance(v, (list, tuple)) else v
-            raise ConfigError(f"a resumed distillation keeps its recipe: {options.get(k, '--' + k)} is {shown} in this "
-                              f"run, not {given_shown}; drop {options.get(k, '--' + k)} (a resume takes "
-                              f"{', '.join(options[f] for f in RESUME_FIELDS)}; another recipe needs another --out)")
-        applied[k] = v
-        lines.append(f"resume: {options[k]} {v} (was {old})")
-    return applied, lines
+    changes, lines = resume_changes(stored, given, DISTILL_FLAGS, RESUME_FIELDS, "distillation",
+                                    f"a resume takes {', '.join(options[f] for f in RESUME_FIELDS)}")
+    return {k: v for k, (_, v) in changes.items()}, lines
 
 
 def target_config(env_cfg: EnvConfig, mode: str) -> EnvConfig:
@@ -305,8 +301,10 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
             raise ConfigError(f"nothing to resume in '{out}' (no checkpoint.pt); start it without --resume")
         fresh_resume = True
     check_writable_folder(outp)
+    stored_ids = None
     if resume:
-        cfg = stored_config(outp)
+        cfg, stored = read_stored(outp)
+        stored_ids = stored["teachers"]
     if epochs is not None:  # a resumed run can be extended
         cfg = dataclasses.replace(cfg, epochs=epochs)
     if device is not None:
@@ -317,7 +315,6 @@ def distill(teachers_dir: str, out: str, cfg: DistillConfig = DistillConfig(), r
     teachers = TeacherSet(teachers_dir, cfg.only_passed, cfg.max_teacher_termination, cfg.teacher_ids,
                           repeat=cfg.teacher_repeat).to(cfg.device)
     if resume and not fresh_resume:
-        stored_ids = read_json(outp / "config.json", "distillation config", "start again in a new --out")["teachers"]
         if list(teachers.ids) != list(stored_ids):
             raise ConfigError(f"'{teachers_dir}' now gives {teachers.K} teachers, not the {len(stored_ids)} this "
                               f"distillation started on (its per-teacher data would not line up); resume with the "

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from raptor.errors import ConfigError
-from raptor.options import Flag
+from raptor.options import Flag, resume_changes, with_overrides
 from raptor.rl.ppo import PPOConfig
 from raptor.rl.teacher import (
     QualityBar,
@@ -311,31 +311,17 @@ def resume_config(stored: TrainConfig, over: dict, has_checkpoints: bool) -> tup
     change the recipe is refused in one line (never dropped without a word), as is a new shard size while shards
     have checkpoints (their keys would change and their progress be lost)."""
     flags = {fl.field: fl.option for fl in TRAIN_FLAGS}
-    current = stored.to_json()
-    changed = {}
-    for k, v in over.items():
-        head, _, rest = k.partition(".")
-        old = current[head][rest] if rest else current[k]
-        if isinstance(v, tuple):
-            v = list(v)
-        if v != old:
-            changed[k] = (old, v)
-    recipe = [k for k in changed if k not in LAYOUT_FIELDS]
-    if recipe:
-        k = recipe[0]
-        raise ConfigError(f"a resumed run keeps its recipe: {flags.get(k, k)} is {changed[k][0]} in this run, not "
-                          f"{changed[k][1]}; drop {flags.get(k, k)} (a --retrain-failed round takes "
-                          f"{', '.join(flags[f] for f in RETRAIN_FIELDS)}; another recipe needs another --out)")
+    changed, lines = resume_changes(
+        stored, over, TRAIN_FLAGS, LAYOUT_FIELDS, "run",
+        f"a --retrain-failed round takes {', '.join(flags[f] for f in RETRAIN_FIELDS)}",
+        notes={"time_limit_s": " (training seconds per shard, counted from the shard's start)"})
     if "teachers_per_shard" in changed and has_checkpoints:
         raise ConfigError(f"this run has checkpoints of shards of {stored.teachers_per_shard} teachers; a new "
                           "--teachers-per-shard would restart them: resume without it, or change it once the "
                           "checkpointed shards are finished")
-    new = dataclasses.replace(stored, **{k: v for k, (_, v) in changed.items()})
+    new = with_overrides(stored, {k: v for k, (_, v) in changed.items()})
     if "device" in changed or "teachers_per_shard" in changed:
         new.check_machine()
-    lines = [f"resume: {flags.get(k, k)} {v} (was {old})" + (" (training seconds per shard, counted from the "
-                                                               "shard's start)" if k == "time_limit_s" else "")
-             for k, (old, v) in changed.items()]
     return new, lines
 
 
