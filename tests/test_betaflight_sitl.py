@@ -115,3 +115,65 @@ def test_a_start_whose_arming_checks_do_not_clear_is_retried_then_reported(binar
     with pytest.raises(RaptorError, match=r"stayed disabled by \[.+\] over 2 starts .*sitl\.log"):
         bf.boot_until_armable(binary, work / "boot", attempts=2, wait_s=0.2, log=logs.append)
     assert len(logs) == 1 and "starting it again" in logs[0], logs
+
+
+def test_the_sitl_clock_follows_the_fdm_timestamps_through_host_hiccups(binary, work):
+    """The SITL's clock is wall time x a rate estimated from the FDM packets. 4.6.0 took the rate from the last pair
+    of packets alone: two read back to back (a descheduled thread, a host catching up) gave rates of 10-450, and the
+    next wall-clock gap jumped its clock by seconds, up to an RX failsafe that disarmed a CI flight (2026-12-07). With
+    our SITL patch the rate is averaged over recent packets: through 60 bursts of two packets sent back to back, each
+    followed by 50 ms of silence, Betaflight's clock advances as the packets' timestamps do (measured between two
+    disarms by the arm switch, whose reason and time the patched SITL logs). Measured 2026-12-08 on a loaded 2-core
+    machine: 1.9-2.0 s of SITL time for 1.74 s of FDM time with the patch, 89-119 s without it."""
+    cfg = work / "clock"
+    cfg.mkdir(exist_ok=True)
+    if not (cfg / "eeprom.bin").is_file():
+        with bfb.SitlProcess(binary, cfg) as s:
+            bfp.cli_configure(bfp.SITL_CLI)
+            s.wait_exit(10)
+    sitl, msp, _ = bf.boot_until_armable(binary, cfg)
+    bridge = bf.SitlBridge()
+    try:
+        t = sitl.stream.stop()
+        state = np.zeros(17)
+        state[Q] = [1.0, 0.0, 0.0, 0.0]
+        g = np.array([0.0, 0.0, bfp.GRAVITY])
+        rest = np.array([0.0, 0.0, -1.0])  # throttle channel low
+
+        def stream(seconds: float, armed: bool) -> None:  # at real time, as the bridge flies
+            nonlocal t
+            raw = bfp.rc_channels(rest, np.zeros(3), active=False, armed=armed)
+            t_end = t + seconds
+            w0, v0 = time.monotonic(), t
+            while t < t_end:
+                bridge.send(t, state, g, raw)
+                bridge.receive()
+                t += bf.SITL_DT_S
+                time.sleep(max(0.0, (t - v0) - (time.monotonic() - w0)))
+
+        def disarm_time_ms() -> float:
+            stream(0.5, armed=False)
+            assert not msp.status()["armed"]
+            reasons = sitl.disarm_reasons()
+            assert reasons and reasons[-1].startswith("arm switch"), reasons
+            return float(reasons[-1].split("(at ")[1].split()[0])
+
+        stream(1.0, armed=True)
+        assert msp.status()["armed"]
+        t1_virtual, t1 = t, disarm_time_ms()
+        stream(1.0, armed=True)
+        assert msp.status()["armed"]
+        raw = bfp.rc_channels(rest, np.zeros(3), active=False, armed=True)
+        for _ in range(60):
+            for _ in range(2):
+                bridge.send(t, state, g, raw)
+                t += bf.SITL_DT_S
+            time.sleep(0.05)
+        assert msp.status()["armed"], sitl.disarm_reasons()
+        t2_virtual, t2 = t, disarm_time_ms()
+        elapsed_sitl, elapsed_fdm = (t2 - t1) / 1e3, t2_virtual - t1_virtual
+        assert abs(elapsed_sitl / elapsed_fdm - 1.0) < 0.5, (elapsed_sitl, elapsed_fdm)
+    finally:
+        msp.close()
+        bridge.close()
+        sitl.stop()
