@@ -179,6 +179,7 @@ class SitlProcess:
         self.proc: subprocess.Popen | None = None
         self.stream: RestStream | None = None
         self.log_path = workdir / "sitl.log"
+        self.log_offset = 0  # where this start's lines begin in the log
 
     def start(self, attempts: int = 3) -> None:
         """Spawn; once its TCP UART is up, stream rest packets (self.stream), check that it answers MSP, return.
@@ -210,7 +211,7 @@ class SitlProcess:
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         # Wait for its TCP UART. The UART serves one client, and a probe connection's close can arrive after the
         # next client connected and close that one too, so the log line is the signal, not a connection.
-        offset = self.log_offset = self._log.tell()  # this start's lines follow
+        offset = self.log_offset = self._log.tell()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -232,7 +233,7 @@ class SitlProcess:
         """Why Betaflight disarmed since this start, from its log (the SITL patch prints each disarm's reason)."""
         try:
             with open(self.log_path, "rb") as f:
-                f.seek(getattr(self, "log_offset", 0))
+                f.seek(self.log_offset)
                 lines = f.read().decode(errors="replace").splitlines()
         except OSError:
             return []

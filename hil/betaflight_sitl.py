@@ -174,18 +174,7 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     env.reset()
     per = round(float(plain.parameters["integration"]["dt"]) / SITL_DT_S)  # physics steps per policy step
     T = cfg.episode_steps
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker = workdir / "raptor-config.json"
-    config_id = json.dumps({"version": BETAFLIGHT_VERSION, "cli": SITL_CLI})
-    if not (workdir / "eeprom.bin").is_file() or not marker.is_file() or marker.read_text() != config_id:
-        (workdir / "eeprom.bin").unlink(missing_ok=True)  # configure from defaults, save (the SITL exits), restart
-        with SitlProcess(binary, workdir) as sitl:
-            cli_configure(SITL_CLI)
-            try:
-                sitl.wait_exit(10)
-            except subprocess.TimeoutExpired:
-                raise RaptorError("Betaflight SITL did not exit after 'save' (its CLI reboot)") from None
-        marker.write_text(config_id)
+    configure(binary, workdir)
     bridge = SitlBridge()
     sitl: SitlProcess | None = None
     t_virtual = 1.0  # continued from the start-up stream below
@@ -257,6 +246,23 @@ def fly_sitl(binary: Path, workdir: Path, airframe: str = "race", scenario: str 
     s["bridge"] = vars(bridge.stats)
     s["wall_time_s"] = round(time.monotonic() - t0_wall, 1)
     return s
+
+
+def configure(binary: Path, workdir: Path) -> None:
+    """workdir/eeprom.bin configured by SITL_CLI (from defaults, saved: the SITL exits), unless it already is."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = workdir / "raptor-config.json"
+    config_id = json.dumps({"version": BETAFLIGHT_VERSION, "cli": SITL_CLI})
+    if (workdir / "eeprom.bin").is_file() and marker.is_file() and marker.read_text() == config_id:
+        return
+    (workdir / "eeprom.bin").unlink(missing_ok=True)
+    with SitlProcess(binary, workdir) as sitl:
+        cli_configure(SITL_CLI)
+        try:
+            sitl.wait_exit(10)
+        except subprocess.TimeoutExpired:
+            raise RaptorError("Betaflight SITL did not exit after 'save' (its CLI reboot)") from None
+    marker.write_text(config_id)
 
 
 def _why(sitl: SitlProcess) -> str:

@@ -126,11 +126,7 @@ def test_the_sitl_clock_follows_the_fdm_timestamps_through_host_hiccups(binary, 
     disarms by the arm switch, whose reason and time the patched SITL logs). Measured 2026-12-08 on a loaded 2-core
     machine: 1.9-2.0 s of SITL time for 1.74 s of FDM time with the patch, 89-119 s without it."""
     cfg = work / "clock"
-    cfg.mkdir(exist_ok=True)
-    if not (cfg / "eeprom.bin").is_file():
-        with bfb.SitlProcess(binary, cfg) as s:
-            bfp.cli_configure(bfp.SITL_CLI)
-            s.wait_exit(10)
+    bf.configure(binary, cfg)
     sitl, msp, _ = bf.boot_until_armable(binary, cfg)
     bridge = bf.SitlBridge()
     try:
